@@ -1,0 +1,22 @@
+"""OmegaConf resolvers used by ``conf/``; importing this module registers them."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import OmegaConf
+
+
+def auto_precision() -> str:
+    """``bf16-mixed`` on a GPU that supports bf16 (the fast path), else full ``32-true`` (on
+    CPU, bf16 autocast is slower than fp32 and 16-mixed needs a GPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("auto_precision"):
+        OmegaConf.register_new_resolver("auto_precision", auto_precision)
+
+
+register_resolvers()

@@ -1,0 +1,191 @@
+"""LightningDataModules: one base with the shared transform and loader, one subclass per layout.
+
+Transform (PIL -> tensor): optional centre crop -> resize (shorter side to ``load_size``) ->
+random or centre crop to ``image_size`` -> optional horizontal flip -> [-1, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torchvision import transforms as T
+
+from ganlab.data.datasets import (
+    ArrayImages,
+    DatasetError,
+    ImageFolder,
+    find_idx_images,
+    read_cifar10,
+    read_idx,
+    require_dir,
+)
+from ganlab.data.loader import ResumableLoader
+
+
+class GANDataModule(L.LightningDataModule):
+    """Base: subclasses implement ``build_dataset()``; everything else is shared.
+
+    ``load_size``: shorter side after resizing (default ``image_size``); with
+    ``random_crop=True`` set it larger (e.g. 72 for 64 px) so the crop has room to move.
+    ``how_to_get``: appended to "dataset not found" errors.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 64,
+        channels: int = 3,
+        batch_size: int = 128,
+        num_workers: int = 2,
+        load_size: int | None = None,
+        center_crop: int | None = None,
+        random_crop: bool = False,
+        hflip: bool = False,
+        seed: int = 0,
+        pin_memory: bool = True,
+        download: bool = False,
+        how_to_get: str = "",
+    ) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.image_size, self.channels = image_size, channels
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.load_size = load_size or image_size
+        if self.load_size < image_size:
+            raise ValueError(f"data.load_size ({self.load_size}) must be >= data.image_size ({image_size})")
+        self.center_crop, self.random_crop, self.hflip = center_crop, random_crop, hflip
+        self.seed, self.pin_memory, self.download = seed, pin_memory, download
+        self.how_to_get = how_to_get
+        self.train_set = None
+
+    def transform(self) -> T.Compose:
+        ops: list = []
+        if self.center_crop:
+            ops.append(T.CenterCrop(self.center_crop))
+        ops.append(T.Resize(self.load_size, interpolation=T.InterpolationMode.BICUBIC, antialias=True))
+        ops.append(T.RandomCrop(self.image_size) if self.random_crop else T.CenterCrop(self.image_size))
+        if self.hflip:
+            ops.append(T.RandomHorizontalFlip())
+        ops += [T.ToTensor(), T.Normalize([0.5] * self.channels, [0.5] * self.channels)]  # [0,1] -> [-1,1]
+        return T.Compose(ops)
+
+    def build_dataset(self):
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self.build_dataset()
+            if len(self.train_set) < self.batch_size:
+                raise DatasetError(
+                    f"dataset at '{self.root}' has {len(self.train_set)} images, fewer than one batch "
+                    f"(data.batch_size={self.batch_size}); lower data.batch_size or add images"
+                )
+
+    def train_dataloader(self) -> ResumableLoader:
+        return ResumableLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            drop_last=True,  # BatchNorm and the fixed per-step cost prefer full batches
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+class ImageFolderDataModule(GANDataModule):
+    """Any tree of jpg/png/bmp/webp images (cat faces, anime faces, emoji, your own)."""
+
+    def build_dataset(self):
+        return ImageFolder(self.root, self.channels, self.transform(), self.how_to_get)
+
+
+class CelebADataModule(GANDataModule):
+    """CelebA aligned & cropped faces (Liu et al., ICCV 2015), 178x218 JPEGs.
+
+    ``root`` may be torchvision's ``<root>/celeba`` (holding ``img_align_celeba/``) or the
+    ``img_align_celeba`` folder itself. The standard 64 px preprocessing centre-crops the face
+    (``center_crop``, 140 px by default as in many PyTorch GAN repos; 108 in carpedm20's
+    DCGAN-tensorflow) and then resizes. ``download=true`` uses torchvision (Google Drive; it is
+    often rate limited, so a manual download is the reliable path).
+    """
+
+    def __init__(self, root: str, center_crop: int | None = 140, **kwargs) -> None:
+        super().__init__(root, center_crop=center_crop, **kwargs)
+
+    def image_dir(self) -> Path:
+        for d in (self.root / "img_align_celeba", self.root / "celeba" / "img_align_celeba", self.root):
+            if d.is_dir() and any(d.glob("*.jpg")):
+                return d
+        return self.root / "img_align_celeba"
+
+    def prepare_data(self) -> None:
+        if self.download and not self.image_dir().is_dir():
+            from torchvision.datasets import CelebA
+
+            CelebA(str(self.root.parent if self.root.name == "celeba" else self.root), split="all", download=True)
+
+    def build_dataset(self):
+        hint = self.how_to_get or (
+            "Download img_align_celeba.zip from the CelebA site and unzip it there, "
+            "or set data.download=true when online."
+        )
+        return ImageFolder(require_dir(self.image_dir(), hint), self.channels, self.transform(), hint)
+
+
+class CIFAR10DataModule(GANDataModule):
+    """CIFAR-10 (Krizhevsky 2009) from the python pickles, optionally only some ``classes``
+    (e.g. ``[cat, dog]``). 32x32 natively."""
+
+    def __init__(self, root: str, classes: list[str] | None = None, train: bool = True, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.classes = list(classes) if classes else None
+        self.train = train
+
+    def prepare_data(self) -> None:
+        if self.download and not (self.root / "cifar-10-batches-py").is_dir():
+            from torchvision.datasets import CIFAR10
+
+            CIFAR10(str(self.root), train=self.train, download=True)
+
+    def build_dataset(self):
+        require_dir(self.root, self.how_to_get or "Set data.root to the folder holding cifar-10-batches-py, "
+                    "or data.download=true when online.")
+        images = read_cifar10(self.root, self.classes, self.train)
+        return ArrayImages(images, self.channels, self.transform())
+
+
+class MNISTDataModule(GANDataModule):
+    """MNIST / Fashion-MNIST IDX files (``train-images-idx3-ubyte[.gz]``) in ``root``,
+    ``root/raw`` or torchvision's layout. 28x28 grey, resized to ``image_size`` (32 for DCGAN).
+    ``variant`` picks torchvision's downloader: ``mnist`` or ``fashion_mnist``."""
+
+    def __init__(self, root: str, variant: str = "fashion_mnist", train: bool = True, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        if variant not in ("mnist", "fashion_mnist"):
+            raise ValueError(f"data.variant must be 'mnist' or 'fashion_mnist', got {variant!r}")
+        self.variant, self.train = variant, train
+
+    def prepare_data(self) -> None:
+        if self.download and find_idx_images(self.root, "train" if self.train else "test") is None:
+            from torchvision import datasets
+
+            cls = datasets.FashionMNIST if self.variant == "fashion_mnist" else datasets.MNIST
+            cls(str(self.root), train=self.train, download=True)
+
+    def build_dataset(self):
+        require_dir(self.root, self.how_to_get)
+        path = find_idx_images(self.root, "train" if self.train else "test")
+        if path is None:
+            raise DatasetError(
+                f"no {'train' if self.train else 't10k'}-images-idx3-ubyte[.gz] under '{self.root}'. "
+                f"{self.how_to_get}"
+            )
+        images = read_idx(path)
+        if images.ndim != 3:
+            raise DatasetError(f"'{path}' holds shape {images.shape}, expected (N, H, W) images")
+        return ArrayImages(np.ascontiguousarray(images), self.channels, self.transform())

@@ -1,0 +1,112 @@
+"""The loss interface and the label-noise options shared by the BCE-family losses.
+
+Sign conventions: D outputs *logits* ``l``; ``l > 0`` means "real" and sigmoid(l) is D's
+probability that its input is real. Every objective returned here is *minimised*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Stats = dict[str, Tensor]
+
+
+@dataclass
+class LabelNoise:
+    """Label smoothing and flips for D's targets (Salimans et al. 2016, "Improved Techniques for
+    Training GANs", section 3.4; flips from Chintala et al.'s "ganhacks").
+
+    ``real_smoothing`` e1: real target 1 - e1 (one-sided smoothing when ``fake_smoothing`` is 0).
+    ``fake_smoothing`` e2: fake target e2 (two-sided smoothing; Salimans et al. advise against
+    it, so it is off by default). ``flip_prob``: each sample's real/fake targets are swapped
+    with this probability, in D's objective only.
+    """
+
+    real_smoothing: float = 0.0
+    fake_smoothing: float = 0.0
+    flip_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("real_smoothing", "fake_smoothing", "flip_prob"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 0.5:
+                raise ValueError(f"loss.{name} must be in [0, 0.5), got {v}")
+
+    @property
+    def active(self) -> bool:
+        return self.real_smoothing > 0 or self.fake_smoothing > 0 or self.flip_prob > 0
+
+    def targets(self, n: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample D targets (real_t, fake_t), each (n,), in ``like``'s dtype and device."""
+        real_t = torch.full((n,), 1.0 - self.real_smoothing, dtype=like.dtype, device=like.device)
+        fake_t = torch.full((n,), self.fake_smoothing, dtype=like.dtype, device=like.device)
+        if self.flip_prob > 0:
+            flip = torch.rand(n, device=like.device) < self.flip_prob
+            real_t, fake_t = torch.where(flip, fake_t, real_t), torch.where(flip, real_t, fake_t)
+        return real_t, fake_t
+
+
+def bce(logits: Tensor, target: Tensor | float) -> Tensor:
+    """Mean binary cross-entropy on logits: -[t log s(l) + (1-t) log(1-s(l))]. Autocast-safe."""
+    if not isinstance(target, Tensor):
+        target = torch.full_like(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
+
+
+def logit_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
+    """Detached monitoring values: mean D(x), mean D(G(z)) and D's accuracy on each side."""
+    real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
+    return {
+        "d_real": torch.sigmoid(real_logits).mean(),
+        "d_fake": torch.sigmoid(fake_logits).mean(),
+        "d_acc_real": (real_logits > 0).float().mean(),
+        "d_acc_fake": (fake_logits < 0).float().mean(),
+    }
+
+
+class GANLoss:
+    """Base class. Subclasses implement the two objectives on logits.
+
+    ``d_loss(D, real, fake)``: D's objective; ``fake`` is already detached by the caller.
+    ``g_loss(D, real, fake)``: G's objective; gradients reach G through ``fake``.
+    Both return (scalar loss, stats); stats are detached tensors (no host sync).
+    ``pairwise`` is True when D must be a pair discriminator ``D(a, b)``.
+    """
+
+    pairwise = False
+
+    def __init__(self, real_smoothing: float = 0.0, fake_smoothing: float = 0.0, flip_prob: float = 0.0):
+        self.noise = LabelNoise(real_smoothing, fake_smoothing, flip_prob)
+
+    # -- objectives on logits (override) ------------------------------------------------------
+    def d_objective(self, real_logits: Tensor, fake_logits: Tensor, real_t: Tensor, fake_t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_objective(self, real_logits: Tensor | None, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    #: whether ``g_objective`` needs D(real) (relativistic losses); computed without grad.
+    g_needs_real = False
+
+    # -- what the training module calls --------------------------------------------------------
+    def d_loss(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+        real_logits, fake_logits = D(real), D(fake)
+        real_t, fake_t = self.noise.targets(real_logits.shape[0], real_logits)
+        loss = self.d_objective(real_logits, fake_logits, real_t, fake_t)
+        return loss, logit_stats(real_logits, fake_logits)
+
+    def g_loss(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+        real_logits = None
+        if self.g_needs_real:
+            with torch.no_grad():  # D(x) does not depend on G: no graph needed
+                real_logits = D(real)
+        fake_logits = D(fake)
+        return self.g_objective(real_logits, fake_logits), {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.noise})"

@@ -1,0 +1,29 @@
+"""Siamese similarity loss, for ``SiameseDiscriminator`` (see ganlab/models/siamese.py).
+
+D scores pairs: (x, x') two real images should be "similar" (target 1 - e1), (x, G(z)) a real
+and a fake "dissimilar" (target e2). D thus maximises the real/fake dissimilarity; G minimises
+it by pushing D(x, G(z)) towards "similar" (non-saturating form, target 1).
+The real pairs are built by pairing each real image with its neighbour in the batch
+(``real.roll(1, 0)``), so no extra data is drawn.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ganlab.losses.base import GANLoss, Stats, bce, logit_stats
+
+
+class SiameseLoss(GANLoss):
+    pairwise = True
+
+    def d_loss(self, D, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+        same = D(real, real.roll(1, 0))  # (B,) logits of "similar" for real/real pairs
+        diff = D(real, fake)  # (B,) logits of "similar" for real/fake pairs
+        real_t, fake_t = self.noise.targets(same.shape[0], same)
+        loss = bce(same, real_t) + bce(diff, fake_t)
+        # d_real: mean similarity of real pairs; d_fake: of real/fake pairs.
+        return loss, logit_stats(same, diff)
+
+    def g_loss(self, D, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+        return bce(D(real, fake), 1.0), {}

@@ -1,0 +1,6 @@
+"""Pure ``nn.Module`` networks: no Lightning, no config."""
+
+from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
+from ganlab.models.siamese import SiameseDiscriminator
+
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "SiameseDiscriminator", "dcgan_init_"]

@@ -1,0 +1,158 @@
+"""DCGAN generator and discriminator.
+
+Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
+Generative Adversarial Networks", ICLR 2016 (arXiv:1511.06434): strided (transposed)
+convolutions instead of pooling, BatchNorm in both nets (not on G's output nor D's input),
+ReLU in G with a tanh output, LeakyReLU(0.2) in D, weights drawn from N(0, 0.02).
+
+Sizes: a 4x4 seed is doubled ``log2(image_size) - 2`` times, so 32, 64 and 128 px use 3, 4
+and 5 up/down-sampling stages; channel widths halve towards the image (G) and double away
+from it (D), exactly the 64 px layout of the pytorch/examples recipe at ``ngf=ndf=64``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SUPPORTED_SIZES = (32, 64, 128)
+
+
+def _num_stages(image_size: int) -> int:
+    if image_size not in SUPPORTED_SIZES:
+        raise ValueError(
+            f"DCGAN supports image_size in {SUPPORTED_SIZES}, got {image_size}; "
+            "set data.image_size (e.g. data.image_size=64)"
+        )
+    return int(math.log2(image_size)) - 2
+
+
+def _same_scale_padding(kernel_size: int) -> tuple[int, int]:
+    """(padding, output_padding) for which a stride-2 conv halves and its transpose doubles."""
+    if kernel_size not in (4, 5):
+        raise ValueError(f"kernel_size must be 4 (the DCGAN default) or 5, got {kernel_size}")
+    # k=4: (n + 2 - 4)/2 + 1 = n/2 and (n-1)*2 - 2 + 4 = 2n.
+    # k=5: (n + 4 - 5)//2 + 1 = n/2 and (n-1)*2 - 4 + 5 + 1 = 2n.
+    return (1, 0) if kernel_size == 4 else (2, 1)
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """DCGAN initialisation (paper, section 4): conv/linear weights ~ N(0, 0.02),
+    BatchNorm scale ~ N(1, 0.02) and shift 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, nz) or (B, nz, 1, 1) -> image (B, channels, image_size, image_size) in [-1, 1].
+
+    ``first_layer="conv"`` projects z with a 4x4 transposed convolution (pytorch/examples);
+    ``first_layer="linear"`` uses Linear(nz, C*4*4) + BatchNorm1d + ReLU and a reshape, as in
+    the paper's figure 1 and most TensorFlow ports.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        nz: int = 100,
+        ngf: int = 64,
+        kernel_size: int = 4,
+        first_layer: str = "conv",
+    ) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if first_layer not in ("conv", "linear"):
+            raise ValueError(f"first_layer must be 'conv' or 'linear', got {first_layer!r}")
+        self.nz, self.image_size, self.channels = nz, image_size, channels
+        stages = _num_stages(image_size)
+        pad, out_pad = _same_scale_padding(kernel_size)
+        width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
+
+        if first_layer == "conv":
+            self.project = nn.Sequential(
+                nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
+                nn.BatchNorm2d(width),
+                nn.ReLU(True),
+            )
+        else:
+            self.project = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(nz, width * 16, bias=False),
+                nn.BatchNorm1d(width * 16),
+                nn.ReLU(True),
+                nn.Unflatten(1, (width, 4, 4)),
+            )
+        layers: list[nn.Module] = []
+        for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, C/2, 2s, 2s)
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, kernel_size, 2, pad, out_pad, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, channels, kernel_size, 2, pad, out_pad, bias=False), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() == 2:
+            z = z[:, :, None, None]
+        return self.body(self.project(z))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image (B, channels, s, s) -> logit (B,): positive means "real". No sigmoid, so the losses
+    can use the numerically stable, autocast-safe ``*_with_logits`` forms.
+
+    ``dropout`` > 0 adds Dropout after every LeakyReLU of the trunk (a common remedy for D
+    overfitting small datasets). ``features(x)`` returns the flattened (B, C*4*4) trunk output,
+    which the Siamese discriminator reuses as its branch.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        ndf: int = 64,
+        kernel_size: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.image_size, self.channels = image_size, channels
+        stages = _num_stages(image_size)
+        pad, _ = _same_scale_padding(kernel_size)
+
+        def act() -> list[nn.Module]:
+            return [nn.LeakyReLU(0.2, True)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+
+        # No BatchNorm on D's input layer (paper, section 3).
+        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, kernel_size, 2, pad, bias=False), *act()]
+        width = ndf
+        for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, 2C, s/2, s/2)
+            layers += [nn.Conv2d(width, width * 2, kernel_size, 2, pad, bias=False), nn.BatchNorm2d(width * 2)]
+            layers += act()
+            width *= 2
+        self.trunk = nn.Sequential(*layers)  # -> (B, width, 4, 4)
+        self.feature_dim = width * 16
+        self.head = nn.Conv2d(width, 1, 4, 1, 0, bias=False)  # (B, width, 4, 4) -> (B, 1, 1, 1)
+        dcgan_init_(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x)).flatten()
