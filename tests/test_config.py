@@ -1,0 +1,105 @@
+"""Config: every group option and every experiment composes and instantiates."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from ganlab.callbacks import GANCheckpoint, SampleGrid
+from ganlab.module import GANModule
+from tests.conftest import CONF, compose_cfg
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def build(cfg):
+    """What ganlab.train instantiates, short of fitting."""
+    dm = instantiate(cfg.data)
+    model = instantiate(cfg.model, loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer))
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    return dm, model, callbacks, loggers
+
+
+def test_five_experiments_exist():
+    assert EXPERIMENTS == [
+        "dcgan64_augment_dalt",
+        "dcgan_catfaces64",
+        "faces64_k5_dropout_smooth",
+        "rasgan_anime64_labelnoise",
+        "siamese_cifar_catdog32",
+    ]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_and_instantiates(name, tmp_path):
+    cfg = compose_cfg([f"experiment={name}"], tmp_path)
+    dm, model, callbacks, loggers = build(cfg)
+    assert cfg.task_name == name
+    assert isinstance(model, GANModule)
+    opt_g, opt_d = model.configure_optimizers()
+    assert opt_g.defaults["lr"] == cfg.model.lr_g and opt_d.defaults["lr"] == cfg.model.lr_d
+    assert tuple(opt_g.defaults["betas"]) == (0.5, 0.999)
+    assert {type(c) for c in callbacks} == {GANCheckpoint, SampleGrid}
+    assert model.G(model.fixed_z[:2]).shape == (2, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_experiment_specifics(tmp_path):
+    c = compose_cfg(["experiment=faces64_k5_dropout_smooth"], tmp_path)
+    assert c.model.discriminator.kernel_size == 5 and c.model.lr_d * 5 == pytest.approx(c.model.lr_g)
+    _, model, _, _ = build(c)
+    assert model.loss.noise.real_smoothing == 0.1
+    c = compose_cfg(["experiment=siamese_cifar_catdog32"], tmp_path)
+    assert list(c.data.classes) == ["cat", "dog"] and c.data.image_size == 32 and c.data.batch_size == 64
+    c = compose_cfg(["experiment=dcgan64_augment_dalt"], tmp_path)
+    assert c.model.d_every == 2 and c.data.random_crop and c.data.hflip
+
+
+def test_issue_example_composes(tmp_path):
+    """`python -m ganlab.train model=dcgan data=celeba64 trainer.devices=8`"""
+    cfg = compose_cfg(["model=dcgan", "data=celeba64", "trainer.devices=8"], tmp_path)
+    assert cfg.trainer.devices == 8
+    dm, model, _, _ = build(cfg)
+    assert dm.center_crop == 140 and model.G.image_size == 64
+
+
+GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("data", "model", "loss", "trainer", "logger")}
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_group_option_composes(group, option, tmp_path):
+    overrides = [f"{group}={option}"]
+    if group == "model" and option == "siamese" or group == "loss" and option == "siamese":
+        overrides = ["model=siamese", "loss=siamese"]
+    if group == "data" and option == "image_folder":
+        overrides.append("data.root=/some/images")
+    cfg = compose_cfg(overrides, tmp_path)
+    if group == "trainer":
+        trainer = instantiate(cfg.trainer, logger=False) if "ddp" not in option else None
+        assert trainer is None or trainer.max_epochs == 200
+    else:
+        build(cfg)
+
+
+def test_paths_follow_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLAB_DATA_DIR", "/datasets")
+    cfg = compose_cfg([], tmp_path)
+    assert cfg.data.root == "/datasets/emoji-google-64"
+    monkeypatch.delenv("GANLAB_DATA_DIR")
+    assert Path(compose_cfg([], tmp_path).data.root).parent.name == "data"
+
+
+def test_unknown_override_is_refused(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="Could not override 'model.no_such_key'"):
+        compose_cfg(["model.no_such_key=1"], tmp_path)
+    with pytest.raises(ConfigCompositionException, match="Could not find 'loss/wgan'"):
+        compose_cfg(["loss=wgan"], tmp_path)
+
+
+def test_loss_model_mismatch_is_explained(tmp_path):
+    cfg = compose_cfg(["loss=siamese"], tmp_path)
+    with pytest.raises(Exception, match=r"needs a pair discriminator \(model=siamese\)"):
+        build(cfg)

@@ -1,0 +1,168 @@
+"""Unit: datasets in their on-disk layouts, transforms, clear errors, the resumable loader."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganlab.data import CelebADataModule, CIFAR10DataModule, DatasetError, ImageFolderDataModule, MNISTDataModule
+from ganlab.data.datasets import read_idx, to_mode
+from ganlab.data.loader import EpochSampler, ResumableLoader
+
+
+def first_batch(dm):
+    dm.setup("fit")
+    return next(iter(dm.train_dataloader()))
+
+
+def test_image_folder(image_dir):
+    dm = ImageFolderDataModule(str(image_dir), image_size=32, channels=3, batch_size=8, num_workers=0)
+    x = first_batch(dm)
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
+    assert -1 <= x.min() and x.max() <= 1
+    assert len(dm.train_set) == 40  # nested jpg + png found, notes.txt ignored
+    grey = first_batch(ImageFolderDataModule(str(image_dir), image_size=32, channels=1, batch_size=4, num_workers=0))
+    assert grey.shape == (4, 1, 32, 32)
+
+
+def test_rgba_is_composited_on_white():
+    transparent = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert np.asarray(to_mode(transparent, 3)).min() == 255
+
+
+def test_augmentation_random_crop_and_flip(image_dir):
+    dm = ImageFolderDataModule(
+        str(image_dir), image_size=32, channels=3, batch_size=8, num_workers=0,
+        load_size=40, random_crop=True, hflip=True,
+    )  # fmt: skip
+    t = dm.transform()
+    names = [type(op).__name__ for op in t.transforms]
+    assert names[:3] == ["Resize", "RandomCrop", "RandomHorizontalFlip"]
+    dm.setup()
+    ds = dm.train_dataloader().dataset  # SeededItems: augmentation is a function of (seed, epoch, i)
+    assert torch.equal(ds[5], ds[5])
+    views = {tuple(ds[5 + 40 * e].flatten()[:50].tolist()) for e in range(6)}
+    assert len(views) > 1  # other epochs, other crops/flips
+    with pytest.raises(ValueError, match="load_size"):
+        ImageFolderDataModule(str(image_dir), image_size=64, load_size=32)
+
+
+def test_missing_dir_names_path_and_fix(tmp_path):
+    dm = ImageFolderDataModule(str(tmp_path / "nope"), how_to_get="Run `make data`.")
+    with pytest.raises(DatasetError, match=r"dataset directory not found: '.*nope'. Run `make data`"):
+        dm.setup()
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "readme.txt").write_text("x")
+    with pytest.raises(DatasetError, match="no images"):
+        ImageFolderDataModule(str(tmp_path)).setup()
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, num_workers=0)
+    dm.setup()
+    with pytest.raises(DatasetError, match=r"corrupt or unreadable image file '.*bad.jpg'.*Delete or replace"):
+        next(iter(dm.train_dataloader()))
+
+
+def test_too_few_images_for_a_batch(image_dir):
+    with pytest.raises(DatasetError, match="fewer than one batch"):
+        ImageFolderDataModule(str(image_dir), batch_size=64).setup()
+
+
+def test_cifar10_class_filter(cifar_dir):
+    dm = CIFAR10DataModule(str(cifar_dir), classes=["cat", "dog"], image_size=32, batch_size=4, num_workers=0)
+    dm.setup()
+    assert len(dm.train_set) == 5 * 4  # 100 train images, labels cycle 0..9: 2 classes -> 20
+    assert first_batch(dm).shape == (4, 3, 32, 32)
+    with pytest.raises(DatasetError, match="unknown CIFAR-10 classes"):
+        CIFAR10DataModule(str(cifar_dir), classes=["unicorn"]).setup()
+
+def test_cifar10_missing_files_are_named(tmp_path):
+    with pytest.raises(DatasetError, match=r"CIFAR-10 files \['data_batch_1'.*data.download=true"):
+        CIFAR10DataModule(str(tmp_path)).setup()
+
+
+def test_cifar_pixels_survive_layout(cifar_dir):
+    """Pixel (c, y, x) of the pickle's row-major CHW vector lands at (y, x, c)."""
+    import pickle
+
+    from ganlab.data.datasets import read_cifar10
+
+    with open(cifar_dir / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        raw = pickle.load(f)["data"][0]
+    img = read_cifar10(cifar_dir, None)[0]
+    assert img[3, 7, 2] == raw[2 * 1024 + 3 * 32 + 7]
+
+
+def test_fashion_mnist_idx(idx_dir, tmp_path):
+    dm = MNISTDataModule(str(idx_dir), image_size=32, channels=1, batch_size=8, num_workers=0)
+    assert first_batch(dm).shape == (8, 1, 32, 32)
+    assert read_idx(idx_dir / "train-images-idx3-ubyte.gz").shape == (48, 28, 28)
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(DatasetError, match="corrupt IDX file"):
+        MNISTDataModule(str(tmp_path), channels=1, batch_size=8).setup()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte"):
+        MNISTDataModule(str(empty), channels=1, how_to_get="Run `make data`.").setup()
+
+
+def test_celeba_layout_and_crop(celeba_dir):
+    for root in (celeba_dir, celeba_dir / "img_align_celeba"):
+        dm = CelebADataModule(str(root), image_size=64, batch_size=4, num_workers=0)
+        assert first_batch(dm).shape == (4, 3, 64, 64)
+    names = [type(op).__name__ for op in dm.transform().transforms]
+    assert names[:3] == ["CenterCrop", "Resize", "CenterCrop"]  # crop the face, then resize
+    with pytest.raises(DatasetError, match="img_align_celeba"):
+        CelebADataModule(str(celeba_dir.parent / "missing")).setup()
+
+
+def test_sampler_shards_and_is_deterministic(monkeypatch):
+    s = EpochSampler(10, shuffle=True, seed=3)
+    assert list(s) == list(EpochSampler(10, shuffle=True, seed=3))
+    s.set_epoch(1)
+    e1 = list(s)
+    assert sorted(k - 10 for k in e1) == list(range(10))  # keys carry the epoch: 10 + i
+    shards = []
+    for rank in (0, 1, 2):
+        monkeypatch.setattr("ganlab.data.loader._rank_world", lambda r=rank: (r, 3))
+        s3 = EpochSampler(10, shuffle=True, seed=3)
+        assert len(s3) == 3
+        shards.append(list(s3))
+    flat = [k for sh in shards for k in sh]
+    assert len(flat) == len(set(flat)) == 9  # disjoint, cut to a multiple of the world size
+
+
+def test_loader_resumes_mid_epoch(image_dir):
+    dm = ImageFolderDataModule(str(image_dir), image_size=32, batch_size=8, num_workers=0)
+    dm.setup()
+    full = ResumableLoader(dm.train_set, batch_size=8, seed=1, drop_last=True)
+    full.sampler.set_epoch(2)
+    batches = list(full)
+    head = ResumableLoader(dm.train_set, batch_size=8, seed=1, drop_last=True)
+    head.sampler.set_epoch(2)
+    it = iter(head)
+    next(it), next(it)
+    state = head.state_dict()
+    assert state == {"epoch": 2, "batches": 2, "batch_size": 8}
+    resumed = ResumableLoader(dm.train_set, batch_size=8, seed=1, drop_last=True)
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert len(rest) == 3 and all(torch.equal(a, b) for a, b in zip(rest, batches[2:]))
+    with pytest.raises(RuntimeError, match="same batch size"):
+        ResumableLoader(dm.train_set, batch_size=4).load_state_dict(state)
+
+
+def test_embedded_datasets_present():
+    """`make data` fetched the real embedded sets (make test runs it first)."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    assert len(list((root / "emoji-google-64").glob("*.png"))) == 3786
+    assert read_idx(root / "fashion-mnist" / "train-images-idx3-ubyte.gz").shape == (60000, 28, 28)

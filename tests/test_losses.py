@@ -1,0 +1,128 @@
+"""Unit: every loss against values computed by hand from its formula."""
+
+import math
+
+import pytest
+import torch
+
+from ganlab.losses import (
+    HingeLoss,
+    LabelNoise,
+    MinimaxLoss,
+    NonSaturatingLoss,
+    RaSGANLoss,
+    RSGANLoss,
+    SiameseLoss,
+)
+
+LR = torch.tensor([2.0, -1.0])  # D(x) logits
+LF = torch.tensor([0.5, -3.0])  # D(G(z)) logits
+
+
+def sp(x):  # softplus, by hand
+    return math.log1p(math.exp(x))
+
+
+def bce(logit, t):  # -[t log s(l) + (1 - t) log(1 - s(l))] = t sp(-l) + (1 - t) sp(l)
+    return t * sp(-logit) + (1 - t) * sp(logit)
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+
+def d_value(loss, lr=LR, lf=LF):
+    value, stats = loss.d_loss(lambda x: x, lr, lf)
+    return value.item(), stats
+
+
+def g_value(loss, lr=LR, lf=LF):
+    value, _ = loss.g_loss(lambda x: x, lr, lf)
+    return value.item()
+
+
+def test_minimax_and_nonsaturating():
+    d_expected = mean([sp(-2.0), sp(1.0)]) + mean([sp(0.5), sp(-3.0)])
+    assert d_value(MinimaxLoss())[0] == pytest.approx(d_expected, rel=1e-6)
+    assert d_value(NonSaturatingLoss())[0] == pytest.approx(d_expected, rel=1e-6)
+    # minimax G: mean log(1 - s(l_f)) = -mean softplus(l_f)
+    assert g_value(MinimaxLoss()) == pytest.approx(-mean([sp(0.5), sp(-3.0)]), rel=1e-6)
+    # non-saturating G: -mean log s(l_f) = mean softplus(-l_f)
+    assert g_value(NonSaturatingLoss()) == pytest.approx(mean([sp(-0.5), sp(3.0)]), rel=1e-6)
+
+
+def test_rsgan():
+    d = mean([sp(-(2.0 - 0.5)), sp(-(-1.0 + 3.0))])
+    g = mean([sp(-(0.5 - 2.0)), sp(-(-3.0 + 1.0))])
+    assert d_value(RSGANLoss())[0] == pytest.approx(d, rel=1e-6)
+    assert g_value(RSGANLoss()) == pytest.approx(g, rel=1e-6)
+
+
+def test_rasgan():
+    mr, mf = 0.5, -1.25  # mean(LR), mean(LF)
+    d = mean([bce(2.0 - mf, 1), bce(-1.0 - mf, 1)]) + mean([bce(0.5 - mr, 0), bce(-3.0 - mr, 0)])
+    g = mean([bce(0.5 - mr, 1), bce(-3.0 - mr, 1)]) + mean([bce(2.0 - mf, 0), bce(-1.0 - mf, 0)])
+    assert d_value(RaSGANLoss())[0] == pytest.approx(d, rel=1e-6)
+    assert g_value(RaSGANLoss()) == pytest.approx(g, rel=1e-6)
+
+
+def test_hinge():
+    d = mean([max(0, 1 - 2.0), max(0, 1 + 1.0)]) + mean([max(0, 1 + 0.5), max(0, 1 - 3.0)])
+    assert d_value(HingeLoss())[0] == pytest.approx(d, rel=1e-6)
+    assert g_value(HingeLoss()) == pytest.approx(-mean([0.5, -3.0]), rel=1e-6)
+    with pytest.raises(ValueError, match="hinge has no labels"):
+        HingeLoss(real_smoothing=0.1)
+
+
+def test_one_and_two_sided_smoothing():
+    one = d_value(NonSaturatingLoss(real_smoothing=0.1))[0]
+    assert one == pytest.approx(mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0), bce(-3.0, 0)]))
+    two = d_value(NonSaturatingLoss(real_smoothing=0.1, fake_smoothing=0.05))[0]
+    assert two == pytest.approx(mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0.05), bce(-3.0, 0.05)]))
+    # Smoothing is D-only: G's objective is unchanged.
+    assert g_value(NonSaturatingLoss(real_smoothing=0.1)) == pytest.approx(g_value(NonSaturatingLoss()))
+
+
+def test_label_flips():
+    noise = LabelNoise(flip_prob=0.3)
+    torch.manual_seed(0)
+    real_t, fake_t = noise.targets(20_000, torch.zeros(1))
+    flipped = (real_t == 0).float().mean().item()
+    assert 0.28 < flipped < 0.32
+    assert torch.equal(real_t + fake_t, torch.ones(20_000))  # a flip swaps, never duplicates
+    with pytest.raises(ValueError, match="flip_prob"):
+        LabelNoise(flip_prob=0.7)
+
+
+def test_stats():
+    _, stats = d_value(NonSaturatingLoss())
+    assert stats["d_real"].item() == pytest.approx(mean([1 / (1 + math.exp(-2)), 1 / (1 + math.exp(1))]))
+    assert stats["d_acc_real"].item() == 0.5  # 2.0 > 0 right, -1.0 wrong
+    assert stats["d_acc_fake"].item() == 0.5  # 0.5 wrong, -3.0 right
+
+
+@pytest.mark.parametrize("loss", [NonSaturatingLoss(), RSGANLoss(), RaSGANLoss(), HingeLoss(), MinimaxLoss()])
+def test_g_gradient_raises_fake_logits(loss):
+    """Sign convention: minimising any G objective pushes D(G(z)) towards "real"."""
+    lf = LF.clone().requires_grad_(True)
+    loss.g_loss(lambda x: x, LR, lf)[0].backward()
+    assert (lf.grad < 0).all()
+
+
+def test_siamese_pairs():
+    def pair_d(a, b):  # similarity logit = -|a - b| summed over features, + 1
+        return 1 - (a - b).abs().flatten(1).sum(1)
+
+    real = torch.tensor([[0.0], [1.0], [3.0]])
+    fake = torch.tensor([[0.5], [1.0], [0.0]])
+    same = pair_d(real, real.roll(1, 0))  # pairs (0,3) (1,0) (3,1) -> 1-3, 1-1, 1-2
+    diff = pair_d(real, fake)  # 1-0.5, 1-0, 1-3
+    assert same.tolist() == [-2.0, 0.0, -1.0]
+    loss = SiameseLoss()
+    value, stats = loss.d_loss(pair_d, real, fake)
+    expected = mean([bce(v, 1) for v in same.tolist()]) + mean([bce(v, 0) for v in diff.tolist()])
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    g, _ = loss.g_loss(pair_d, real, fake)
+    assert g.item() == pytest.approx(mean([bce(v, 1) for v in diff.tolist()]), rel=1e-6)
+    assert SiameseLoss.pairwise and not NonSaturatingLoss.pairwise
