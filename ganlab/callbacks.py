@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
@@ -38,7 +39,9 @@ class SampleGrid(L.Callback):
         save_image(grid, self.dirpath / "latest.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key="samples/fixed_noise", images=[grid], step=None, caption=[f"iteration {it}"])
+                logger.log_image(
+                    key="samples/fixed_noise", images=[grid], step=None, caption=[f"iteration {it}"]
+                )
         return path
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -55,11 +58,24 @@ class GANCheckpoint(ModelCheckpoint):
 
     The filename may use ``{iteration}``. Lightning writes each file atomically (to a
     temporary file, then moved into place), so an interrupted save never leaves a torn file.
+    Repeated saves are recognised by iteration too: ``global_step`` stands still on iterations
+    whose updates are all skipped (``g_every``, adaptive D skipping), and the base class would
+    then drop the end-of-epoch checkpoint as "already saved".
     """
 
     def __init__(self, every_n_iterations: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.every_n_iterations = every_n_iterations
+        self._last_iteration_saved = 0  # nothing to save before the first iteration
+
+    def _should_skip_saving_checkpoint(self, trainer) -> bool:
+        if trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
+            return True
+        return self._last_iteration_saved == getattr(trainer.lightning_module, "iterations", 0)
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        self._last_iteration_saved = getattr(trainer.lightning_module, "iterations", 0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         n = self.every_n_iterations

@@ -25,6 +25,8 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     runs sync later with ``wandb sync <run dir>/wandb/offline-run-*``)."""
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_has_key() else "offline")
+        # wandb itself sets WANDB_MODE to its legacy names once a run starts (multirun jobs).
+        mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
     if mode not in ("online", "offline", "disabled"):
         raise ValueError(f"logger.wandb.mode must be auto, online, offline or disabled, got {mode!r}")
     Path(save_dir).mkdir(parents=True, exist_ok=True)

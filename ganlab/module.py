@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor, nn
@@ -23,6 +24,21 @@ from torch import Tensor, nn
 from ganlab.losses.base import GANLoss
 
 COUNTERS = ("iterations", "images_seen", "d_updates", "g_updates", "d_skipped")
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states (torch, CUDA, numpy, python) in types that ``torch.load(weights_only=True)``
+    accepts, as Lightning loads checkpoints: numpy's uint32 key array becomes an int64 tensor."""
+    state = _collect_rng_states(include_cuda=torch.cuda.is_available())
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    state["numpy"] = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    state = {**state, "numpy": (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)}
+    _set_rng_states(state)
 
 
 class GANModule(L.LightningModule):
@@ -117,7 +133,7 @@ class GANModule(L.LightningModule):
         # RNG states from a checkpoint are applied here, right before the first batch, so that
         # nothing Lightning does while restoring (loggers, loaders) shifts the streams.
         if self._pending_rng is not None:
-            _set_rng_states(self._pending_rng)
+            set_rng_state(self._pending_rng)
             self._pending_rng = None
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
@@ -190,7 +206,7 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ganlab"] = {
             "counters": {c: getattr(self, c) for c in COUNTERS},
-            "rng": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+            "rng": rng_state(),
             "config": self.run_config,
         }
 

@@ -39,6 +39,7 @@ TINY = [
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
     "logger=csv",
     "callbacks.samples.every_n_iterations=2",
     "callbacks.checkpoint.every_n_iterations=2",
@@ -134,10 +135,14 @@ def compose_cfg(overrides: list[str], output_dir: Path) -> DictConfig:
         cfg.hydra.runtime.cwd = str(ROOT)
         cfg.hydra.job.override_dirname = "test"
     HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # a Hydra app's task function gets the config without it, too
     return cfg
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """`python -m ganlab.train args` in a fresh process; output captured."""
     e = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(

@@ -42,7 +42,12 @@ def test_experiment_composes_and_instantiates(name, tmp_path):
     assert opt_g.defaults["lr"] == cfg.model.lr_g and opt_d.defaults["lr"] == cfg.model.lr_d
     assert tuple(opt_g.defaults["betas"]) == (0.5, 0.999)
     assert {type(c) for c in callbacks} == {GANCheckpoint, SampleGrid}
-    assert model.G(model.fixed_z[:2]).shape == (2, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    assert model.G(model.fixed_z[:2]).shape == (
+        2,
+        cfg.data.channels,
+        cfg.data.image_size,
+        cfg.data.image_size,
+    )
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
@@ -66,7 +71,10 @@ def test_issue_example_composes(tmp_path):
     assert dm.center_crop == 140 and model.G.image_size == 64
 
 
-GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("data", "model", "loss", "trainer", "logger")}
+GROUPS = {
+    g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
+    for g in ("data", "model", "loss", "trainer", "logger")
+}
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])

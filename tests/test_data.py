@@ -7,7 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.data import CelebADataModule, CIFAR10DataModule, DatasetError, ImageFolderDataModule, MNISTDataModule
+from ganlab.data import (
+    CelebADataModule,
+    CIFAR10DataModule,
+    DatasetError,
+    ImageFolderDataModule,
+    MNISTDataModule,
+)
 from ganlab.data.datasets import read_idx, to_mode
 from ganlab.data.loader import EpochSampler, ResumableLoader
 
@@ -23,7 +29,9 @@ def test_image_folder(image_dir):
     assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
     assert -1 <= x.min() and x.max() <= 1
     assert len(dm.train_set) == 40  # nested jpg + png found, notes.txt ignored
-    grey = first_batch(ImageFolderDataModule(str(image_dir), image_size=32, channels=1, batch_size=4, num_workers=0))
+    grey = first_batch(
+        ImageFolderDataModule(str(image_dir), image_size=32, channels=1, batch_size=4, num_workers=0)
+    )
     assert grey.shape == (4, 1, 32, 32)
 
 
@@ -67,7 +75,9 @@ def test_corrupt_image_names_the_file(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, num_workers=0)
     dm.setup()
-    with pytest.raises(DatasetError, match=r"corrupt or unreadable image file '.*bad.jpg'.*Delete or replace"):
+    with pytest.raises(
+        DatasetError, match=r"corrupt or unreadable image file '.*bad.jpg'.*Delete or replace"
+    ):
         next(iter(dm.train_dataloader()))
 
 
@@ -83,6 +93,7 @@ def test_cifar10_class_filter(cifar_dir):
     assert first_batch(dm).shape == (4, 3, 32, 32)
     with pytest.raises(DatasetError, match="unknown CIFAR-10 classes"):
         CIFAR10DataModule(str(cifar_dir), classes=["unicorn"]).setup()
+
 
 def test_cifar10_missing_files_are_named(tmp_path):
     with pytest.raises(DatasetError, match=r"CIFAR-10 files \['data_batch_1'.*data.download=true"):

@@ -31,7 +31,6 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
-
 def d_value(loss, lr=LR, lf=LF):
     value, stats = loss.d_loss(lambda x: x, lr, lf)
     return value.item(), stats
@@ -79,7 +78,9 @@ def test_one_and_two_sided_smoothing():
     one = d_value(NonSaturatingLoss(real_smoothing=0.1))[0]
     assert one == pytest.approx(mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0), bce(-3.0, 0)]))
     two = d_value(NonSaturatingLoss(real_smoothing=0.1, fake_smoothing=0.05))[0]
-    assert two == pytest.approx(mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0.05), bce(-3.0, 0.05)]))
+    assert two == pytest.approx(
+        mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0.05), bce(-3.0, 0.05)])
+    )
     # Smoothing is D-only: G's objective is unchanged.
     assert g_value(NonSaturatingLoss(real_smoothing=0.1)) == pytest.approx(g_value(NonSaturatingLoss()))
 

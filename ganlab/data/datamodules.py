@@ -127,7 +127,9 @@ class CelebADataModule(GANDataModule):
         if self.download and not self.image_dir().is_dir():
             from torchvision.datasets import CelebA
 
-            CelebA(str(self.root.parent if self.root.name == "celeba" else self.root), split="all", download=True)
+            CelebA(
+                str(self.root.parent if self.root.name == "celeba" else self.root), split="all", download=True
+            )
 
     def build_dataset(self):
         hint = self.how_to_get or (
@@ -153,8 +155,11 @@ class CIFAR10DataModule(GANDataModule):
             CIFAR10(str(self.root), train=self.train, download=True)
 
     def build_dataset(self):
-        require_dir(self.root, self.how_to_get or "Set data.root to the folder holding cifar-10-batches-py, "
-                    "or data.download=true when online.")
+        require_dir(
+            self.root,
+            self.how_to_get
+            or "Set data.root to the folder holding cifar-10-batches-py, or data.download=true when online.",
+        )
         images = read_cifar10(self.root, self.classes, self.train)
         return ArrayImages(images, self.channels, self.transform())
 

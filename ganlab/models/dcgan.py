@@ -143,7 +143,10 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, kernel_size, 2, pad, bias=False), *act()]
         width = ndf
         for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, 2C, s/2, s/2)
-            layers += [nn.Conv2d(width, width * 2, kernel_size, 2, pad, bias=False), nn.BatchNorm2d(width * 2)]
+            layers += [
+                nn.Conv2d(width, width * 2, kernel_size, 2, pad, bias=False),
+                nn.BatchNorm2d(width * 2),
+            ]
             layers += act()
             width *= 2
         self.trunk = nn.Sequential(*layers)  # -> (B, width, 4, 4)

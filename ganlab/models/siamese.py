@@ -37,9 +37,11 @@ class SiameseDiscriminator(nn.Module):
         super().__init__()
         branch_a = DCGANDiscriminator(image_size, channels, ndf, kernel_size, dropout)
         self.branch_a = branch_a.trunk
-        self.branch_b = branch_a.trunk if shared_weights else DCGANDiscriminator(
-            image_size, channels, ndf, kernel_size, dropout
-        ).trunk
+        self.branch_b = (
+            branch_a.trunk
+            if shared_weights
+            else DCGANDiscriminator(image_size, channels, ndf, kernel_size, dropout).trunk
+        )
         self.shared_weights = shared_weights
         feat = branch_a.feature_dim
         self.mlp = nn.Sequential(  # (B, 2F) -> (B, 1)

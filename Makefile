@@ -1,0 +1,40 @@
+# ganlab: `make train` installs, fetches the embedded data and trains; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Overrides for `make train`, e.g. make train ARGS="data=fashion_mnist trainer.max_epochs=5"
+ARGS   ?= trainer.max_epochs=1
+
+.DEFAULT_GOAL := help
+.PHONY: help install data train test lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install ganlab with its dev tools
+
+data: $(VENV)/.installed  ## fetch the embedded datasets (emoji 64 px, Fashion-MNIST) into data/
+	$(BIN)/python -m ganlab.data.fetch --dest data
+
+train: install data  ## train on the embedded default (emoji 64 px); ARGS=... to override
+	$(BIN)/python -m ganlab.train $(ARGS)
+
+test: install data  ## unit, config and smoke tests (CPU, ~3 minutes on 2 cores)
+	$(BIN)/python -m pytest -q
+
+lint: install  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## ruff format + autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove run outputs and caches (keeps .venv and data/)
+	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,195 @@
+"""Smoke: short real ``Trainer.fit`` runs, in-process and through the CLI."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab.train import train
+from tests.conftest import ROOT, TINY, compose_cfg, run_cli
+
+
+def fit(overrides, tmp_path, image_dir):
+    cfg = compose_cfg([*TINY, "data=image_folder", f"data.root={image_dir}", *overrides], tmp_path)
+    return train(cfg), cfg
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize("loss", ["bce", "minimax", "rsgan", "rasgan", "hinge", "siamese"])
+def test_fit_each_loss(loss, tmp_path, image_dir):
+    extra = (
+        ["model=siamese", "model.discriminator.ndf=8", "model.discriminator.hidden=16"]
+        if loss == "siamese"
+        else []
+    )
+    result, _ = fit([f"loss={loss}", *extra], tmp_path, image_dir)
+    m = result["metrics"]
+    assert result["iterations"] == 5  # 40 images / batch 8, one epoch
+    for k in ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "train/d_acc"):
+        assert k in m and m[k] == m[k], k  # present and not NaN
+    assert 0 <= m["train/d_real"] <= 1 and 0 <= m["train/d_acc"] <= 1
+    assert m["train/images_seen"] == 40
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "samples" / "latest.png").is_file()
+
+
+def test_schedule_counts(tmp_path, image_dir):
+    """d_every=2, d_steps_per_g=2: D phases at iterations 0, 2, 4 with 2 updates each."""
+    fit(
+        ["model.d_every=2", "model.d_steps_per_g=2", "callbacks.checkpoint.every_n_iterations=0"],
+        tmp_path,
+        image_dir,
+    )
+    ck = load(tmp_path / "checkpoints" / "last.ckpt")
+    counters = ck["ganlab"]["counters"]
+    assert counters == {"iterations": 5, "images_seen": 40, "d_updates": 6, "g_updates": 5, "d_skipped": 0}
+    assert ck["global_step"] == 11  # Lightning counts optimizer steps, hence ganlab's own counters
+
+
+def test_g_every_and_adaptive_skip(tmp_path, image_dir):
+    fit(["model.g_every=2", "model.d_skip_accuracy=-1"], tmp_path, image_dir)
+    c = load(tmp_path / "checkpoints" / "last.ckpt")["ganlab"]["counters"]
+    assert c["g_updates"] == 2  # iterations 1 and 3
+    assert c["d_updates"] == 0 and c["d_skipped"] == 5  # accuracy is always above -1
+
+
+def test_ttur_uniform_prior_and_linear_generator(tmp_path, image_dir):
+    fit(["model.lr_d=1e-4", "model.lr_g=4e-4", "model.latent=uniform", "model.generator.first_layer=linear"],
+        tmp_path, image_dir)  # fmt: skip
+    ck = load(tmp_path / "checkpoints" / "last.ckpt")
+    lrs = [s["param_groups"][0]["lr"] for s in ck["optimizer_states"]]
+    assert lrs == [4e-4, 1e-4]  # [G, D]
+    z = ck["state_dict"]["fixed_z"]
+    assert z.shape == (16, 16) and z.abs().max() <= 1
+
+
+def test_nan_loss_stops_with_advice(tmp_path, image_dir):
+    with pytest.raises(FloatingPointError, match=r"non-finite .*Lower model.lr_g / model.lr_d"):
+        fit(["model.lr_d=1e30", "model.lr_g=1e30", "model.nan_check_every=1"], tmp_path, image_dir)
+
+
+def test_bf16_mixed_runs(tmp_path, image_dir):
+    result, _ = fit(["trainer.precision=bf16-mixed"], tmp_path, image_dir)
+    assert (
+        result["iterations"] == 5 and result["metrics"]["train/loss_g"] == result["metrics"]["train/loss_g"]
+    )
+
+
+def weights(path):
+    sd = load(path)["state_dict"]
+    return {k: v for k, v in sd.items()}
+
+
+@pytest.mark.parametrize("resume_from", ["it0000003.ckpt", "it0000005.ckpt"], ids=["mid-epoch", "epoch-end"])
+def test_resume_is_exact(resume_from, tmp_path, image_dir):
+    """An interrupted run resumed from a checkpoint ends with the same weights, optimizer state,
+    counters and fixed noise as an uninterrupted run of equal length. Augmentation (random crop,
+    flip) and label flips are on, so every RNG stream is exercised."""
+    common = ["trainer.max_epochs=2", "callbacks.checkpoint.every_n_iterations=3", "data.load_size=36",
+              "data.random_crop=true", "data.hflip=true", "loss.flip_prob=0.1"]  # fmt: skip
+    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
+    fit(common, full_dir, tmp_path.parent / image_dir)
+    ckpts = sorted(p.name for p in (full_dir / "checkpoints").glob("it*.ckpt"))
+    assert ckpts == ["it0000003.ckpt", "it0000005.ckpt", "it0000006.ckpt", "it0000009.ckpt", "it0000010.ckpt"]
+    fit([*common, f"ckpt_path={full_dir / 'checkpoints' / resume_from}"], resumed_dir, image_dir)
+    a, b = load(full_dir / "checkpoints" / "last.ckpt"), load(resumed_dir / "checkpoints" / "last.ckpt")
+    assert a["ganlab"]["counters"] == b["ganlab"]["counters"] and a["ganlab"]["counters"]["iterations"] == 10
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"]):
+        for pa, pb in zip(sa["state"].values(), sb["state"].values()):
+            assert torch.equal(pa["exp_avg"], pb["exp_avg"])
+
+
+def test_missing_checkpoint_is_named(tmp_path, image_dir):
+    with pytest.raises(FileNotFoundError, match="ckpt_path=.*nope.ckpt does not exist"):
+        fit([f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path, image_dir)
+
+
+# --- through the command line, as a user runs it --------------------------------------------
+
+
+def only_run_dir(base: Path) -> Path:
+    runs = list((base / "outputs" / "train" / "runs").iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_cli_train_writes_everything(tmp_path, image_dir):
+    r = run_cli([*TINY, "logger=default", "data=image_folder", f"data.root={image_dir}"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run_dir(tmp_path)
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (
+        run / "checkpoints" / "it0000004.ckpt"
+    ).is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "it0000002.png", "it0000004.png", "it0000005.png", "latest.png",
+    ]  # fmt: skip
+    with open(run / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "train/d_acc_real"} <= set(
+        rows[0]
+    )
+    assert list((run / "wandb").glob("offline-run-*")), "W&B offline run directory"
+    assert (run / ".hydra" / "config.yaml").is_file()
+    ck = load(run / "checkpoints" / "last.ckpt")
+    assert ck["ganlab"]["config"]["data"]["root"] == str(image_dir)  # provenance: the resolved config
+
+
+def test_cli_missing_dataset(tmp_path):
+    r = run_cli([*TINY, f"data.root={tmp_path / 'no_such_dir'}"], tmp_path)
+    assert r.returncode != 0
+    assert "dataset directory not found" in r.stderr and "no_such_dir" in r.stderr and "make data" in r.stderr
+
+
+def test_cli_bad_override(tmp_path):
+    r = run_cli(["trainer.max_epoch=1"], tmp_path)
+    assert r.returncode != 0 and "Could not override 'trainer.max_epoch'" in r.stderr
+    r = run_cli(["data=celeba"], tmp_path)
+    assert r.returncode != 0 and "Could not find 'data/celeba'" in r.stderr and "celeba64" in r.stderr
+
+
+def test_cli_multirun_two_jobs(tmp_path, image_dir):
+    sweep = tmp_path / "sweep"
+    r = run_cli(["-m", "loss=bce,rasgan", "model.lr_d=1e-4", *TINY, "logger=default", "data=image_folder",
+                 f"data.root={image_dir}", f"hydra.sweep.dir={sweep}"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job in "01":
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+    targets = [
+        load(sweep / j / "checkpoints" / "last.ckpt")["ganlab"]["config"]["loss"]["_target_"] for j in "01"
+    ]
+    assert targets == ["ganlab.losses.NonSaturatingLoss", "ganlab.losses.RaSGANLoss"]
+    runs = [list((sweep / j / "wandb").glob("offline-run-*")) for j in "01"]
+    assert all(len(r) == 1 for r in runs) and runs[0][0].name != runs[1][0].name  # one W&B run per job
+
+
+def test_cli_ddp_two_cpu_processes(tmp_path, image_dir):
+    r = run_cli([*TINY, "trainer=ddp_cpu", "trainer.devices=2", "data=image_folder", f"data.root={image_dir}",
+                 "callbacks.checkpoint.every_n_iterations=0"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run_dir(tmp_path)
+    ck = load(run / "checkpoints" / "last.ckpt")
+    # 40 images over 2 ranks of batch 8: 2 iterations of 16 images (the remainder is dropped).
+    assert ck["ganlab"]["counters"]["iterations"] == 2 and ck["ganlab"]["counters"]["images_seen"] == 32
+    assert "world_size: 2" in r.stderr + r.stdout or "distributed_backend=gloo" in r.stderr + r.stdout
+
+
+def test_make_train_default_dataset_two_iterations(tmp_path):
+    """README's first command trains on the real embedded emoji set; here for 2 iterations."""
+    r = run_cli(["trainer=cpu", "trainer.max_steps=4", "logger=csv", "data.batch_size=16",
+                 "callbacks.samples.every_n_iterations=2", f"paths.data_dir={ROOT / 'data'}",
+                 "trainer.enable_progress_bar=false"], tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run_dir(tmp_path)
+    assert (run / "samples" / "it0000002.png").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (
+        json.loads(json.dumps(load(run / "checkpoints" / "last.ckpt")["ganlab"]["counters"]))["iterations"]
+        == 2
+    )
