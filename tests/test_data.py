@@ -177,3 +177,35 @@ def test_embedded_datasets_present():
     root = Path(__file__).resolve().parents[1] / "data"
     assert len(list((root / "emoji-google-64").glob("*.png"))) == 3786
     assert read_idx(root / "fashion-mnist" / "train-images-idx3-ubyte.gz").shape == (60000, 28, 28)
+
+
+def test_download_path_offline(tmp_path, monkeypatch, cifar_dir, idx_dir):
+    """data.download=true hands over to torchvision's downloader (stubbed here: no network),
+    then reads the layout it writes."""
+    import shutil
+
+    import torchvision.datasets as tvd
+
+    calls = []
+
+    def fake_cifar(root, train, download):
+        calls.append(("cifar", root, train, download))
+        shutil.copytree(cifar_dir / "cifar-10-batches-py", Path(root) / "cifar-10-batches-py")
+
+    def fake_fashion(root, train, download):
+        calls.append(("fashion", root, train, download))
+        raw = Path(root) / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        shutil.copy(idx_dir / "train-images-idx3-ubyte.gz", raw)
+
+    monkeypatch.setattr(tvd, "CIFAR10", fake_cifar)
+    monkeypatch.setattr(tvd, "FashionMNIST", fake_fashion)
+    dm = CIFAR10DataModule(str(tmp_path / "c"), download=True, batch_size=4, num_workers=0)
+    dm.prepare_data()
+    dm.prepare_data()  # present now: no second download
+    dm.setup()
+    fm = MNISTDataModule(str(tmp_path / "f"), download=True, channels=1, batch_size=4, num_workers=0)
+    fm.prepare_data()
+    fm.setup()
+    assert calls == [("cifar", str(tmp_path / "c"), True, True), ("fashion", str(tmp_path / "f"), True, True)]
+    assert len(dm.train_set) == 100 and len(fm.train_set) == 48
