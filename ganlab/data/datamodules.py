@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from ganlab.data.datasets import (
@@ -61,19 +62,52 @@ class GANDataModule(L.LightningDataModule):
         self.how_to_get = how_to_get
         self.train_set = None
 
-    def transform(self) -> T.Compose:
+    def transform(self, augment: bool = True) -> T.Compose:
+        """``augment=False``: the deterministic view (centre crop, no flip), for FID statistics."""
         ops: list = []
         if self.center_crop:
             ops.append(T.CenterCrop(self.center_crop))
         ops.append(T.Resize(self.load_size, interpolation=T.InterpolationMode.BICUBIC, antialias=True))
-        ops.append(T.RandomCrop(self.image_size) if self.random_crop else T.CenterCrop(self.image_size))
-        if self.hflip:
+        ops.append(
+            T.RandomCrop(self.image_size) if augment and self.random_crop else T.CenterCrop(self.image_size)
+        )
+        if augment and self.hflip:
             ops.append(T.RandomHorizontalFlip())
         ops += [T.ToTensor(), T.Normalize([0.5] * self.channels, [0.5] * self.channels)]  # [0,1] -> [-1,1]
         return T.Compose(ops)
 
-    def build_dataset(self):
+    def build_dataset(self, augment: bool = True):
         raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        """What identifies the real images FID compares against (keys the statistics cache)."""
+        self.setup()
+        return {
+            "data": type(self).__name__,
+            "root": str(self.root.resolve()),
+            "n_images": len(self.train_set),
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "load_size": self.load_size,
+            "center_crop": self.center_crop,
+            **self.extra_fingerprint(),
+        }
+
+    def extra_fingerprint(self) -> dict:
+        return {}
+
+    def real_batches(self, batch_size: int = 200):
+        """uint8 (B, C, H, W) batches of the un-augmented training images, in file order."""
+        from ganlab.metrics.features import to_uint8
+
+        loader = DataLoader(
+            self.build_dataset(augment=False),
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            shuffle=False,
+        )
+        for batch in loader:
+            yield to_uint8(batch)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
@@ -100,8 +134,8 @@ class GANDataModule(L.LightningDataModule):
 class ImageFolderDataModule(GANDataModule):
     """Any tree of jpg/png/bmp/webp images (cat faces, anime faces, emoji, your own)."""
 
-    def build_dataset(self):
-        return ImageFolder(self.root, self.channels, self.transform(), self.how_to_get)
+    def build_dataset(self, augment: bool = True):
+        return ImageFolder(self.root, self.channels, self.transform(augment), self.how_to_get)
 
 
 class CelebADataModule(GANDataModule):
@@ -131,12 +165,12 @@ class CelebADataModule(GANDataModule):
                 str(self.root.parent if self.root.name == "celeba" else self.root), split="all", download=True
             )
 
-    def build_dataset(self):
+    def build_dataset(self, augment: bool = True):
         hint = self.how_to_get or (
             "Download img_align_celeba.zip from the CelebA site and unzip it there, "
             "or set data.download=true when online."
         )
-        return ImageFolder(require_dir(self.image_dir(), hint), self.channels, self.transform(), hint)
+        return ImageFolder(require_dir(self.image_dir(), hint), self.channels, self.transform(augment), hint)
 
 
 class CIFAR10DataModule(GANDataModule):
@@ -154,14 +188,17 @@ class CIFAR10DataModule(GANDataModule):
 
             CIFAR10(str(self.root), train=self.train, download=True)
 
-    def build_dataset(self):
+    def extra_fingerprint(self) -> dict:
+        return {"classes": self.classes, "train": self.train}
+
+    def build_dataset(self, augment: bool = True):
         require_dir(
             self.root,
             self.how_to_get
             or "Set data.root to the folder holding cifar-10-batches-py, or data.download=true when online.",
         )
         images = read_cifar10(self.root, self.classes, self.train)
-        return ArrayImages(images, self.channels, self.transform())
+        return ArrayImages(images, self.channels, self.transform(augment))
 
 
 class MNISTDataModule(GANDataModule):
@@ -182,7 +219,10 @@ class MNISTDataModule(GANDataModule):
             cls = datasets.FashionMNIST if self.variant == "fashion_mnist" else datasets.MNIST
             cls(str(self.root), train=self.train, download=True)
 
-    def build_dataset(self):
+    def extra_fingerprint(self) -> dict:
+        return {"variant": self.variant, "train": self.train}
+
+    def build_dataset(self, augment: bool = True):
         require_dir(self.root, self.how_to_get)
         path = find_idx_images(self.root, "train" if self.train else "test")
         if path is None:
@@ -193,4 +233,4 @@ class MNISTDataModule(GANDataModule):
         images = read_idx(path)
         if images.ndim != 3:
             raise DatasetError(f"'{path}' holds shape {images.shape}, expected (N, H, W) images")
-        return ArrayImages(np.ascontiguousarray(images), self.channels, self.transform())
+        return ArrayImages(np.ascontiguousarray(images), self.channels, self.transform(augment))

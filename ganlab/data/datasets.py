@@ -107,8 +107,17 @@ def find_idx_images(root: Path, split: str) -> Path | None:
 
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 def read_cifar10(root: Path, classes: list[str] | None, train: bool = True) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""Read ganlab checkpoints outside training: the generator, its prior and the run's config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class LoadedGenerator:
+    G: nn.Module
+    nz: int
+    latent: str
+    config: dict[str, Any]
+    iterations: int
+    path: Path
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """(n, nz) from the run's prior, drawn on the CPU (reproducible across devices)."""
+        if self.latent == "normal":
+            return torch.randn(n, self.nz, generator=generator)
+        return torch.rand(n, self.nz, generator=generator) * 2 - 1
+
+    @torch.no_grad()
+    def __call__(self, z: Tensor) -> Tensor:
+        """Images (n, C, H, W) in [-1, 1], G in eval mode, fp32."""
+        device = next(self.G.parameters()).device
+        return self.G(z.to(device)).float()
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: '{path}' (runs write outputs/train/runs/<date>/checkpoints/)"
+        )
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt.get("ganlab")
+    if not state or not state.get("config"):
+        raise ValueError(f"'{path}' is not a ganlab checkpoint with a stored config")
+    config = state["config"]
+    G = instantiate(config["model"]["generator"])
+    weights = {k[2:]: v for k, v in ckpt["state_dict"].items() if k.startswith("G.")}
+    G.load_state_dict(weights)
+    G.to(device).eval().requires_grad_(False)
+    model = config["model"]
+    return LoadedGenerator(G, model["nz"], model["latent"], config, state["counters"]["iterations"], path)

@@ -1,0 +1,87 @@
+"""Evaluate a checkpoint: ``python -m ganlab.evaluate ckpt=... n=10000``.
+
+Generates ``n`` images with the checkpoint's generator (eval mode, fixed seed), compares them
+with the cached real statistics of the run's dataset, prints the result as JSON and writes it
+to ``out`` (default ``<ckpt>.eval.json``): FID, KID, IS (or why IS was skipped), the feature
+network's identity, time taken and images/s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+import ganlab.config  # noqa: F401
+from ganlab.checkpoints import load_generator, sha256_file
+from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
+from ganlab.metrics.gan_metrics import real_cache_file
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    device = pick_device(cfg.device)
+    gen = load_generator(cfg.ckpt, device)
+    data_cfg = dict(gen.config["data"])
+    if cfg.data_root:
+        data_cfg["root"] = str(cfg.data_root)
+    dm = instantiate(data_cfg)
+    features = load_feature_net(cfg.feature, cfg.weights, device=device)
+    metrics = GANMetrics(features, cfg.kid_subsets, cfg.kid_subset_size, inception_score=cfg.inception_score)
+
+    t0 = time.perf_counter()
+    meta = {**dm.fingerprint(), "n_real": cfg.n_real}
+    cache = real_cache_file(cfg.cache_dir, meta, features.identity) if cfg.cache_dir else None
+    metrics.load_or_compute_real(cache, lambda: dm.real_batches(cfg.batch_size), cfg.n_real, meta)
+    t_real = time.perf_counter() - t0
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    g = torch.Generator().manual_seed(cfg.seed)
+    for start in range(0, cfg.n, cfg.batch_size):
+        z = gen.sample_z(min(cfg.batch_size, cfg.n - start), generator=g)
+        metrics.add_fake(to_uint8(gen(z)))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t_fake = time.perf_counter() - t0
+    result = metrics.compute()
+    result.update(
+        ckpt=str(Path(cfg.ckpt).resolve()),
+        ckpt_sha256=sha256_file(cfg.ckpt),
+        iteration=gen.iterations,
+        seed=cfg.seed,
+        device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        seconds_real_stats=round(t_real, 3),
+        seconds=round(t_fake, 3),  # generate n images + extract their features
+        images_per_s=round(cfg.n / t_fake, 1),
+    )
+    out = Path(cfg.out) if cfg.out else Path(str(cfg.ckpt) + ".eval.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    log.info("wrote %s", out)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""FID, KID and IS over one feature pass, with real-image statistics cached on disk.
+
+Features are computed once per image batch by ``FIDFeatures`` and handed to torchmetrics'
+``FrechetInceptionDistance``, ``KernelInceptionDistance`` and ``InceptionScore`` through an
+identity "feature extractor", so the three metrics share one network call. The metrics never
+sync across processes themselves (``sync_on_compute=False``): under DDP the caller gathers
+fake features to rank 0 (see ``ganlab.callbacks.FIDEvaluation``), so real statistics, held
+once on rank 0, are never summed over ranks.
+
+References: Heusel et al. 2017 (FID), Binkowski et al. 2018 (KID), Salimans et al. 2016 (IS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from ganlab.metrics.features import FIDFeatures
+
+log = logging.getLogger(__name__)
+
+
+def metric_suffix(n: int) -> str:
+    """10000 -> '10k', 2048 -> '2048': the sample count in metric names (``val/fid_10k``)."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+class _Given(nn.Module):
+    """Identity "feature extractor": torchmetrics receives features computed elsewhere."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class GANMetrics:
+    """Accumulate real and fake features; ``compute()`` gives FID, KID (mean, std) and IS.
+
+    ``kid_subsets`` x ``kid_subset_size`` as in Binkowski et al. (100 x 1000); the subset size
+    shrinks to the smaller sample count when fewer images are given. ``inception_score``
+    needs a network with a classifier head; without one IS is skipped and the result says why.
+    """
+
+    def __init__(
+        self,
+        features: FIDFeatures,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        inception_score: bool = True,
+        is_splits: int = 10,
+    ) -> None:
+        self.features = features
+        self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        self.is_splits = is_splits
+        self.want_is = inception_score
+        self.reset_fake()
+        self._real_sum = self._real_cov_sum = None
+        self._real_n = 0
+        self._real_kid: list[Tensor] = []
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.features.parameters(), torch.empty(0)).device
+
+    # -- features -----------------------------------------------------------------------------
+    def extract(self, images_uint8: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.features(images_uint8.to(self.device))
+
+    def reset_fake(self) -> None:
+        self._fake: list[Tensor] = []
+        self._fake_logits: list[Tensor] = []
+
+    def add_fake_features(self, feats: Tensor, logits: Tensor | None = None) -> None:
+        self._fake.append(feats.detach().float().cpu())
+        if logits is not None:
+            self._fake_logits.append(logits.detach().float().cpu())
+
+    def add_fake(self, images_uint8: Tensor) -> None:
+        self.add_fake_features(*self.extract(images_uint8))
+
+    @property
+    def n_fake(self) -> int:
+        return sum(f.shape[0] for f in self._fake)
+
+    # -- real statistics ----------------------------------------------------------------------
+    def set_real(self, stats: dict[str, Any]) -> None:
+        self._real_sum, self._real_cov_sum = stats["sum"], stats["cov_sum"]
+        self._real_n, self._real_kid = int(stats["n"]), [stats["kid_features"]]
+
+    def real_stats_from(self, batches: Iterable[Tensor], max_n: int, kid_max: int = 10_000) -> dict[str, Any]:
+        """Sums for FID (float64, as torchmetrics keeps them) and up to ``kid_max`` features for KID
+        from uint8 image batches."""
+        d = self.features.num_features
+        s, cov, n, kid = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64), 0, []
+        for images in batches:
+            images = images[: max_n - n]
+            f, _ = self.extract(images)
+            f64 = f.double().cpu()
+            s += f64.sum(0)
+            cov += f64.T @ f64
+            if sum(k.shape[0] for k in kid) < kid_max:
+                kid.append(f.float().cpu())
+            n += images.shape[0]
+            if n >= max_n:
+                break
+        if n < 2:
+            raise ValueError(f"need at least 2 real images for FID statistics, got {n}")
+        return {"sum": s, "cov_sum": cov, "n": n, "kid_features": torch.cat(kid)[:kid_max]}
+
+    def load_or_compute_real(
+        self, cache_file: Path | None, batches: Callable[[], Iterable[Tensor]], max_n: int, meta: dict
+    ) -> dict[str, Any]:
+        """Real statistics from ``cache_file`` when it was written by the same feature network for
+        the same data, else computed from ``batches()`` and written there (atomically)."""
+        if cache_file is not None and cache_file.is_file():
+            stats = torch.load(cache_file, map_location="cpu", weights_only=True)
+            if stats.get("feature_net") == self.features.identity and stats.get("meta") == meta:
+                log.info("real statistics from cache %s (%d images)", cache_file, stats["n"])
+                self.set_real(stats)
+                return stats
+            log.warning("cache %s was written for other data or another network: recomputing", cache_file)
+        t0 = time.perf_counter()
+        stats = self.real_stats_from(batches(), max_n)
+        stats.update(feature_net=self.features.identity, meta=meta)
+        log.info("real statistics: %d images in %.1fs", stats["n"], time.perf_counter() - t0)
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            torch.save(stats, tmp)
+            tmp.replace(cache_file)
+        self.set_real(stats)
+        return stats
+
+    # -- the numbers --------------------------------------------------------------------------
+    def compute(self) -> dict[str, Any]:
+        if self._real_n < 2:
+            raise RuntimeError("real statistics are not set: call load_or_compute_real() or set_real() first")
+        fake = torch.cat(self._fake)
+        d = self.features.num_features
+        fid = FrechetInceptionDistance(feature=_Given(d), reset_real_features=False, sync_on_compute=False)
+        fid.real_features_sum = self._real_sum.clone()
+        fid.real_features_cov_sum = self._real_cov_sum.clone()
+        fid.real_features_num_samples = torch.tensor(self._real_n)
+        fid.update(fake, real=False)
+        real_kid = torch.cat(self._real_kid)
+        subset = min(self.kid_subset_size, real_kid.shape[0], fake.shape[0])
+        kid = KernelInceptionDistance(
+            feature=_Given(d),
+            subsets=self.kid_subsets,
+            subset_size=subset,
+            reset_real_features=False,
+            sync_on_compute=False,
+        )
+        kid.update(real_kid, real=True)
+        kid.update(fake, real=False)
+        kid_mean, kid_std = kid.compute()
+        out: dict[str, Any] = {
+            "fid": float(fid.compute()),
+            "kid_mean": float(kid_mean),
+            "kid_std": float(kid_std),
+            "kid_subset_size": subset,
+            "n_fake": int(fake.shape[0]),
+            "n_real": self._real_n,
+            "feature_net": self.features.identity,
+        }
+        if not self.want_is:
+            out["is_skipped"] = "inception_score=false"
+        elif not self.features.has_logits:
+            out["is_skipped"] = (
+                f"the feature network {self.features.identity} has no classifier head, so IS cannot be "
+                "computed; use metrics.feature=fidelity (torch-fidelity weights, downloaded once when online "
+                "or metrics.weights=<local .pth>)"
+            )
+        else:
+            isc = InceptionScore(
+                feature=_Given(self.features.num_logits), splits=self.is_splits, sync_on_compute=False
+            )
+            isc.update(torch.cat(self._fake_logits))
+            is_mean, is_std = isc.compute()
+            out["is_mean"], out["is_std"] = float(is_mean), float(is_std)
+        return out
+
+
+def real_cache_file(cache_dir: str | Path, meta: dict, identity: str) -> Path:
+    """``<cache_dir>/real_<res>px_<hash>.pt``, the hash over the data description and network."""
+    key = hashlib.sha1(json.dumps({"meta": meta, "net": identity}, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"real_{meta.get('image_size', 'x')}px_{key}.pt"
