@@ -65,8 +65,8 @@ class GANCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that counts GAN iterations, not ``global_step`` (which rises by two per
     iteration with two optimizers, and unevenly with ``d_every``/``g_every``).
 
-    The filename may use ``{iteration}``. Lightning writes each file atomically (to a
-    temporary file, then moved into place), so an interrupted save never leaves a torn file.
+    The filename may use ``{iteration}``. Files are written atomically by
+    ``ganlab.checkpoints.AtomicCheckpointIO`` (trainer.plugins).
     Repeated saves are recognised by iteration too: ``global_step`` stands still on iterations
     whose updates are all skipped (``g_every``, adaptive D skipping), and the base class would
     then drop the end-of-epoch checkpoint as "already saved".

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
 
@@ -64,3 +66,28 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Load
     G.to(device).eval().requires_grad_(False)
     model = config["model"]
     return LoadedGenerator(G, model["nz"], model["latent"], config, state["counters"]["iterations"], path)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file in the same directory, fsync it, then
+    ``os.replace`` it into place: a crash or a full disk mid-save leaves the previous file whole.
+
+    (Lightning's own save stages the file in the system temp dir and moves it, which turns into
+    a non-atomic copy when /tmp and the run directory are on different filesystems.)
+    Remote paths (``s3://`` ...) go through Lightning's fsspec path unchanged.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

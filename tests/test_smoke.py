@@ -249,3 +249,23 @@ def test_make_train_default_dataset_two_iterations(tmp_path):
         json.loads(json.dumps(load(run / "checkpoints" / "last.ckpt")["ganlab"]["counters"]))["iterations"]
         == 2
     )
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    """A save that dies half-way leaves the previous checkpoint whole and no stray file."""
+    from ganlab.checkpoints import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    target = tmp_path / "ckpts" / "last.ckpt"
+    io.save_checkpoint({"v": torch.arange(1000)}, target)
+
+    def dies(obj, f):
+        f.write(b"partial bytes")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", dies)
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"v": torch.zeros(1000)}, target)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(target, weights_only=True)["v"], torch.arange(1000))
+    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
