@@ -4,9 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Overrides for `make train`, e.g. make train ARGS="data=fashion_mnist trainer.max_epochs=5"
 ARGS   ?= trainer.max_epochs=1
+# `make bench` on a GPU: the defaults (batch 128, 64 px); on a CPU pass smaller sizes, e.g.
+# make bench BENCH_ARGS="data.batch_size=16 warmup=2 iters=5"
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test lint format clean
+.PHONY: help install data train test bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +31,9 @@ train: install data  ## train on the embedded default (emoji 64 px); ARGS=... to
 
 test: install data  ## unit, config and smoke tests (CPU, ~3 minutes on 2 cores)
 	$(BIN)/python -m pytest -q
+
+bench: install data  ## throughput of the training path vs the plain PyTorch step; BENCH_ARGS=... to override
+	$(BIN)/python -m ganlab.bench $(BENCH_ARGS)
 
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check .

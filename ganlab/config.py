@@ -14,9 +14,16 @@ def auto_precision() -> str:
     return "32-true"
 
 
+def cuda_available() -> bool:
+    """For switches that help on a GPU only (channels_last, fused Adam)."""
+    return torch.cuda.is_available()
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("auto_precision"):
         OmegaConf.register_new_resolver("auto_precision", auto_precision)
+    if not OmegaConf.has_resolver("cuda_available"):
+        OmegaConf.register_new_resolver("cuda_available", cuda_available)
 
 
 register_resolvers()

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
-from ganlab.checkpoints import load_generator, sha256_file
+from ganlab.checkpoints import file_digest, load_generator
 from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
 from ganlab.metrics.gan_metrics import real_cache_file
 
@@ -62,7 +62,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = metrics.compute()
     result.update(
         ckpt=str(Path(cfg.ckpt).resolve()),
-        ckpt_sha256=sha256_file(cfg.ckpt),
+        ckpt_sha256=file_digest(cfg.ckpt),
         iteration=gen.iterations,
         seed=cfg.seed,
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),

