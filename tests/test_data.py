@@ -215,3 +215,71 @@ def test_download_path_offline(tmp_path, monkeypatch, cifar_dir, idx_dir):
     fm.setup()
     assert calls == [("cifar", str(tmp_path / "c"), True, True), ("fashion", str(tmp_path / "f"), True, True)]
     assert len(dm.train_set) == 100 and len(fm.train_set) == 48
+
+
+def test_augment_batch_crops_and_flips():
+    from torchvision.transforms.functional import center_crop
+
+    from ganlab.data.cache import augment_batch
+
+    imgs = torch.randint(0, 256, (64, 3, 40, 40), dtype=torch.uint8)
+    keys = torch.arange(64) + 1000
+    centre = augment_batch(imgs, keys, 32, random_crop=False, hflip=False, seed=0)
+    assert torch.equal(centre, center_crop(imgs, [32, 32]).float() / 127.5 - 1)
+    a = augment_batch(imgs, keys, 32, random_crop=True, hflip=True, seed=0)
+    assert torch.equal(
+        a, augment_batch(imgs, keys, 32, random_crop=True, hflip=True, seed=0)
+    )  # keyed, stateless
+    assert not torch.equal(a, augment_batch(imgs, keys + 64, 32, random_crop=True, hflip=True, seed=0))
+    # Every output is some 32x32 window of its image, possibly mirrored.
+    found_flip = found_offset = 0
+    for i in range(64):
+        windows = imgs[i].unfold(1, 32, 1).unfold(2, 32, 1)  # (3, 9, 9, 32, 32)
+        out = ((a[i] + 1) * 127.5).round().to(torch.uint8)
+        match = (windows == out[:, None, None]).all(dim=(0, 3, 4))
+        match_f = (windows == out.flip(-1)[:, None, None]).all(dim=(0, 3, 4))
+        assert match.any() or match_f.any()
+        found_flip += int(match_f.any() and not match.any())
+        found_offset += int(not (match[4, 4] or match_f[4, 4]))
+    assert 16 < found_flip < 48 and found_offset > 32
+
+
+def test_image_cache_matches_decoded_images_and_is_reused(image_dir, tmp_path):
+    plain = ImageFolderDataModule(str(image_dir), image_size=32, batch_size=8, num_workers=0)
+    plain.setup()
+    cached = ImageFolderDataModule(
+        str(image_dir), image_size=32, batch_size=8, num_workers=0, cache=True, cache_dir=str(tmp_path)
+    )
+    cached.setup()
+    path = cached.cache_file
+    assert path.is_file() and path.parent == tmp_path and cached.images.dtype == np.uint8
+    images, keys = next(iter(cached.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (8, 3, 32, 32)
+    batch = cached.on_after_batch_transfer((images, keys), 0)
+    expected = torch.stack([plain.train_set[int(k) % 40] for k in keys])
+    assert torch.allclose(batch, expected, atol=1e-6)  # the same pixels as the decode-every-time path
+    mtime = path.stat().st_mtime_ns
+    again = ImageFolderDataModule(
+        str(image_dir), image_size=32, batch_size=8, num_workers=0, cache=True, cache_dir=str(tmp_path)
+    )
+    again.setup()
+    assert again.cache_file == path and path.stat().st_mtime_ns == mtime  # reused, not rebuilt
+    resident = ImageFolderDataModule(
+        str(image_dir),
+        image_size=32,
+        batch_size=8,
+        num_workers=0,
+        cache=True,
+        cache_dir=str(tmp_path),
+        device_resident=True,
+    )
+    resident.setup()
+    keys = next(iter(resident.train_dataloader()))
+    assert keys.dtype == torch.int64 and keys.shape == (8,)
+    assert torch.allclose(
+        resident.on_after_batch_transfer(keys, 0),
+        torch.stack([plain.train_set[int(k) % 40] for k in keys]),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="needs data.cache=true"):
+        ImageFolderDataModule(str(image_dir), device_resident=True)

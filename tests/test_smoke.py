@@ -88,8 +88,16 @@ def weights(path):
     return {k: v for k, v in sd.items()}
 
 
-@pytest.mark.parametrize("resume_from", ["it0000003.ckpt", "it0000005.ckpt"], ids=["mid-epoch", "epoch-end"])
-def test_resume_is_exact(resume_from, tmp_path, image_dir):
+@pytest.mark.parametrize(
+    ("resume_from", "data_mode"),
+    [
+        ("it0000003.ckpt", []),
+        ("it0000005.ckpt", []),
+        ("it0000003.ckpt", ["data.cache=true", "data.device_resident=true"]),
+    ],
+    ids=["mid-epoch", "epoch-end", "mid-epoch-device-resident"],
+)
+def test_resume_is_exact(resume_from, data_mode, tmp_path, image_dir):
     """An interrupted run resumed from a checkpoint ends with the same weights, optimizer state,
     counters and fixed noise as an uninterrupted run of equal length. Augmentation (random crop,
     flip) and label flips are on, so every RNG stream is exercised."""
@@ -100,6 +108,8 @@ def test_resume_is_exact(resume_from, tmp_path, image_dir):
         "data.random_crop=true",
         "data.hflip=true",
         "loss.flip_prob=0.1",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        *data_mode,
     ]
     full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
     fit(common, full_dir, tmp_path.parent / image_dir)

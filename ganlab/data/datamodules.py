@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
+from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, cache_path
 from ganlab.data.datasets import (
     ArrayImages,
     DatasetError,
@@ -32,6 +33,7 @@ class GANDataModule(L.LightningDataModule):
     ``load_size``: shorter side after resizing (default ``image_size``); with
     ``random_crop=True`` set it larger (e.g. 72 for 64 px) so the crop has room to move.
     ``how_to_get``: appended to "dataset not found" errors.
+    ``cache`` / ``device_resident``: see ``ganlab.data.cache`` (decode once; keep on the GPU).
     """
 
     def __init__(
@@ -49,6 +51,9 @@ class GANDataModule(L.LightningDataModule):
         pin_memory: bool = True,
         download: bool = False,
         how_to_get: str = "",
+        cache: bool = False,
+        cache_dir: str | None = None,
+        device_resident: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -60,10 +65,16 @@ class GANDataModule(L.LightningDataModule):
         self.center_crop, self.random_crop, self.hflip = center_crop, random_crop, hflip
         self.seed, self.pin_memory, self.download = seed, pin_memory, download
         self.how_to_get = how_to_get
+        if device_resident and not cache:
+            raise ValueError("data.device_resident=true needs data.cache=true (the decoded uint8 array)")
+        self.cache, self.cache_dir, self.device_resident = cache, cache_dir, device_resident
         self.train_set = None
+        self._resident: torch.Tensor | None = None
 
-    def transform(self, augment: bool = True) -> T.Compose:
-        """``augment=False``: the deterministic view (centre crop, no flip), for FID statistics."""
+    def transform(self, augment: bool = True, size: int | None = None) -> T.Compose:
+        """``augment=False``: the deterministic view (centre crop, no flip), for FID statistics
+        and the image cache; ``size``: final crop (default ``image_size``)."""
+        size = size or self.image_size
         ops: list = []
         if self.center_crop:
             ops.append(T.CenterCrop(self.center_crop))
@@ -76,16 +87,20 @@ class GANDataModule(L.LightningDataModule):
         ops += [T.ToTensor(), T.Normalize([0.5] * self.channels, [0.5] * self.channels)]  # [0,1] -> [-1,1]
         return T.Compose(ops)
 
-    def build_dataset(self, augment: bool = True):
+    def build_dataset(self, transform):
+        """The dataset of this layout, images through ``transform``; subclasses implement it."""
         raise NotImplementedError
 
     def fingerprint(self) -> dict:
         """What identifies the real images FID compares against (keys the statistics cache)."""
         self.setup()
+        return self._describe(self.train_set)
+
+    def _describe(self, dataset) -> dict:
         return {
             "data": type(self).__name__,
             "root": str(self.root.resolve()),
-            "n_images": len(self.train_set),
+            "n_images": len(dataset),
             "image_size": self.image_size,
             "channels": self.channels,
             "load_size": self.load_size,
@@ -101,7 +116,7 @@ class GANDataModule(L.LightningDataModule):
         from ganlab.metrics.features import to_uint8
 
         loader = DataLoader(
-            self.build_dataset(augment=False),
+            self.build_dataset(self.transform(augment=False)),
             batch_size=batch_size,
             num_workers=self.num_workers,
             shuffle=False,
@@ -111,31 +126,59 @@ class GANDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = self.build_dataset()
-            if len(self.train_set) < self.batch_size:
-                raise DatasetError(
-                    f"dataset at '{self.root}' has {len(self.train_set)} images, fewer than one batch "
-                    f"(data.batch_size={self.batch_size}); lower data.batch_size or add images"
+            if self.cache:
+                view = self.build_dataset(self.transform(augment=False, size=self.load_size))
+                self._check_size(view)
+                self.cache_file = cache_path(
+                    self.cache_dir or self.root / ".ganlab_cache", self._describe(view)
                 )
+                self.images = build_or_load(self.cache_file, view)  # uint8 (N, C, L, L), memory-mapped
+                self.train_set = Keys(len(self.images)) if self.device_resident else CachedImages(self.images)
+            else:
+                self.train_set = self.build_dataset(self.transform())
+            self._check_size(self.train_set)
+
+    def _check_size(self, dataset) -> None:
+        if len(dataset) < self.batch_size:
+            raise DatasetError(
+                f"dataset at '{self.root}' has {len(dataset)} images, fewer than one batch "
+                f"(data.batch_size={self.batch_size}); lower data.batch_size or add images"
+            )
 
     def train_dataloader(self) -> ResumableLoader:
+        resident = self.cache and self.device_resident
         return ResumableLoader(
             self.train_set,
+            seeded=not self.cache,  # cached modes augment on the device from hashed keys
             batch_size=self.batch_size,
             shuffle=True,
             seed=self.seed,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            num_workers=0 if resident else self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available() and not resident,
             drop_last=True,  # BatchNorm and the fixed per-step cost prefer full batches
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.num_workers > 0 and not resident,
         )
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Cached modes: the batch is uint8 images and keys (or keys alone, images resident on
+        the device); crop, flip and scale to [-1, 1] happen here, batched on the device."""
+        if not self.cache:
+            return batch
+        if self.device_resident:
+            keys = batch
+            if self._resident is None or self._resident.device != keys.device:
+                self._resident = torch.from_numpy(np.ascontiguousarray(self.images)).to(keys.device)
+            images = self._resident.index_select(0, keys % self._resident.shape[0])
+        else:
+            images, keys = batch
+        return augment_batch(images, keys, self.image_size, self.random_crop, self.hflip, self.seed)
 
 
 class ImageFolderDataModule(GANDataModule):
     """Any tree of jpg/png/bmp/webp images (cat faces, anime faces, emoji, your own)."""
 
-    def build_dataset(self, augment: bool = True):
-        return ImageFolder(self.root, self.channels, self.transform(augment), self.how_to_get)
+    def build_dataset(self, transform):
+        return ImageFolder(self.root, self.channels, transform, self.how_to_get)
 
 
 class CelebADataModule(GANDataModule):
@@ -165,12 +208,12 @@ class CelebADataModule(GANDataModule):
                 str(self.root.parent if self.root.name == "celeba" else self.root), split="all", download=True
             )
 
-    def build_dataset(self, augment: bool = True):
+    def build_dataset(self, transform):
         hint = self.how_to_get or (
             "Download img_align_celeba.zip from the CelebA site and unzip it there, "
             "or set data.download=true when online."
         )
-        return ImageFolder(require_dir(self.image_dir(), hint), self.channels, self.transform(augment), hint)
+        return ImageFolder(require_dir(self.image_dir(), hint), self.channels, transform, hint)
 
 
 class CIFAR10DataModule(GANDataModule):
@@ -191,14 +234,14 @@ class CIFAR10DataModule(GANDataModule):
     def extra_fingerprint(self) -> dict:
         return {"classes": self.classes, "train": self.train}
 
-    def build_dataset(self, augment: bool = True):
+    def build_dataset(self, transform):
         require_dir(
             self.root,
             self.how_to_get
             or "Set data.root to the folder holding cifar-10-batches-py, or data.download=true when online.",
         )
         images = read_cifar10(self.root, self.classes, self.train)
-        return ArrayImages(images, self.channels, self.transform(augment))
+        return ArrayImages(images, self.channels, transform)
 
 
 class MNISTDataModule(GANDataModule):
@@ -222,7 +265,7 @@ class MNISTDataModule(GANDataModule):
     def extra_fingerprint(self) -> dict:
         return {"variant": self.variant, "train": self.train}
 
-    def build_dataset(self, augment: bool = True):
+    def build_dataset(self, transform):
         require_dir(self.root, self.how_to_get)
         path = find_idx_images(self.root, "train" if self.train else "test")
         if path is None:
@@ -233,4 +276,4 @@ class MNISTDataModule(GANDataModule):
         images = read_idx(path)
         if images.ndim != 3:
             raise DatasetError(f"'{path}' holds shape {images.shape}, expected (N, H, W) images")
-        return ArrayImages(np.ascontiguousarray(images), self.channels, self.transform(augment))
+        return ArrayImages(np.ascontiguousarray(images), self.channels, transform)

@@ -75,9 +75,17 @@ class EpochSampler(Sampler[int]):
 class ResumableLoader(DataLoader):
     """DataLoader over an ``EpochSampler`` whose position survives a checkpoint."""
 
-    def __init__(self, dataset, batch_size: int, shuffle: bool = True, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        seeded: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
-            SeededItems(dataset, seed),
+            SeededItems(dataset, seed) if seeded else dataset,
             batch_size=batch_size,
             sampler=EpochSampler(len(dataset), shuffle, seed),
             # Worker base seeds come from this generator, not the global RNG that z draws from.
