@@ -36,6 +36,7 @@ class LoadedGenerator:
     config: dict[str, Any]
     iterations: int
     path: Path
+    ema: bool = False  # the weights are G_ema's
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, nz) from the run's prior, drawn on the CPU (reproducible across devices)."""
@@ -62,11 +63,15 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Load
         raise ValueError(f"'{path}' is not a ganlab checkpoint with a stored config")
     config = state["config"]
     G = instantiate(config["model"]["generator"])
-    weights = {k[2:]: v for k, v in ckpt["state_dict"].items() if k.startswith("G.")}
+    # The EMA generator when the run kept one: it is what samples and metrics use.
+    prefix = "G_ema." if any(k.startswith("G_ema.") for k in ckpt["state_dict"]) else "G."
+    weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     G.load_state_dict(weights)
     G.to(device).eval().requires_grad_(False)
     model = config["model"]
-    return LoadedGenerator(G, model["nz"], model["latent"], config, state["counters"]["iterations"], path)
+    return LoadedGenerator(
+        G, model["nz"], model["latent"], config, state["counters"]["iterations"], path, prefix == "G_ema."
+    )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -11,6 +11,7 @@ Progress is counted in ``iterations`` and ``images_seen`` (all ranks); Lightning
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,13 @@ class GANModule(L.LightningModule):
         n_fixed: size of the fixed-noise batch used for sample grids, saved in checkpoints.
         nan_check_every: raise on a non-finite loss, checked every n iterations (a host sync).
         channels_last: keep G, D and the real batch in NHWC memory layout (faster on GPUs).
+        ema_half_life_kimg: keep ``G_ema``, an exponential moving average of G's weights whose
+            half-life is this many thousand images (Karras et al. 2018/2020; 10 in StyleGAN2-ADA);
+            samples, metrics and ``ganlab.generate`` use it. None: off.
+        ema_rampup: the half-life grows with training as ``min(half_life, images_seen * rampup)``,
+            so early EMA weights are not dominated by the random initialisation. None: no ramp-up.
+        d_augment: modules applied, in order, to every image D sees (``ganlab.augment``:
+            DiffAugment, InstanceNoise), in both phases; differentiable, so G learns through them.
     """
 
     def __init__(
@@ -80,6 +88,9 @@ class GANModule(L.LightningModule):
         seed: int = 0,
         nan_check_every: int = 50,
         channels_last: bool = False,
+        ema_half_life_kimg: float | None = None,
+        ema_rampup: float | None = 0.05,
+        d_augment: list[nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -96,21 +107,26 @@ class GANModule(L.LightningModule):
         if gen_nz != nz:
             raise ValueError(f"model.nz={nz} but the generator takes nz={gen_nz}")
         self.G, self.D, self.loss = generator, discriminator, loss
+        self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
+        # A submodule, so it is checkpointed and moved with the module; no gradients, no optimizer.
+        self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False) if ema_half_life_kimg else None
+        self.d_augment = nn.ModuleList(d_augment or [])
         self.optimizer_factory = optimizer
         self.lr_g, self.lr_d, self.nz, self.latent = lr_g, lr_d, nz, latent
         self.d_steps_per_g, self.d_every, self.g_every = int(d_steps_per_g), int(d_every), int(g_every)
         self.d_skip_accuracy, self.nan_check_every = d_skip_accuracy, nan_check_every
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
+            for net in (self.G, self.D, self.G_ema):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
         self.run_config: dict | None = None  # the composed Hydra config, set by ganlab.train
         # Fixed noise for sample grids: a buffer, so it moves with the module and is checkpointed.
         self.register_buffer("fixed_z", self.sample_z(n_fixed, generator=torch.Generator().manual_seed(seed)))
         for c in COUNTERS:
             setattr(self, c, 0)
         self._pending_rng: dict | None = None
-        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
+        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer", "d_augment"])
 
     # -- sampling -------------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
@@ -121,13 +137,28 @@ class GANModule(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
-        """G(z) in eval mode (BatchNorm running statistics), images in [-1, 1], float32."""
-        was_training = self.G.training
-        self.G.eval()
+        """G_ema(z) when EMA is on, else G(z), in eval mode (BatchNorm running statistics);
+        images in [-1, 1], float32."""
+        net = self.G_ema if self.G_ema is not None else self.G
+        was_training = net.training
+        net.eval()
         try:
-            return self.G(z.to(self.device)).float()
+            return net(z.to(self.device)).float()
         finally:
-            self.G.train(was_training)
+            net.train(was_training)
+
+    @torch.no_grad()
+    def update_ema(self, batch_images: int) -> None:
+        """G_ema <- beta * G_ema + (1 - beta) * G with beta = 0.5 ** (batch / half-life in images);
+        buffers (BatchNorm statistics) are copied. Same on every rank, as G is."""
+        half_life = self.ema_half_life_kimg * 1000
+        if self.ema_rampup is not None:
+            half_life = min(half_life, self.images_seen * self.ema_rampup)
+        beta = 0.5 ** (batch_images / max(half_life, 1e-8))
+        ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
 
     # -- training -------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -155,10 +186,13 @@ class GANModule(L.LightningModule):
             fake = self.G(z)  # (B, C, H, W), generated once for both phases
 
         logs: dict[str, Tensor] = {}
+        for aug in self.d_augment:
+            if hasattr(aug, "images_seen"):
+                aug.images_seen = self.images_seen  # schedules (instance-noise annealing)
         if do_d:
             self.toggle_optimizer(opt_d)  # G's params stop requiring grad
             for _ in range(self.d_steps_per_g):
-                loss_d, stats = self.loss.d_loss(self.D, real, fake.detach())
+                loss_d, stats = self.loss.d_loss(self.d_input, real, fake.detach(), step=self.d_updates)
                 logs.update({"train/loss_d": loss_d.detach(), **{f"train/{k}": v for k, v in stats.items()}})
                 if self._skip_d(stats):
                     self.d_skipped += 1
@@ -170,13 +204,15 @@ class GANModule(L.LightningModule):
             self.untoggle_optimizer(opt_d)
         if do_g:
             self.toggle_optimizer(opt_g)  # D's params stop requiring grad: no wasted D grads
-            loss_g, _ = self.loss.g_loss(self.D, real, fake)
+            loss_g, _ = self.loss.g_loss(self.d_input, real, fake)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             self.g_updates += 1
             logs["train/loss_g"] = loss_g.detach()
+            if self.G_ema is not None:
+                self.update_ema(b * self.trainer.world_size)
 
         self.iterations += 1
         self.images_seen += b * self.trainer.world_size
@@ -191,6 +227,12 @@ class GANModule(L.LightningModule):
             on_step=True,
             on_epoch=False,
         )
+
+    def d_input(self, *images: Tensor) -> Tensor:
+        """D on augmented inputs: D(aug(x)), or D(aug(a), aug(b)) for a pair discriminator."""
+        for aug in self.d_augment:
+            images = tuple(aug(x) for x in images)
+        return self.D(*images)
 
     def _skip_d(self, stats: dict[str, Tensor]) -> bool:
         if self.d_skip_accuracy is None:

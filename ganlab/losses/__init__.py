@@ -5,6 +5,7 @@ A new loss is a new file here plus a ``conf/loss/*.yaml``; the training module n
 
 from ganlab.losses.base import GANLoss, LabelNoise
 from ganlab.losses.hinge import HingeLoss
+from ganlab.losses.least_squares import LeastSquaresLoss
 from ganlab.losses.relativistic import RaSGANLoss, RSGANLoss
 from ganlab.losses.siamese import SiameseLoss
 from ganlab.losses.standard import MinimaxLoss, NonSaturatingLoss
@@ -13,6 +14,7 @@ __all__ = [
     "GANLoss",
     "HingeLoss",
     "LabelNoise",
+    "LeastSquaresLoss",
     "MinimaxLoss",
     "NonSaturatingLoss",
     "RSGANLoss",

@@ -80,8 +80,22 @@ class GANLoss:
 
     pairwise = False
 
-    def __init__(self, real_smoothing: float = 0.0, fake_smoothing: float = 0.0, flip_prob: float = 0.0):
+    def __init__(
+        self,
+        real_smoothing: float = 0.0,
+        fake_smoothing: float = 0.0,
+        flip_prob: float = 0.0,
+        r1_gamma: float = 0.0,
+        r1_every: int = 16,
+    ):
+        """``r1_gamma``: weight of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real data
+        (Mescheder et al., "Which Training Methods for GANs do actually Converge?", ICML 2018);
+        ``r1_every``: lazy regularisation, computed every n-th D update and scaled by n
+        (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020)."""
         self.noise = LabelNoise(real_smoothing, fake_smoothing, flip_prob)
+        if r1_gamma < 0 or r1_every < 1:
+            raise ValueError(f"loss.r1_gamma must be >= 0 and loss.r1_every >= 1, got {r1_gamma}, {r1_every}")
+        self.r1_gamma, self.r1_every = r1_gamma, r1_every
 
     # -- objectives on logits (override) ------------------------------------------------------
     def d_objective(self, real_logits: Tensor, fake_logits: Tensor, real_t: Tensor, fake_t: Tensor) -> Tensor:
@@ -94,11 +108,23 @@ class GANLoss:
     g_needs_real = False
 
     # -- what the training module calls --------------------------------------------------------
-    def d_loss(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+    def d_loss(
+        self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, step: int = 0
+    ) -> tuple[Tensor, Stats]:
+        """``step``: the D update's index, for the lazy R1 schedule."""
+        do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
+        if do_r1:
+            real = real.detach().requires_grad_(True)
         real_logits, fake_logits = D(real), D(fake)
         real_t, fake_t = self.noise.targets(real_logits.shape[0], real_logits)
         loss = self.d_objective(real_logits, fake_logits, real_t, fake_t)
-        return loss, logit_stats(real_logits, fake_logits)
+        stats = logit_stats(real_logits, fake_logits)
+        if do_r1:
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)  # (B, C, H, W)
+            r1 = grad.float().square().sum(dim=(1, 2, 3)).mean()
+            loss = loss + (self.r1_gamma / 2) * r1 * self.r1_every
+            stats["r1"] = r1.detach()
+        return loss, stats
 
     def g_loss(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         real_logits = None

@@ -13,8 +13,10 @@ from ganlab.losses.base import GANLoss
 
 
 class HingeLoss(GANLoss):
-    def __init__(self, real_smoothing: float = 0.0, fake_smoothing: float = 0.0, flip_prob: float = 0.0):
-        super().__init__(real_smoothing, fake_smoothing, flip_prob)
+    def __init__(
+        self, real_smoothing: float = 0.0, fake_smoothing: float = 0.0, flip_prob: float = 0.0, **kwargs
+    ):
+        super().__init__(real_smoothing, fake_smoothing, flip_prob, **kwargs)
         if self.noise.active:
             raise ValueError(
                 "loss=hinge has no labels to smooth or flip: remove loss.real_smoothing, "

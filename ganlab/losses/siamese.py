@@ -17,7 +17,12 @@ from ganlab.losses.base import GANLoss, Stats, bce, logit_stats
 class SiameseLoss(GANLoss):
     pairwise = True
 
-    def d_loss(self, D, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.r1_gamma > 0:
+            raise ValueError("loss=siamese does not support the R1 penalty; set loss.r1_gamma=0")
+
+    def d_loss(self, D, real: Tensor, fake: Tensor, step: int = 0) -> tuple[Tensor, Stats]:
         same = D(real, real.roll(1, 0))  # (B,) logits of "similar" for real/real pairs
         diff = D(real, fake)  # (B,) logits of "similar" for real/fake pairs
         real_t, fake_t = self.noise.targets(same.shape[0], same)

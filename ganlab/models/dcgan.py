@@ -16,6 +16,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _sn
+
+from ganlab.models.attention import SelfAttention
 
 SUPPORTED_SIZES = (32, 64, 128)
 
@@ -38,6 +41,23 @@ def _same_scale_padding(kernel_size: int) -> tuple[int, int]:
     return (1, 0) if kernel_size == 4 else (2, 1)
 
 
+def apply_spectral_norm_(module: nn.Module) -> None:
+    """Spectral normalisation (Miyato et al., ICLR 2018) on every conv and linear weight:
+    W / sigma(W), sigma estimated by one power iteration per training forward. Keeps D
+    1-Lipschitz per layer, which steadies training; SAGAN also applies it to G."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            setattr(module, name, _sn(child))
+        else:
+            apply_spectral_norm_(child)
+
+
+def _check_attention(attention_res: int | None, image_size: int) -> None:
+    valid = [2**i for i in range(3, int(math.log2(image_size)))]
+    if attention_res is not None and attention_res not in valid:
+        raise ValueError(f"attention_res must be one of {valid} for {image_size} px, got {attention_res}")
+
+
 def dcgan_init_(module: nn.Module) -> None:
     """DCGAN initialisation (paper, section 4): conv/linear weights ~ N(0, 0.02),
     BatchNorm scale ~ N(1, 0.02) and shift 0."""
@@ -56,7 +76,8 @@ class DCGANGenerator(nn.Module):
 
     ``first_layer="conv"`` projects z with a 4x4 transposed convolution (pytorch/examples);
     ``first_layer="linear"`` uses Linear(nz, C*4*4) + BatchNorm1d + ReLU and a reshape, as in
-    the paper's figure 1 and most TensorFlow ports.
+    the paper's figure 1 and most TensorFlow ports. ``attention_res``: insert a SAGAN
+    self-attention block after the stage that outputs this resolution (8 .. image_size/2).
     """
 
     def __init__(
@@ -67,6 +88,8 @@ class DCGANGenerator(nn.Module):
         ngf: int = 64,
         kernel_size: int = 4,
         first_layer: str = "conv",
+        spectral_norm: bool = False,
+        attention_res: int | None = None,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -75,6 +98,7 @@ class DCGANGenerator(nn.Module):
             raise ValueError(f"first_layer must be 'conv' or 'linear', got {first_layer!r}")
         self.nz, self.image_size, self.channels = nz, image_size, channels
         stages = _num_stages(image_size)
+        _check_attention(attention_res, image_size)
         pad, out_pad = _same_scale_padding(kernel_size)
         width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
 
@@ -93,6 +117,7 @@ class DCGANGenerator(nn.Module):
                 nn.Unflatten(1, (width, 4, 4)),
             )
         layers: list[nn.Module] = []
+        res = 4
         for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, C/2, 2s, 2s)
             layers += [
                 nn.ConvTranspose2d(width, width // 2, kernel_size, 2, pad, out_pad, bias=False),
@@ -100,9 +125,14 @@ class DCGANGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             width //= 2
+            res *= 2
+            if res == attention_res:
+                layers.append(SelfAttention(width))
         layers += [nn.ConvTranspose2d(width, channels, kernel_size, 2, pad, out_pad, bias=False), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         dcgan_init_(self)
+        if spectral_norm:
+            apply_spectral_norm_(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:
@@ -116,7 +146,9 @@ class DCGANDiscriminator(nn.Module):
 
     ``dropout`` > 0 adds Dropout after every LeakyReLU of the trunk (a common remedy for D
     overfitting small datasets). ``features(x)`` returns the flattened (B, C*4*4) trunk output,
-    which the Siamese discriminator reuses as its branch.
+    which the Siamese discriminator reuses as its branch. ``norm="none"`` drops BatchNorm (the
+    usual choice with ``spectral_norm``, as in SNGAN); ``attention_res``: a SAGAN block after
+    the stage that outputs this resolution.
     """
 
     def __init__(
@@ -126,10 +158,16 @@ class DCGANDiscriminator(nn.Module):
         ndf: int = 64,
         kernel_size: int = 4,
         dropout: float = 0.0,
+        norm: str = "batch",
+        spectral_norm: bool = False,
+        attention_res: int | None = None,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if norm not in ("batch", "none"):
+            raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
+        _check_attention(attention_res, image_size)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.image_size, self.channels = image_size, channels
@@ -141,18 +179,23 @@ class DCGANDiscriminator(nn.Module):
 
         # No BatchNorm on D's input layer (paper, section 3).
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, kernel_size, 2, pad, bias=False), *act()]
-        width = ndf
+        width, res = ndf, image_size // 2
+        if res == attention_res:
+            layers.append(SelfAttention(width))
         for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, 2C, s/2, s/2)
-            layers += [
-                nn.Conv2d(width, width * 2, kernel_size, 2, pad, bias=False),
-                nn.BatchNorm2d(width * 2),
-            ]
+            layers.append(nn.Conv2d(width, width * 2, kernel_size, 2, pad, bias=False))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(width * 2))
             layers += act()
-            width *= 2
+            width, res = width * 2, res // 2
+            if res == attention_res:
+                layers.append(SelfAttention(width))
         self.trunk = nn.Sequential(*layers)  # -> (B, width, 4, 4)
         self.feature_dim = width * 16
         self.head = nn.Conv2d(width, 1, 4, 1, 0, bias=False)  # (B, width, 4, 4) -> (B, 1, 1, 1)
         dcgan_init_(self)
+        if spectral_norm:
+            apply_spectral_norm_(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x).flatten(1)

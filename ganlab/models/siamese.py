@@ -12,14 +12,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganlab.models.dcgan import DCGANDiscriminator, dcgan_init_
+from ganlab.models.dcgan import DCGANDiscriminator, apply_spectral_norm_, dcgan_init_
 
 
 class SiameseDiscriminator(nn.Module):
     """(a, b): two images (B, C, s, s) -> similarity logit (B,); positive means "same kind".
 
     ``shared_weights=True`` uses one branch for both inputs (a true Siamese net, symmetric in
-    its features); ``False`` gives each input its own branch. Branches are DCGAN D trunks.
+    its features); ``False`` gives each input its own branch. Branches are DCGAN D trunks and
+    take the same options (dropout, norm, spectral_norm, attention_res).
     """
 
     pairwise = True
@@ -33,15 +34,24 @@ class SiameseDiscriminator(nn.Module):
         dropout: float = 0.0,
         shared_weights: bool = True,
         hidden: int = 256,
+        norm: str = "batch",
+        spectral_norm: bool = False,
+        attention_res: int | None = None,
     ) -> None:
         super().__init__()
-        branch_a = DCGANDiscriminator(image_size, channels, ndf, kernel_size, dropout)
-        self.branch_a = branch_a.trunk
-        self.branch_b = (
-            branch_a.trunk
-            if shared_weights
-            else DCGANDiscriminator(image_size, channels, ndf, kernel_size, dropout).trunk
+        branch = dict(
+            image_size=image_size,
+            channels=channels,
+            ndf=ndf,
+            kernel_size=kernel_size,
+            dropout=dropout,
+            norm=norm,
+            spectral_norm=spectral_norm,
+            attention_res=attention_res,
         )
+        branch_a = DCGANDiscriminator(**branch)
+        self.branch_a = branch_a.trunk
+        self.branch_b = branch_a.trunk if shared_weights else DCGANDiscriminator(**branch).trunk
         self.shared_weights = shared_weights
         feat = branch_a.feature_dim
         self.mlp = nn.Sequential(  # (B, 2F) -> (B, 1)
@@ -50,6 +60,8 @@ class SiameseDiscriminator(nn.Module):
             nn.Linear(hidden, 1),
         )
         dcgan_init_(self.mlp)
+        if spectral_norm:
+            apply_spectral_norm_(self.mlp)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         fa = self.branch_a(a).flatten(1)  # (B, F)
