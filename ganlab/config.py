@@ -19,11 +19,20 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def metric_suffix(n: int) -> str:
+    """10000 -> '10k', as in the logged metric names (``val/fid_10k``)."""
+    from ganlab.metrics.gan_metrics import metric_suffix as suffix
+
+    return suffix(int(n))
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("auto_precision"):
         OmegaConf.register_new_resolver("auto_precision", auto_precision)
     if not OmegaConf.has_resolver("cuda_available"):
         OmegaConf.register_new_resolver("cuda_available", cuda_available)
+    if not OmegaConf.has_resolver("metric_suffix"):
+        OmegaConf.register_new_resolver("metric_suffix", metric_suffix)
 
 
 register_resolvers()

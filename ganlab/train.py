@@ -63,9 +63,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     result = train(cfg)
-    # Returned for sweepers that optimise a metric (e.g. optimized_metric=train/loss_g).
+    # Returned for sweepers that optimise a metric (hparams_search=fid_optuna: val/fid_10k).
     name = cfg.get("optimized_metric")
-    return result["metrics"].get(name) if name else None
+    if not name:
+        return None
+    if name not in result["metrics"]:
+        raise KeyError(
+            f"optimized_metric={name} was not logged by this run (logged: {sorted(result['metrics'])}); "
+            "for FID enable callbacks.evaluation (every_n_iterations or at_end=true)"
+        )
+    return result["metrics"][name]
 
 
 if __name__ == "__main__":
