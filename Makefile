@@ -29,7 +29,7 @@ data: $(VENV)/.installed  ## fetch the embedded datasets (emoji 64 px, Fashion-M
 train: install data  ## train on the embedded default (emoji 64 px); ARGS=... to override
 	$(BIN)/python -m ganlab.train $(ARGS)
 
-test: install data  ## unit, config and smoke tests (CPU, ~3 minutes on 2 cores)
+test: install data  ## unit, config and smoke tests (CPU, ~5 minutes on 2 cores)
 	$(BIN)/python -m pytest -q
 
 bench: install data  ## throughput of the training path vs the plain PyTorch step; BENCH_ARGS=... to override
