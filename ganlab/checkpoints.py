@@ -14,6 +14,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
+from ganlab.module import sample_latent
+
 
 def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file, read in 1 MiB chunks."""
@@ -40,9 +42,7 @@ class LoadedGenerator:
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, nz) from the run's prior, drawn on the CPU (reproducible across devices)."""
-        if self.latent == "normal":
-            return torch.randn(n, self.nz, generator=generator)
-        return torch.rand(n, self.nz, generator=generator) * 2 - 1
+        return sample_latent(n, self.nz, self.latent, generator)
 
     @torch.no_grad()
     def __call__(self, z: Tensor) -> Tensor:

@@ -27,6 +27,15 @@ from ganlab.losses.base import GANLoss
 COUNTERS = ("iterations", "images_seen", "d_updates", "g_updates", "d_skipped")
 
 
+def sample_latent(
+    n: int, nz: int, latent: str, generator: torch.Generator | None = None, device=None
+) -> Tensor:
+    """(n, nz) from the prior: N(0, I) for ``normal``, U(-1, 1) for ``uniform`` (DCGAN paper)."""
+    if latent == "normal":
+        return torch.randn(n, nz, generator=generator, device=device)
+    return torch.rand(n, nz, generator=generator, device=device) * 2 - 1
+
+
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch, CUDA, numpy, python) in types that ``torch.load(weights_only=True)``
     accepts, as Lightning loads checkpoints: numpy's uint32 key array becomes an int64 tensor."""
@@ -131,9 +140,7 @@ class GANModule(L.LightningModule):
     # -- sampling -------------------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         """Latent batch (n, nz) from the prior."""
-        if self.latent == "normal":
-            return torch.randn(n, self.nz, generator=generator, device=device)
-        return torch.rand(n, self.nz, generator=generator, device=device) * 2 - 1
+        return sample_latent(n, self.nz, self.latent, generator, device)
 
     @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
