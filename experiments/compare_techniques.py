@@ -43,6 +43,18 @@ VARIANTS = {
 }
 
 
+def combine(override_lists: list[list[str]]) -> list[str]:
+    """Concatenate overrides; the ``model.d_augment=[...]`` lists merge into one (in order)."""
+    plain, augments = [], []
+    for overrides in override_lists:
+        for o in overrides:
+            if o.startswith("model.d_augment=["):
+                augments.append(o[len("model.d_augment=[") : -1])
+            else:
+                plain.append(o)
+    return plain + ([f"model.d_augment=[{', '.join(augments)}]"] if augments else [])
+
+
 def run(args: list[str]) -> None:
     r = subprocess.run([sys.executable, *args], capture_output=True, text=True)
     if r.returncode != 0:
@@ -58,13 +70,12 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("outputs/compare_techniques"))
     p.add_argument("--out", type=Path, default=Path("experiments/technique_comparison"))
     p.add_argument("--combo", nargs="*", default=[], help="variant names to combine into a last run")
+    p.add_argument("--append", action="store_true", help="run only the --combo and add it to the saved table")
     args = p.parse_args()
-    variants = dict(VARIANTS)
+    variants = {} if args.append else dict(VARIANTS)
     if args.combo:
-        variants["combination: " + " + ".join(args.combo)] = [
-            o for name in args.combo for o in VARIANTS[name]
-        ]
-    rows = []
+        variants["combination: " + " + ".join(args.combo)] = combine([VARIANTS[name] for name in args.combo])
+    rows = json.loads(args.out.with_suffix(".json").read_text()) if args.append else []
     for name, overrides in variants.items():
         run_dir = args.work / (
             "combination" if name.startswith("combination") else name.split(" (")[0].replace(" ", "_")
