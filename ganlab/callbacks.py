@@ -17,7 +17,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
-from ganlab.metrics.gan_metrics import real_cache_file
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +154,8 @@ class FIDEvaluation(L.Callback):
             features = load_feature_net(self.feature, self.weights, device=module.device)
             self.metrics = GANMetrics(features, *self.kid, inception_score=self.inception_score)
             if trainer.is_global_zero:
-                dm = trainer.datamodule
-                meta = {**dm.fingerprint(), "n_real": self.n_real}
-                cache = real_cache_file(self.cache_dir, meta, features.identity) if self.cache_dir else None
-                self.metrics.load_or_compute_real(
-                    cache, lambda: dm.real_batches(self.batch_size), self.n_real, meta
+                self.metrics.load_or_compute_real_for(
+                    trainer.datamodule, self.n_real, self.batch_size, self.cache_dir
                 )
             trainer.strategy.barrier("fid_real_stats")
         return self.metrics

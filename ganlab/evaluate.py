@@ -22,7 +22,6 @@ from omegaconf import DictConfig
 import ganlab.config  # noqa: F401
 from ganlab.checkpoints import file_digest, load_generator
 from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
-from ganlab.metrics.gan_metrics import real_cache_file
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +43,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = GANMetrics(features, cfg.kid_subsets, cfg.kid_subset_size, inception_score=cfg.inception_score)
 
     t0 = time.perf_counter()
-    meta = {**dm.fingerprint(), "n_real": cfg.n_real}
-    cache = real_cache_file(cfg.cache_dir, meta, features.identity) if cfg.cache_dir else None
-    metrics.load_or_compute_real(cache, lambda: dm.real_batches(cfg.batch_size), cfg.n_real, meta)
+    metrics.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir)
     t_real = time.perf_counter() - t0
 
     if device.type == "cuda":

@@ -145,6 +145,16 @@ class GANMetrics:
         self.set_real(stats)
         return stats
 
+    def load_or_compute_real_for(
+        self, datamodule, n_real: int, batch_size: int, cache_dir: str | Path | None
+    ) -> dict[str, Any]:
+        """Real statistics of ``datamodule`` (its ``fingerprint()`` and ``real_batches()``), cached
+        under ``cache_dir``. The one place that builds the cache key, so training-time evaluation
+        and ``ganlab.evaluate`` share one file per dataset, resolution, ``n_real`` and network."""
+        meta = {**datamodule.fingerprint(), "n_real": n_real}
+        cache = real_cache_file(cache_dir, meta, self.features.identity) if cache_dir else None
+        return self.load_or_compute_real(cache, lambda: datamodule.real_batches(batch_size), n_real, meta)
+
     # -- the numbers --------------------------------------------------------------------------
     def compute(self) -> dict[str, Any]:
         if self._real_n < 2:
