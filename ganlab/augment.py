@@ -81,7 +81,14 @@ class DiffAugment(nn.Module):
         return x * mask.unsqueeze(1)
 
 
-class InstanceNoise(nn.Module):
+class ScheduledAugment(nn.Module):
+    """An augmentation whose strength follows training progress: the training module sets
+    ``images_seen`` (real images shown to D so far, all ranks) before every iteration."""
+
+    images_seen: int = 0
+
+
+class InstanceNoise(ScheduledAugment):
     """Gaussian instance noise (Sønderby et al., "Amortised MAP Inference for Image
     Super-resolution", ICLR 2017, sec. 3.2; Arjovsky & Bottou 2017): x + N(0, sigma^2), with sigma
     annealed linearly from ``sigma`` to 0 over ``anneal_kimg`` thousand images (None: constant).
@@ -90,7 +97,6 @@ class InstanceNoise(nn.Module):
     def __init__(self, sigma: float = 0.1, anneal_kimg: float | None = None) -> None:
         super().__init__()
         self.sigma, self.anneal_kimg = sigma, anneal_kimg
-        self.images_seen = 0  # set by the training module each iteration
 
     def current_sigma(self) -> float:
         if not self.anneal_kimg:

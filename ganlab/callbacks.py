@@ -16,7 +16,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from ganlab.cadence import due
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
+from ganlab.strategy import broadcast_buffers
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class SampleGrid(L.Callback):
         return path
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every_n_iterations > 0 and module.iterations % self.every_n_iterations == 0:
+        if due(self.every_n_iterations, module.iterations):
             self.write(trainer, module)
 
     def on_train_epoch_end(self, trainer, module) -> None:
@@ -86,8 +88,9 @@ class GANCheckpoint(ModelCheckpoint):
         self._last_iteration_saved = getattr(trainer.lightning_module, "iterations", 0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        n = self.every_n_iterations
-        if n < 1 or pl_module.iterations % n != 0 or self._should_skip_saving_checkpoint(trainer):
+        if not due(self.every_n_iterations, pl_module.iterations) or self._should_skip_saving_checkpoint(
+            trainer
+        ):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
@@ -160,13 +163,22 @@ class FIDEvaluation(L.Callback):
             trainer.strategy.barrier("fid_real_stats")
         return self.metrics
 
-    @torch.no_grad()
     def evaluate(self, trainer, module) -> dict | None:
+        """Evaluate now. The training RNG streams are left as they were (the real-statistics pass,
+        its loader and KID's subsets draw from the global generators), so training continues on
+        the same random numbers whether or not the real statistics came from the cache."""
+        devices = [module.device] if module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            return self._evaluate(trainer, module)
+
+    def _evaluate(self, trainer, module) -> dict | None:
         it = module.iterations
         if it == self._last:
             return None
         self._last = it
         metrics = self._prepare(trainer, module)
+        # BatchNorm statistics are per rank under GAN DDP: all ranks generate with rank 0's.
+        broadcast_buffers(module.G, module.G_ema)
         t0 = time.perf_counter()
         n_local = math.ceil(self.n / trainer.world_size)
         g = torch.Generator().manual_seed(self.seed + trainer.global_rank)
@@ -203,7 +215,7 @@ class FIDEvaluation(L.Callback):
         for name, v in values.items():
             trainer.callback_metrics[name] = torch.tensor(v)
         for logger in trainer.loggers:  # directly: the evaluation cadence is not log_every_n_steps
-            logger.log_metrics(values, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
+            logger.log_metrics(values, step=module.iterations)
         log.info("iteration %d: %s", result["iteration"], {n: round(v, 4) for n, v in values.items()})
         if trainer.is_global_zero and self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +226,7 @@ class FIDEvaluation(L.Callback):
                 trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every_n_iterations > 0 and module.iterations % self.every_n_iterations == 0:
+        if due(self.every_n_iterations, module.iterations):
             self.evaluate(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:

@@ -1,9 +1,12 @@
 """The one LightningModule: it only schedules. Networks live in ``ganlab.models``, objectives in
 ``ganlab.losses``; this class decides which update runs on which batch.
 
-Per batch (one "GAN iteration"), with B the per-device batch size:
-  z ~ prior (B, nz);  fake = G(z) (B, C, H, W), generated once
-  D phase on iterations ``it % d_every == 0``: ``d_steps_per_g`` D updates on (real, fake.detach())
+Per batch (one "GAN iteration"), with B the per-device batch size and k = ``d_steps_per_g``
+(the loader yields k*B real images per iteration, k minibatches of B):
+  z ~ prior (B, nz);  fake = G(z) (B, C, H, W), generated once for the last D update and G
+  D phase on iterations ``it % d_every == 0``: k D updates, the j-th on (real_j, G(z_j)) with a
+    fresh real minibatch and fresh z each (Goodfellow et al. 2014, Algorithm 1); the last one
+    uses ``fake.detach()``
   G phase on iterations ``it % g_every == g_every - 1``: one G update on D(fake)
 Progress is counted in ``iterations`` and ``images_seen`` (all ranks); Lightning's
 ``global_step`` counts optimizer steps (two per iteration here) and is not used for schedules.
@@ -12,17 +15,23 @@ Progress is counted in ``iterations`` and ``images_seen`` (all ranks); Lightning
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor, nn
 
+from ganlab.augment import ScheduledAugment
+from ganlab.cadence import due
 from ganlab.losses.base import GANLoss
+from ganlab.rng import all_rank_states, restore_rank_state, seed_rank_streams
+from ganlab.stats import StepStats
+from ganlab.strategy import no_sync
+
+log = logging.getLogger(__name__)
 
 COUNTERS = ("iterations", "images_seen", "d_updates", "g_updates", "d_skipped")
 
@@ -36,21 +45,6 @@ def sample_latent(
     return torch.rand(n, nz, generator=generator, device=device) * 2 - 1
 
 
-def rng_state() -> dict[str, Any]:
-    """Global RNG states (torch, CUDA, numpy, python) in types that ``torch.load(weights_only=True)``
-    accepts, as Lightning loads checkpoints: numpy's uint32 key array becomes an int64 tensor."""
-    state = _collect_rng_states(include_cuda=torch.cuda.is_available())
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    state["numpy"] = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    state = {**state, "numpy": (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)}
-    _set_rng_states(state)
-
-
 class GANModule(L.LightningModule):
     """Alternating GAN training (Goodfellow et al. 2014, Algorithm 1).
 
@@ -61,14 +55,16 @@ class GANModule(L.LightningModule):
         optimizer: partial optimizer factory, called as ``optimizer(params, lr=...)``.
         lr_g, lr_d: learning rates; different values give TTUR (Heusel et al. 2017).
         nz: latent size. latent: ``normal`` (N(0, I)) or ``uniform`` (U(-1, 1), as in the DCGAN paper).
-        d_steps_per_g: D updates per D phase, on the same real and fake batch.
+        d_steps_per_g: D updates per D phase (k in Algorithm 1), each on a fresh real minibatch
+            and fresh latents; the data module yields k minibatches per iteration.
         d_every, g_every: run the D (G) phase on every n-th iteration; ``d_every=2`` is
             "train D every other step".
         d_skip_accuracy: adaptive schedule; skip a D update while D's accuracy on the current
             (real + fake) batch, averaged over all ranks, is above this (e.g. 0.8). Costs one
             host sync per D update; off (None) by default.
         n_fixed: size of the fixed-noise batch used for sample grids, saved in checkpoints.
-        nan_check_every: raise on a non-finite loss, checked every n iterations (a host sync).
+        nan_check_every: raise on a non-finite loss, checked every n iterations (a host sync);
+            also checked whenever statistics are logged.
         channels_last: keep G, D and the real batch in NHWC memory layout (faster on GPUs).
         ema_half_life_kimg: keep ``G_ema``, an exponential moving average of G's weights whose
             half-life is this many thousand images (Karras et al. 2018/2020; 10 in StyleGAN2-ADA);
@@ -77,6 +73,11 @@ class GANModule(L.LightningModule):
             so early EMA weights are not dominated by the random initialisation. None: no ramp-up.
         d_augment: modules applied, in order, to every image D sees (``ganlab.augment``:
             DiffAugment, InstanceNoise), in both phases; differentiable, so G learns through them.
+        compile: ``torch.compile`` G and D in place (``nn.Module.compile``: state-dict keys are
+            unchanged, so checkpoints stay interchangeable with eager runs).
+
+    Statistics are accumulated on the device (``ganlab.stats.StepStats``) and handed to the
+    loggers every ``trainer.log_every_n_steps`` iterations, as means over that interval.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class GANModule(L.LightningModule):
         ema_half_life_kimg: float | None = None,
         ema_rampup: float | None = 0.05,
         d_augment: list[nn.Module] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -124,17 +126,32 @@ class GANModule(L.LightningModule):
         self.lr_g, self.lr_d, self.nz, self.latent = lr_g, lr_d, nz, latent
         self.d_steps_per_g, self.d_every, self.g_every = int(d_steps_per_g), int(d_every), int(g_every)
         self.d_skip_accuracy, self.nan_check_every = d_skip_accuracy, nan_check_every
+        if compile and channels_last and torch.cuda.is_available() and torch.__version__.startswith("2.11"):
+            # torch 2.11's inductor failed on these networks in channels_last on an H100 (a fake-kernel
+            # stride assertion in convolution_backward): compile in the default layout there.
+            log.warning("model.compile=true with channels_last fails in torch 2.11; using NCHW")
+            channels_last = False
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             for net in (self.G, self.D, self.G_ema):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
+        if compile:
+            self.G.compile()
+            self.D.compile()
         self.run_config: dict | None = None  # the composed Hydra config, set by ganlab.train
+        self.seed = seed
+        self.stats = StepStats()
+        # DDP wrappers of G and D, set by ganlab.strategy.GANDDPStrategy; a plain dict, so they are
+        # not submodules (state-dict keys stay "G.*", "D.*").
+        self._ddp: dict[str, nn.Module] = {}
+        self._g_params: list[nn.Parameter] = []
+        self._ema_tensors: tuple[list[Tensor], ...] = ()
         # Fixed noise for sample grids: a buffer, so it moves with the module and is checkpointed.
         self.register_buffer("fixed_z", self.sample_z(n_fixed, generator=torch.Generator().manual_seed(seed)))
         for c in COUNTERS:
             setattr(self, c, 0)
-        self._pending_rng: dict | None = None
+        self._pending_rng: list | dict | None = None
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer", "d_augment"])
 
     # -- sampling -------------------------------------------------------------------------------
@@ -162,10 +179,34 @@ class GANModule(L.LightningModule):
         if self.ema_rampup is not None:
             half_life = min(half_life, self.images_seen * self.ema_rampup)
         beta = 0.5 ** (batch_images / max(half_life, 1e-8))
-        ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
+        if not self._ema_tensors:  # listed once: no walk over the parameters per iteration
+            self._ema_tensors = (
+                list(self.G_ema.parameters()),
+                list(self.G.parameters()),
+                list(self.G_ema.buffers()),
+                list(self.G.buffers()),
+            )
+        ema_params, params, ema_buffers, buffers = self._ema_tensors
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        if buffers:
+            torch._foreach_copy_(ema_buffers, buffers)
+
+    # -- data parallelism (ganlab.strategy.GANDDPStrategy) ------------------------------------------
+    def ddp_networks(self) -> dict[str, nn.Module]:
+        """The networks trained with gradients, each wrapped in its own DDP by the strategy."""
+        return {"G": self.G, "D": self.D}
+
+    def use_ddp(self, wrappers: dict[str, nn.Module]) -> None:
+        """Call G and D through these wrappers (``{}``: directly)."""
+        self._ddp = dict(wrappers)
+
+    @property
+    def g_net(self) -> nn.Module:
+        return self._ddp.get("G", self.G)
+
+    @property
+    def d_net(self) -> nn.Module:
+        return self._ddp.get("D", self.D)
 
     # -- training -------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -174,33 +215,48 @@ class GANModule(L.LightningModule):
         return [opt_g, opt_d]
 
     def on_train_start(self) -> None:
-        # RNG states from a checkpoint are applied here, right before the first batch, so that
-        # nothing Lightning does while restoring (loggers, loaders) shifts the streams.
+        # Per-rank streams start here, right before the first batch, so that nothing Lightning does
+        # while restoring (loggers, loaders) shifts them: a checkpoint's states, or fresh streams
+        # from (seed, rank). The networks were built before, from the same seed on every rank.
+        rank, world = self.trainer.global_rank, self.trainer.world_size
         if self._pending_rng is not None:
-            set_rng_state(self._pending_rng)
+            restore_rank_state(self._pending_rng, self.seed, rank, world)
             self._pending_rng = None
+        else:
+            seed_rank_streams(self.seed, rank)
+        self._g_params = [p for p in self.G.parameters() if p.requires_grad]
+        self._ema_tensors = ()
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch  # (B, C, H, W) in [-1, 1]
-        real = real.contiguous(memory_format=self.memory_format)
+        real_all = batch[0] if isinstance(batch, (list, tuple)) else batch  # (k*B, C, H, W) in [-1, 1]
+        real_all = real_all.contiguous(memory_format=self.memory_format)
+        k = self.d_steps_per_g
+        reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
         opt_g, opt_d = self.optimizers()
-        b, it = real.shape[0], self.iterations
+        b, it, world = reals[0].shape[0], self.iterations, self.trainer.world_size
         do_d = it % self.d_every == 0
         do_g = it % self.g_every == self.g_every - 1
+        G = self.g_net
 
-        z = self.sample_z(b, device=real.device)
+        z = self.sample_z(b, device=real_all.device)
         with torch.set_grad_enabled(do_g):  # no graph through G on D-only iterations
-            fake = self.G(z)  # (B, C, H, W), generated once for both phases
+            fake = G(z)  # (B, C, H, W): the last D update's fakes and the G update's
 
         logs: dict[str, Tensor] = {}
         for aug in self.d_augment:
-            if hasattr(aug, "images_seen"):
+            if isinstance(aug, ScheduledAugment):
                 aug.images_seen = self.images_seen  # schedules (instance-noise annealing)
         if do_d:
-            self.toggle_optimizer(opt_d)  # G's params stop requiring grad
-            for _ in range(self.d_steps_per_g):
-                loss_d, stats = self.loss.d_loss(self.d_input, real, fake.detach(), step=self.d_updates)
-                logs.update({"train/loss_d": loss_d.detach(), **{f"train/{k}": v for k, v in stats.items()}})
+            # G's parameters need no toggling: D's loss sees fakes detached from G's graph.
+            for j, real in enumerate(reals):
+                if j < k - 1:
+                    with torch.no_grad():
+                        fake_j = G(self.sample_z(b, device=real.device))
+                else:
+                    fake_j = fake.detach()
+                loss_d, stats = self.loss.d_loss(self.d_input, real, fake_j, step=self.d_updates)
+                logs["loss_d"] = loss_d.detach()
+                logs.update(stats)
                 if self._skip_d(stats):
                     self.d_skipped += 1
                     continue
@@ -208,38 +264,54 @@ class GANModule(L.LightningModule):
                 self.manual_backward(loss_d)
                 opt_d.step()
                 self.d_updates += 1
-            self.untoggle_optimizer(opt_d)
         if do_g:
-            self.toggle_optimizer(opt_g)  # D's params stop requiring grad: no wasted D grads
-            loss_g, _ = self.loss.g_loss(self.d_input, real, fake)
+            with no_sync(self.d_net):  # D's forward here must not all-reduce D's gradients
+                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake)
             opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
+            # Gradients for G's parameters only: D's weight gradients are not computed at all,
+            # without walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
+            self.manual_backward(loss_g, inputs=self._g_params)
             opt_g.step()
-            self.untoggle_optimizer(opt_g)
             self.g_updates += 1
-            logs["train/loss_g"] = loss_g.detach()
+            logs["loss_g"] = loss_g.detach()
             if self.G_ema is not None:
-                self.update_ema(b * self.trainer.world_size)
+                self.update_ema(b * world)
 
         self.iterations += 1
-        self.images_seen += b * self.trainer.world_size
-        if self.nan_check_every and self.iterations % self.nan_check_every == 0:
-            self._check_finite(logs)
-        if "train/d_acc_real" in logs:
-            logs["train/d_acc"] = (logs["train/d_acc_real"] + logs["train/d_acc_fake"]) / 2
-        # Tensors, not floats: Lightning converts them only when a logger writes (no per-step sync).
-        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
-        self.log_dict(
-            {"train/images_seen": float(self.images_seen), "train/iterations": float(self.iterations)},
-            on_step=True,
-            on_epoch=False,
-        )
+        self.images_seen += real_all.shape[0] * world
+        if "d_acc_real" in logs:
+            logs["d_acc"] = (logs["d_acc_real"] + logs["d_acc_fake"]) / 2
+        self.stats.add(logs)  # on the device: no host sync, no logger call per iteration
+        if due(self.nan_check_every, self.iterations) and not self.stats.all_finite():
+            self._raise_non_finite()
+        if due(self.trainer.log_every_n_steps, self.iterations):
+            self.log_stats()
+
+    def on_train_epoch_end(self) -> None:
+        self.log_stats()  # the end of a short run is logged too
+
+    def log_stats(self) -> None:
+        """Hand the accumulated statistics to the loggers (one device-to-host copy), as
+        ``train/<name>`` at step ``iterations``, averaged over ranks; also into
+        ``trainer.callback_metrics`` for the progress bar, sweepers and ``ganlab.train``'s result."""
+        means = self.stats.flush(reduce=lambda t: self.trainer.strategy.reduce(t, reduce_op="mean"))
+        if not means:
+            return
+        bad = [f"train/{k}" for k in ("loss_d", "loss_g") if k in means and not math.isfinite(means[k])]
+        if bad:
+            self._raise_non_finite(bad)
+        values = {f"train/{k}": v for k, v in means.items()}
+        values["train/images_seen"] = float(self.images_seen)
+        values["train/iterations"] = float(self.iterations)
+        for logger in self.loggers:
+            logger.log_metrics(values, step=self.iterations)
+        self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
 
     def d_input(self, *images: Tensor) -> Tensor:
         """D on augmented inputs: D(aug(x)), or D(aug(a), aug(b)) for a pair discriminator."""
         for aug in self.d_augment:
             images = tuple(aug(x) for x in images)
-        return self.D(*images)
+        return self.d_net(*images)
 
     def _skip_d(self, stats: dict[str, Tensor]) -> bool:
         if self.d_skip_accuracy is None:
@@ -249,21 +321,20 @@ class GANModule(L.LightningModule):
         acc = self.trainer.strategy.reduce(acc, reduce_op="mean")
         return bool(acc > self.d_skip_accuracy)
 
-    def _check_finite(self, logs: dict[str, Tensor]) -> None:
-        bad = [k for k in ("train/loss_d", "train/loss_g") if k in logs and not torch.isfinite(logs[k])]
-        if bad:
-            raise FloatingPointError(
-                f"non-finite {', '.join(bad)} at GAN iteration {self.iterations} "
-                f"(checked every {self.nan_check_every}). Lower model.lr_g / model.lr_d, try "
-                "trainer.precision=32-true, or check that the data is scaled to [-1, 1]; "
-                "resume from the last good checkpoint with ckpt_path=..."
-            )
+    def _raise_non_finite(self, names: list[str] | None = None) -> None:
+        what = ", ".join(names) if names else "loss or statistic"
+        raise FloatingPointError(
+            f"non-finite {what} by GAN iteration {self.iterations} "
+            f"(checked every {self.nan_check_every} iterations and at each log). Lower model.lr_g / "
+            "model.lr_d, try trainer.precision=32-true, or check that the data is scaled to [-1, 1]; "
+            "resume from the last good checkpoint with ckpt_path=..."
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ganlab"] = {
             "counters": {c: getattr(self, c) for c in COUNTERS},
-            "rng": rng_state(),
+            "rng": all_rank_states(),  # every rank's stream, indexed by global rank
             "config": self.run_config,
         }
 

@@ -14,9 +14,11 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 import ganlab.config  # noqa: F401  (registers the resolvers used in conf/)
+from ganlab.strategy import resolve_strategy
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +32,26 @@ def finish_wandb() -> None:
 
 def build(cfg: DictConfig, extra_callbacks: list | None = None):
     """The instantiate chain: (datamodule, model, trainer, loggers). Shared by ganlab.bench."""
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    # k D updates per iteration each take a fresh real minibatch: the loader yields k of them.
+    datamodule: L.LightningDataModule = instantiate(
+        cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1))
+    )
     loss = instantiate(cfg.loss)
     optimizer = instantiate(cfg.optimizer)
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + (extra_callbacks or [])
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    t = cfg.trainer
+    strategy = t.get("strategy", "auto")  # a name, or a config with _target_
+    strategy = resolve_strategy(
+        strategy if isinstance(strategy, str) else instantiate(strategy),
+        t.get("accelerator", "auto"), t.get("devices", "auto"), t.get("num_nodes", 1),
+        t.get("sync_batchnorm", False),
+    )  # fmt: skip
+    trainer: L.Trainer = instantiate(t, callbacks=callbacks, logger=loggers or False, strategy=strategy)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
     return datamodule, model, trainer

@@ -39,9 +39,15 @@ def test_fit_each_loss(loss, tmp_path, image_dir):
 
 
 def test_schedule_counts(tmp_path, image_dir):
-    """d_every=2, d_steps_per_g=2: D phases at iterations 0, 2, 4 with 2 updates each."""
+    """d_every=2, d_steps_per_g=2 at batch 4: an iteration takes 2 minibatches (8 images), so 5
+    iterations; D phases at iterations 0, 2, 4 with 2 updates each."""
     fit(
-        ["model.d_every=2", "model.d_steps_per_g=2", "callbacks.checkpoint.every_n_iterations=0"],
+        [
+            "model.d_every=2",
+            "model.d_steps_per_g=2",
+            "data.batch_size=4",
+            "callbacks.checkpoint.every_n_iterations=0",
+        ],
         tmp_path,
         image_dir,
     )
@@ -49,6 +55,29 @@ def test_schedule_counts(tmp_path, image_dir):
     counters = ck["ganlab"]["counters"]
     assert counters == {"iterations": 5, "images_seen": 40, "d_updates": 6, "g_updates": 5, "d_skipped": 0}
     assert ck["global_step"] == 11  # Lightning counts optimizer steps, hence ganlab's own counters
+
+
+def test_k_d_steps_draw_fresh_reals_and_latents(tmp_path, image_dir, monkeypatch):
+    """Algorithm 1 (Goodfellow et al. 2014): each of the k D updates of an iteration gets its own
+    real minibatch and its own z; the real images of one epoch are each shown to D once."""
+    from ganlab.losses import NonSaturatingLoss
+
+    seen = []
+    original = NonSaturatingLoss.d_loss
+
+    def recording(self, D, real, fake, step=0):
+        seen.append((real.clone(), fake.clone()))
+        return original(self, D, real, fake, step)
+
+    monkeypatch.setattr(NonSaturatingLoss, "d_loss", recording)
+    result, _ = fit(["model.d_steps_per_g=3", "data.batch_size=4"], tmp_path, image_dir)
+    assert result["iterations"] == 3  # 40 images // (3 x 4)
+    assert len(seen) == 9 and all(r.shape[0] == 4 and f.shape[0] == 4 for r, f in seen)
+    reals = torch.cat([r.flatten(1) for r, _ in seen])
+    assert torch.unique(reals, dim=0).shape[0] == 36  # 36 distinct real images, none reused
+    for i in range(3):
+        fakes = [seen[3 * i + j][1] for j in range(3)]
+        assert not torch.allclose(fakes[0], fakes[1]) and not torch.allclose(fakes[1], fakes[2])
 
 
 def test_g_every_and_adaptive_skip(tmp_path, image_dir):

@@ -34,6 +34,8 @@ class GANDataModule(L.LightningDataModule):
     ``random_crop=True`` set it larger (e.g. 72 for 64 px) so the crop has room to move.
     ``how_to_get``: appended to "dataset not found" errors.
     ``cache`` / ``device_resident``: see ``ganlab.data.cache`` (decode once; keep on the GPU).
+    ``batches_per_iteration``: minibatches of ``batch_size`` per training batch (set by
+    ``ganlab.train`` from ``model.d_steps_per_g``: each D update takes a fresh real minibatch).
     """
 
     def __init__(
@@ -54,8 +56,12 @@ class GANDataModule(L.LightningDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         device_resident: bool = False,
+        batches_per_iteration: int = 1,
     ) -> None:
         super().__init__()
+        if int(batches_per_iteration) < 1:
+            raise ValueError(f"batches_per_iteration must be >= 1, got {batches_per_iteration}")
+        self.batches_per_iteration = int(batches_per_iteration)
         self.root = Path(root).expanduser()
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -139,10 +145,16 @@ class GANDataModule(L.LightningDataModule):
             self._check_size(self.train_set)
 
     def _check_size(self, dataset) -> None:
-        if len(dataset) < self.batch_size:
+        need = self.batch_size * self.batches_per_iteration
+        if len(dataset) < need:
+            per = (
+                f" x model.d_steps_per_g={self.batches_per_iteration}"
+                if self.batches_per_iteration > 1
+                else ""
+            )
             raise DatasetError(
-                f"dataset at '{self.root}' has {len(dataset)} images, fewer than one batch "
-                f"(data.batch_size={self.batch_size}); lower data.batch_size or add images"
+                f"dataset at '{self.root}' has {len(dataset)} images, fewer than one batch of "
+                f"{need} (data.batch_size={self.batch_size}{per}); lower data.batch_size or add images"
             )
 
     def train_dataloader(self) -> ResumableLoader:
@@ -150,7 +162,7 @@ class GANDataModule(L.LightningDataModule):
         return ResumableLoader(
             self.train_set,
             seeded=not self.cache,  # cached modes augment on the device from hashed keys
-            batch_size=self.batch_size,
+            batch_size=self.batch_size * self.batches_per_iteration,
             shuffle=True,
             seed=self.seed,
             num_workers=0 if resident else self.num_workers,

@@ -1,0 +1,62 @@
+"""Training statistics kept on the device and read once per logging interval.
+
+Per iteration the training step hands over a few 0-d tensors (losses, D(x), D(G(z)), accuracies).
+Reading each with ``.item()``, or handing them to ``LightningModule.log_dict`` every iteration,
+costs host time (and on a GPU a sync) per iteration. Here each iteration adds one stacked tensor to
+a running sum on the device; ``flush()`` turns the sums into means with one device-to-host copy.
+Logged values are therefore means over the interval, not the last iteration's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+class StepStats:
+    """Running sums of named scalar statistics, grouped by the set of names an iteration reports
+    (D-only and G-only iterations report different sets)."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, ...], Tensor] = {}
+        self._counts: dict[tuple[str, ...], int] = {}
+
+    def add(self, values: dict[str, Tensor]) -> None:
+        if not values:
+            return
+        names = tuple(values)
+        stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+        total = self._sums.get(names)
+        self._sums[names] = stacked if total is None else total.add_(stacked)
+        self._counts[names] = self._counts.get(names, 0) + 1
+
+    def all_finite(self) -> bool:
+        """Whether every value added since the last flush was finite (NaN and inf survive in the
+        sums); one sync."""
+        if not self._sums:
+            return True
+        return bool(torch.isfinite(torch.cat(list(self._sums.values()))).all())
+
+    def flush(self, reduce: Callable[[Tensor], Tensor] | None = None) -> dict[str, float]:
+        """Means since the last flush, by name; one device-to-host copy. Empties the sums.
+        ``reduce``: applied to the concatenated sums first, e.g. the strategy's mean over ranks
+        (every rank reports the same names, as they run the same schedule)."""
+        if not self._sums:
+            return {}
+        groups = list(self._sums.items())
+        sums = torch.cat([s for _, s in groups])
+        host = (reduce(sums) if reduce is not None else sums).cpu().tolist()
+        totals: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        i = 0
+        for names, _ in groups:
+            n = self._counts[names]
+            for name in names:
+                totals[name] = totals.get(name, 0.0) + host[i]
+                counts[name] = counts.get(name, 0) + n
+                i += 1
+        self._sums.clear()
+        self._counts.clear()
+        return {k: totals[k] / counts[k] for k in totals}

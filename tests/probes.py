@@ -1,0 +1,46 @@
+"""A callback for the DDP tests, loaded into `python -m ganlab.train` runs through
+`+callbacks.probe._target_=tests.probes.RankProbe` (with the repository on PYTHONPATH).
+
+Each rank writes `probe_rank<R>.jsonl`: per iteration, a digest of the z the step is about to draw
+(peeked from a copy of the global RNG, which is left untouched) and digests of G, G_ema and D
+after the step's updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+def digest(tensors) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class RankProbe(L.Callback):
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self._z = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        b = trainer.datamodule.batch_size
+        with torch.random.fork_rng(devices=[]):
+            self._z = digest([module.sample_z(b)])
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        row = {
+            "iteration": module.iterations,
+            "z": self._z,
+            "G": digest(module.G.parameters()),
+            "D": digest(module.D.parameters()),
+            "G_ema": digest(module.G_ema.parameters()) if module.G_ema is not None else None,
+        }
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        with open(self.dirpath / f"probe_rank{trainer.global_rank}.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
