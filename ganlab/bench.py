@@ -36,13 +36,30 @@ def _sync(device: torch.device) -> None:
 
 class Throughput(L.Callback):
     """Times iterations ``warmup`` .. ``warmup + iters`` and then stops training; under
-    ``GANDDPStrategy`` also counts what DDP all-reduced in that window."""
+    ``GANDDPStrategy`` also counts what DDP all-reduced in that window.
 
-    def __init__(self, warmup: int, iters: int) -> None:
-        self.warmup, self.iters = warmup, iters
-        self.t0 = self.seconds = None
+    With a ``reference``, the window is cut into chunks of ``chunk`` iterations and after each one
+    (outside ganlab's timing) the plain step runs as many iterations: both are timed in the same
+    stretches of time, so a machine whose speed drifts (a shared CPU) favours neither.
+    """
+
+    def __init__(
+        self, warmup: int, iters: int, reference: ReferenceStep | None = None, chunk: int = 25
+    ) -> None:
+        self.warmup, self.iters, self.reference, self.chunk = warmup, iters, reference, chunk
+        self.seconds = self.host_seconds = 0.0
+        self.done = False
+        self._t0 = self._host0 = 0.0
         self.updates: dict[str, int] = {}
         self.comm: dict[str, Any] | None = None
+
+    def _start(self) -> None:
+        self._t0, self._host0 = time.perf_counter(), time.thread_time()
+
+    def _stop(self, device: torch.device) -> None:
+        _sync(device)
+        self.seconds += time.perf_counter() - self._t0
+        self.host_seconds += time.thread_time() - self._host0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         it = module.iterations
@@ -54,10 +71,23 @@ class Throughput(L.Callback):
             self.updates = {"D": module.d_updates, "G": module.g_updates}
             if counter is not None:
                 counter.reset()
-            self.t0 = time.perf_counter()
-        elif it == self.warmup + self.iters:
-            _sync(module.device)
-            self.seconds = time.perf_counter() - self.t0
+            if self.reference is not None:
+                self.reference.warm_up(min(self.warmup, 10))
+            self._start()
+        elif self.warmup < it <= self.warmup + self.iters:
+            done = it - self.warmup
+            last = done == self.iters
+            if self.reference is None and not last:
+                return
+            if not (last or done % self.chunk == 0):
+                return
+            self._stop(module.device)
+            if self.reference is not None:
+                self.reference.run(self.chunk if not last else done - (done - 1) // self.chunk * self.chunk)
+            if not last:
+                self._start()
+                return
+            self.done = True
             trainer.should_stop = True
             self.updates = {
                 "D": module.d_updates - self.updates["D"],
@@ -84,64 +114,93 @@ class Throughput(L.Callback):
         return report
 
 
-def reference_step_throughput(
-    G: nn.Module,
-    D: nn.Module,
-    batch: int,
-    nz: int,
-    device: torch.device,
-    bf16: bool,
-    channels_last: bool,
-    warmup: int,
-    iters: int,
-) -> dict[str, Any]:
-    """The plain PyTorch recipe: one D step on (real, G(z).detach()), one G step, BCE on logits,
-    fused Adam 2e-4 (0.5, 0.999); real images already on the device."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    G, D = G.to(device, memory_format=fmt).train(), D.to(device, memory_format=fmt).train()
-    fused = device.type == "cuda"
-    opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
-    opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
-    bce = nn.BCEWithLogitsLoss()
-    real = (torch.rand(batch, G.channels, G.image_size, G.image_size, device=device) * 2 - 1).contiguous(
-        memory_format=fmt
-    )
-    ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+class ReferenceStep:
+    """The plain PyTorch recipe around copies of the same networks: one D step on
+    (real, G(z).detach()), one G step, BCE on logits, Adam 2e-4 (0.5, 0.999), fused on a GPU;
+    real images already on the device (``../shared/reference/dcgan_reference_step.py``).
+    ``run(n)`` times n steps and adds them to the totals; it draws from forked RNG streams, so
+    interleaving it with training changes nothing there."""
 
-    def step() -> None:
-        z = torch.randn(batch, nz, device=device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        batch: int,
+        nz: int,
+        device: torch.device,
+        bf16: bool,
+        channels_last: bool,
+    ) -> None:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.G = G.to(device, memory_format=fmt).train()
+        self.D = D.to(device, memory_format=fmt).train()
+        fused = device.type == "cuda"
+        self.opt_g = torch.optim.Adam(self.G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
+        self.bce = nn.BCEWithLogitsLoss()
+        shape = (batch, self.G.channels, self.G.image_size, self.G.image_size)
+        self.real = (torch.rand(*shape, device=device) * 2 - 1).contiguous(memory_format=fmt)
+        self.ones, self.zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+        self.batch, self.nz, self.device, self.bf16 = batch, nz, device, bf16
+        self.iters, self.seconds, self.host_seconds = 0, 0.0, 0.0
+
+    def step(self) -> None:
+        G, D, bce, dev = self.G, self.D, self.bce, self.device
+        z = torch.randn(self.batch, self.nz, device=dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
             fake = G(z)
-            d_loss = bce(D(real), ones) + bce(D(fake.detach()), zeros)
-        opt_d.zero_grad(set_to_none=True)
+            d_loss = bce(D(self.real), self.ones) + bce(D(fake.detach()), self.zeros)
+        self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
-        opt_d.step()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            g_loss = bce(D(fake), ones)
-        opt_g.zero_grad(set_to_none=True)
+        self.opt_d.step()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
+            g_loss = bce(D(fake), self.ones)
+        self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
-        opt_g.step()
+        self.opt_g.step()
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    dt = (time.perf_counter() - t0) / iters
-    return {"img_per_s": round(batch / dt, 1), "ms_per_iter": round(dt * 1e3, 3)}
+    def _rng(self):
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def warm_up(self, n: int) -> None:
+        with self._rng():
+            for _ in range(n):
+                self.step()
+        _sync(self.device)
+
+    def run(self, n: int) -> None:
+        with self._rng():
+            _sync(self.device)
+            t0, host0 = time.perf_counter(), time.thread_time()
+            for _ in range(n):
+                self.step()
+            _sync(self.device)
+            self.seconds += time.perf_counter() - t0
+            self.host_seconds += time.thread_time() - host0
+        self.iters += n
 
 
 def bench(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed)
     timer = Throughput(cfg.warmup, cfg.iters)
     datamodule, model, trainer = build(cfg, extra_callbacks=[timer])
+    reference = None
+    if cfg.reference:
+        reference = ReferenceStep(
+            hydra.utils.instantiate(cfg.model.generator), hydra.utils.instantiate(cfg.model.discriminator),
+            cfg.data.batch_size, cfg.model.nz, trainer.strategy.root_device,
+            bf16="bf16" in str(trainer.precision), channels_last=bool(cfg.model.get("channels_last", False)),
+        )  # fmt: skip
+    # One process: the plain step interleaved with ganlab's. Under DDP, rank 0 runs it after training
+    # (interleaved, the other ranks would stand waiting for it inside their timed window).
+    timer.reference = reference if trainer.world_size == 1 else None
     try:
         trainer.fit(model, datamodule=datamodule)
     finally:
         finish_wandb()
-    if timer.seconds is None:
+    if not timer.done:
         raise RuntimeError(f"training stopped after {model.iterations} iterations, before warmup + iters")
     device = model.device
     batch, world = cfg.data.batch_size, trainer.world_size
@@ -155,22 +214,29 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "iters": cfg.iters,
         "ganlab_img_per_s": round(cfg.iters * batch * world / timer.seconds, 1),
         "ganlab_ms_per_iter": round(timer.seconds / cfg.iters * 1e3, 3),
+        # CPU time of the thread that runs the loop: the host's work per iteration, which other
+        # processes on a shared machine do not inflate (with one torch thread on CPU it is all of it).
+        "ganlab_host_ms_per_iter": round(timer.host_seconds / cfg.iters * 1e3, 3),
         "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
         if device.type == "cuda"
         else None,
     }
-    if cfg.reference and trainer.is_global_zero:
-        ref = reference_step_throughput(
-            hydra.utils.instantiate(cfg.model.generator), hydra.utils.instantiate(cfg.model.discriminator),
-            batch, cfg.model.nz, device, bf16="bf16" in str(trainer.precision),
-            channels_last=result["channels_last"], warmup=min(cfg.warmup, 10), iters=cfg.iters,
-        )  # fmt: skip
-        result["reference_img_per_s"] = ref["img_per_s"]
-        result["reference_ms_per_iter"] = ref["ms_per_iter"]
+    if reference is not None and trainer.is_global_zero:
+        if reference.iters == 0:
+            reference.warm_up(min(cfg.warmup, 10))
+            reference.run(cfg.iters)
+        result["reference_ms_per_iter"] = round(reference.seconds / reference.iters * 1e3, 3)
+        result["reference_host_ms_per_iter"] = round(reference.host_seconds / reference.iters * 1e3, 3)
+        result["reference_img_per_s"] = round(reference.iters * batch / reference.seconds, 1)
         # Time per iteration against the plain loop's: 1.0 is no framework overhead at all.
-        result["time_ratio"] = round(result["ganlab_ms_per_iter"] / ref["ms_per_iter"], 3)
+        result["time_ratio"] = round(result["ganlab_ms_per_iter"] / result["reference_ms_per_iter"], 3)
+        result["host_time_ratio"] = round(
+            result["ganlab_host_ms_per_iter"] / result["reference_host_ms_per_iter"], 3
+        )
         # Per device: the reference runs on one device, ganlab's figure sums all ranks.
-        result["ratio_per_device"] = round(result["ganlab_img_per_s"] / world / ref["img_per_s"], 3)
+        result["ratio_per_device"] = round(
+            result["ganlab_img_per_s"] / world / result["reference_img_per_s"], 3
+        )
     if timer.comm is not None:
         result["allreduce"] = timer.comm
     if trainer.is_global_zero:

@@ -18,6 +18,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from ganlab.augment import ScheduledAugment
 from ganlab.cadence import due
+from ganlab.cuda_graph import CUDAGraphIteration, check_capturable
 from ganlab.losses.base import GANLoss
 from ganlab.rng import all_rank_states, restore_rank_state, seed_rank_streams
 from ganlab.stats import StepStats
@@ -34,6 +36,16 @@ from ganlab.strategy import no_sync
 log = logging.getLogger(__name__)
 
 COUNTERS = ("iterations", "images_seen", "d_updates", "g_updates", "d_skipped")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one iteration runs: the D phase as the lazy-R1 flag of each of its k updates (empty:
+    no D phase) and whether the G phase runs. Hashable: the CUDA-graph path captures one graph
+    per distinct plan (e.g. with R1 every 16 D updates: one graph with R1, one without)."""
+
+    d_r1: tuple[bool, ...]
+    g: bool
 
 
 def sample_latent(
@@ -75,6 +87,9 @@ class GANModule(L.LightningModule):
             DiffAugment, InstanceNoise), in both phases; differentiable, so G learns through them.
         compile: ``torch.compile`` G and D in place (``nn.Module.compile``: state-dict keys are
             unchanged, so checkpoints stay interchangeable with eager runs).
+        cuda_graph: replay each iteration as one CUDA graph (``ganlab.cuda_graph``); CUDA, one
+            device. Lightning's per-step hooks (on_before_backward, ...) and ``global_step`` are
+            not advanced by replays, and resume is not bit-exact (graph RNG offsets).
 
     Statistics are accumulated on the device (``ganlab.stats.StepStats``) and handed to the
     loggers every ``trainer.log_every_n_steps`` iterations, as means over that interval.
@@ -102,6 +117,7 @@ class GANModule(L.LightningModule):
         ema_rampup: float | None = 0.05,
         d_augment: list[nn.Module] | None = None,
         compile: bool = False,
+        cuda_graph: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -136,6 +152,8 @@ class GANModule(L.LightningModule):
             for net in (self.G, self.D, self.G_ema):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
+        self.compile_networks, self.cuda_graph = compile, cuda_graph
+        self.graphed: CUDAGraphIteration | None = None  # set at train start with cuda_graph
         if compile:
             self.G.compile()
             self.D.compile()
@@ -171,14 +189,19 @@ class GANModule(L.LightningModule):
         finally:
             net.train(was_training)
 
-    @torch.no_grad()
-    def update_ema(self, batch_images: int) -> None:
-        """G_ema <- beta * G_ema + (1 - beta) * G with beta = 0.5 ** (batch / half-life in images);
-        buffers (BatchNorm statistics) are copied. Same on every rank, as G is."""
+    def ema_weight(self, batch_images: int) -> float:
+        """1 - beta for one EMA step, beta = 0.5 ** (batch / half-life in images), the half-life
+        ramped up with ``images_seen`` when ``ema_rampup`` is set."""
         half_life = self.ema_half_life_kimg * 1000
         if self.ema_rampup is not None:
             half_life = min(half_life, self.images_seen * self.ema_rampup)
-        beta = 0.5 ** (batch_images / max(half_life, 1e-8))
+        return 1.0 - 0.5 ** (batch_images / max(half_life, 1e-8))
+
+    @torch.no_grad()
+    def lerp_ema(self, weight: float | Tensor) -> None:
+        """G_ema <- G_ema + weight * (G - G_ema); buffers (BatchNorm statistics) are copied.
+        ``weight`` may be a 0-d device tensor (the CUDA-graph path fills it before each replay).
+        Same on every rank, as G is."""
         if not self._ema_tensors:  # listed once: no walk over the parameters per iteration
             self._ema_tensors = (
                 list(self.G_ema.parameters()),
@@ -187,9 +210,13 @@ class GANModule(L.LightningModule):
                 list(self.G.buffers()),
             )
         ema_params, params, ema_buffers, buffers = self._ema_tensors
-        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        torch._foreach_lerp_(ema_params, params, weight)
         if buffers:
             torch._foreach_copy_(ema_buffers, buffers)
+
+    def update_ema(self, batch_images: int) -> None:
+        """One EMA step after a G update on ``batch_images`` images (all ranks)."""
+        self.lerp_ema(self.ema_weight(batch_images))
 
     # -- data parallelism (ganlab.strategy.GANDDPStrategy) ------------------------------------------
     def ddp_networks(self) -> dict[str, nn.Module]:
@@ -210,8 +237,10 @@ class GANModule(L.LightningModule):
 
     # -- training -------------------------------------------------------------------------------
     def configure_optimizers(self):
-        opt_g = self.optimizer_factory(self.G.parameters(), lr=self.lr_g)
-        opt_d = self.optimizer_factory(self.D.parameters(), lr=self.lr_d)
+        # A CUDA graph replays the optimizer step too: its step counter must live on the GPU.
+        extra = {"capturable": True} if self.cuda_graph and self.device.type == "cuda" else {}
+        opt_g = self.optimizer_factory(self.G.parameters(), lr=self.lr_g, **extra)
+        opt_d = self.optimizer_factory(self.D.parameters(), lr=self.lr_d, **extra)
         return [opt_g, opt_d]
 
     def on_train_start(self) -> None:
@@ -226,66 +255,117 @@ class GANModule(L.LightningModule):
             seed_rank_streams(self.seed, rank)
         self._g_params = [p for p in self.G.parameters() if p.requires_grad]
         self._ema_tensors = ()
+        if self.cuda_graph:
+            self.graphed = self._build_graphed()
+
+    def _build_graphed(self) -> CUDAGraphIteration:
+        check_capturable(self, self.trainer)
+        opt_g, opt_d = (o.optimizer for o in self.optimizers())  # raw: replays bypass Lightning
+
+        def raw_backward(loss: Tensor, inputs: list[Tensor] | None = None) -> None:
+            loss.backward(inputs=inputs)
+
+        bf16 = "bf16" in str(self.trainer.precision)
+        graphed = CUDAGraphIteration(
+            lambda real, plan: self.iteration(
+                real, plan, opt_g, opt_d, raw_backward, graphed.ema_weight if self.G_ema is not None else None
+            )[0],
+            self.device,
+            autocast_dtype=torch.bfloat16 if bf16 else None,
+            capture=self.device.type == "cuda",
+        )
+        return graphed
+
+    def plan(self) -> Plan:
+        """This iteration's updates, from the counters alone (no device values)."""
+        it = self.iterations
+        d_r1 = ()
+        if it % self.d_every == 0:
+            d_r1 = tuple(self.loss.r1_due(self.d_updates + j) for j in range(self.d_steps_per_g))
+        return Plan(d_r1=d_r1, g=it % self.g_every == self.g_every - 1)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real_all = batch[0] if isinstance(batch, (list, tuple)) else batch  # (k*B, C, H, W) in [-1, 1]
         real_all = real_all.contiguous(memory_format=self.memory_format)
-        k = self.d_steps_per_g
-        reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
-        opt_g, opt_d = self.optimizers()
-        b, it, world = reals[0].shape[0], self.iterations, self.trainer.world_size
-        do_d = it % self.d_every == 0
-        do_g = it % self.g_every == self.g_every - 1
-        G = self.g_net
-
-        z = self.sample_z(b, device=real_all.device)
-        with torch.set_grad_enabled(do_g):  # no graph through G on D-only iterations
-            fake = G(z)  # (B, C, H, W): the last D update's fakes and the G update's
-
-        logs: dict[str, Tensor] = {}
+        world = self.trainer.world_size
+        plan = self.plan()
         for aug in self.d_augment:
             if isinstance(aug, ScheduledAugment):
                 aug.images_seen = self.images_seen  # schedules (instance-noise annealing)
-        if do_d:
-            # G's parameters need no toggling: D's loss sees fakes detached from G's graph.
-            for j, real in enumerate(reals):
-                if j < k - 1:
-                    with torch.no_grad():
-                        fake_j = G(self.sample_z(b, device=real.device))
-                else:
-                    fake_j = fake.detach()
-                loss_d, stats = self.loss.d_loss(self.d_input, real, fake_j, step=self.d_updates)
-                logs["loss_d"] = loss_d.detach()
-                logs.update(stats)
-                if self._skip_d(stats):
-                    self.d_skipped += 1
-                    continue
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(loss_d)
-                opt_d.step()
-                self.d_updates += 1
-        if do_g:
-            with no_sync(self.d_net):  # D's forward here must not all-reduce D's gradients
-                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake)
-            opt_g.zero_grad(set_to_none=True)
-            # Gradients for G's parameters only: D's weight gradients are not computed at all,
-            # without walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
-            self.manual_backward(loss_g, inputs=self._g_params)
-            opt_g.step()
-            self.g_updates += 1
-            logs["loss_g"] = loss_g.detach()
-            if self.G_ema is not None:
-                self.update_ema(b * world)
-
+        g_images = real_all.shape[0] // self.d_steps_per_g * world
+        if self.graphed is not None:
+            if self.G_ema is not None and plan.g:
+                self.graphed.ema_weight.fill_(self.ema_weight(g_images))
+            logs = self.graphed(real_all, plan)
+            done, skipped = len(plan.d_r1), 0
+        else:
+            opt_g, opt_d = self.optimizers()
+            ema = self.ema_weight(g_images) if self.G_ema is not None else None
+            logs, done, skipped = self.iteration(real_all, plan, opt_g, opt_d, self.manual_backward, ema)
+        self.d_updates += done
+        self.d_skipped += skipped
+        self.g_updates += int(plan.g)
         self.iterations += 1
         self.images_seen += real_all.shape[0] * world
-        if "d_acc_real" in logs:
-            logs["d_acc"] = (logs["d_acc_real"] + logs["d_acc_fake"]) / 2
         self.stats.add(logs)  # on the device: no host sync, no logger call per iteration
         if due(self.nan_check_every, self.iterations) and not self.stats.all_finite():
             self._raise_non_finite()
         if due(self.trainer.log_every_n_steps, self.iterations):
             self.log_stats()
+
+    def iteration(
+        self,
+        real_all: Tensor,
+        plan: Plan,
+        opt_g,
+        opt_d,
+        backward: Callable[..., None],
+        ema_weight: float | Tensor | None,
+    ) -> tuple[dict[str, Tensor], int, int]:
+        """One GAN iteration's math: returns (statistics as 0-d device tensors, D updates done,
+        D updates skipped). The eager path passes Lightning's optimizers and ``manual_backward``;
+        the CUDA-graph path (``ganlab.cuda_graph``) the raw optimizers and ``Tensor.backward``,
+        and captures this very function. Nothing here reads a device value on the host, except
+        the adaptive D skip, which the graph path refuses."""
+        k = self.d_steps_per_g
+        reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
+        b = reals[0].shape[0]
+        G = self.g_net
+        z = self.sample_z(b, device=real_all.device)
+        with torch.set_grad_enabled(plan.g):  # no graph through G on D-only iterations
+            fake = G(z)  # (B, C, H, W): the last D update's fakes and the G update's
+
+        logs: dict[str, Tensor] = {}
+        done = skipped = 0
+        # G's parameters need no toggling: D's loss sees fakes detached from G's graph.
+        for j in range(len(plan.d_r1)):
+            if j < k - 1:  # Algorithm 1: fresh z (and a fresh real minibatch) for each D update
+                with torch.no_grad():
+                    fake_j = G(self.sample_z(b, device=real_all.device))
+            else:
+                fake_j = fake.detach()
+            loss_d, stats = self.loss.d_loss(self.d_input, reals[j], fake_j, step=self.d_updates + j)
+            logs["loss_d"] = loss_d.detach()
+            logs.update(stats)
+            if self._skip_d(stats):
+                skipped += 1
+                continue
+            opt_d.zero_grad(set_to_none=True)
+            backward(loss_d)
+            opt_d.step()
+            done += 1
+        if plan.g:
+            with no_sync(self.d_net):  # D's forward here must not all-reduce D's gradients
+                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake)
+            opt_g.zero_grad(set_to_none=True)
+            # Gradients for G's parameters only: D's weight gradients are not computed at all,
+            # without walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
+            backward(loss_g, inputs=self._g_params)
+            opt_g.step()
+            logs["loss_g"] = loss_g.detach()
+            if ema_weight is not None:
+                self.lerp_ema(ema_weight)
+        return logs, done, skipped
 
     def on_train_epoch_end(self) -> None:
         self.log_stats()  # the end of a short run is logged too
@@ -300,6 +380,8 @@ class GANModule(L.LightningModule):
         bad = [f"train/{k}" for k in ("loss_d", "loss_g") if k in means and not math.isfinite(means[k])]
         if bad:
             self._raise_non_finite(bad)
+        if "d_acc_real" in means:  # derived here, on the host, rather than on the device every iteration
+            means["d_acc"] = (means["d_acc_real"] + means["d_acc_fake"]) / 2
         values = {f"train/{k}": v for k, v in means.items()}
         values["train/images_seen"] = float(self.images_seen)
         values["train/iterations"] = float(self.iterations)

@@ -23,6 +23,7 @@ def test_bench_cpu(tmp_path, image_dir):
     result = json.loads((tmp_path / "bench.json").read_text())
     assert json.loads(r.stdout.strip().splitlines()[-1]) == result
     assert result["device"] == "cpu" and result["iters"] == 3 and result["batch_per_device"] == 8
+    assert result["time_ratio"] == round(result["ganlab_ms_per_iter"] / result["reference_ms_per_iter"], 3)
     assert result["ganlab_img_per_s"] > 0 and result["reference_img_per_s"] > 0
     assert result["ratio_per_device"] == round(result["ganlab_img_per_s"] / result["reference_img_per_s"], 3)
     # It ran the real path: checkpoint and sample-grid callbacks at their cadence, CSV metrics.
@@ -48,3 +49,11 @@ def test_bench_ddp_two_cpu_processes(tmp_path, image_dir):
     assert (
         result["world_size"] == 2 and result["ganlab_img_per_s"] > 0 and "reference_img_per_s" not in result
     )
+    # One all-reduce of D's gradients per D update and one of G's per G update, nothing more.
+    comm = result["allreduce"]
+    for net in ("G", "D"):
+        c = comm[net]
+        assert c["updates_per_iter"] == 1 and c["reductions_per_iter"] == 1, c
+        assert c["bytes_per_iter"] == c["expected_bytes_per_iter"] > 0, c
+    assert comm["total_bytes_per_iter"] == comm["G"]["bytes_per_iter"] + comm["D"]["bytes_per_iter"]
+    assert "allreduce" in r.stdout

@@ -75,6 +75,16 @@ class Keys(Dataset):
     def __getitem__(self, key: int) -> int:
         return key
 
+    def __getitems__(self, keys: list[int]) -> Tensor:
+        """A whole batch at once (DataLoader's batched fetch): one int64 tensor (B,), for
+        ``collate_keys``, instead of B Python calls and a collate."""
+        return torch.tensor(keys, dtype=torch.int64)
+
+
+def collate_keys(batch: Tensor) -> Tensor:
+    """The loader's collate for ``Keys``: the batch is already one tensor."""
+    return batch
+
 
 def _hash(x: Tensor, salt: int) -> Tensor:
     """A stateless integer hash in the style of splitmix64's finaliser, on int64 keys (torch has
@@ -92,6 +102,8 @@ def augment_batch(
     """uint8 (B, C, L, L) on any device -> float (B, C, size, size) in [-1, 1]: per-sample crop
     offsets and flips from a hash of (seed, key); a centre crop when ``random_crop`` is off."""
     b, _, full, _ = images.shape
+    if full == size and not hflip:  # nothing to crop or flip: only the scaling (a common fast path)
+        return images.float().div_(127.5).sub_(1.0)
     keys = keys.to(images.device, torch.int64)
     span = full - size + 1
     if random_crop and span > 1:

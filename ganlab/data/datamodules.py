@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
-from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, cache_path
+from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, cache_path, collate_keys
 from ganlab.data.datasets import (
     ArrayImages,
     DatasetError,
@@ -169,6 +169,7 @@ class GANDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available() and not resident,
             drop_last=True,  # BatchNorm and the fixed per-step cost prefer full batches
             persistent_workers=self.num_workers > 0 and not resident,
+            **({"collate_fn": collate_keys} if resident else {}),
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

@@ -59,14 +59,13 @@ def bce(logits: Tensor, target: Tensor | float) -> Tensor:
 
 
 def logit_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
-    """Detached monitoring values: mean D(x), mean D(G(z)) and D's accuracy on each side."""
-    real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
-    return {
-        "d_real": torch.sigmoid(real_logits).mean(),
-        "d_fake": torch.sigmoid(fake_logits).mean(),
-        "d_acc_real": (real_logits > 0).float().mean(),
-        "d_acc_fake": (fake_logits < 0).float().mean(),
-    }
+    """Detached monitoring values: mean D(x), mean D(G(z)) and D's accuracy on each side.
+    Computed on the (2, B) stack [l_real, -l_fake], so that a handful of kernels serve all four:
+    mean sigmoid(-l) = 1 - mean sigmoid(l), and "fake judged fake" is l_fake < 0, i.e. -l_fake > 0."""
+    x = torch.stack([real_logits.detach().float().reshape(-1), -fake_logits.detach().float().reshape(-1)])
+    prob = torch.sigmoid(x).mean(dim=1)  # (2,): D(x), 1 - D(G(z))
+    acc = (x > 0).float().mean(dim=1)  # (2,): accuracy on real, on fake
+    return {"d_real": prob[0], "d_fake": 1 - prob[1], "d_acc_real": acc[0], "d_acc_fake": acc[1]}
 
 
 class GANLoss:
@@ -108,11 +107,15 @@ class GANLoss:
     g_needs_real = False
 
     # -- what the training module calls --------------------------------------------------------
+    def r1_due(self, step: int) -> bool:
+        """Whether D update number ``step`` carries the (lazy) R1 penalty."""
+        return self.r1_gamma > 0 and step % self.r1_every == 0
+
     def d_loss(
         self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, step: int = 0
     ) -> tuple[Tensor, Stats]:
         """``step``: the D update's index, for the lazy R1 schedule."""
-        do_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
+        do_r1 = self.r1_due(step)
         if do_r1:
             real = real.detach().requires_grad_(True)
         real_logits, fake_logits = D(real), D(fake)
