@@ -77,6 +77,16 @@ class GANCheckpoint(ModelCheckpoint):
         super().__init__(**kwargs)
         self.every_n_iterations = every_n_iterations
         self._last_iteration_saved = 0  # nothing to save before the first iteration
+        self._state_key: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        # ModelCheckpoint rebuilds this string from its settings on every access, and Lightning
+        # reads it for every hook call (profiler action names): made once, from settings that do
+        # not change after construction.
+        if self._state_key is None:
+            self._state_key = super().state_key
+        return self._state_key
 
     def _should_skip_saving_checkpoint(self, trainer) -> bool:
         if trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:

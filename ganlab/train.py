@@ -70,8 +70,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         finish_wandb()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info("finished after %d GAN iterations (%d images): %s", model.iterations, model.images_seen, metrics)
-    return {"metrics": metrics, "iterations": model.iterations, "output_dir": cfg.paths.output_dir}
+    # With ddp_spawn the counters advanced in the spawned processes; the logged ones came back.
+    iterations = int(metrics.get("train/iterations", model.iterations))
+    images = int(metrics.get("train/images_seen", model.images_seen))
+    log.info("finished after %d GAN iterations (%d images): %s", iterations, images, metrics)
+    return {"metrics": metrics, "iterations": iterations, "output_dir": cfg.paths.output_dir}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -3,7 +3,8 @@
 
 Each rank writes `probe_rank<R>.jsonl`: per iteration, a digest of the z the step is about to draw
 (peeked from a copy of the global RNG, which is left untouched) and digests of G, G_ema and D
-after the step's updates.
+after the step's updates, and of G's BatchNorm running statistics, after every callback before it
+(so after an evaluation at that iteration).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class RankProbe(L.Callback):
             "G": digest(module.G.parameters()),
             "D": digest(module.D.parameters()),
             "G_ema": digest(module.G_ema.parameters()) if module.G_ema is not None else None,
+            "G_buffers": digest(b for b in module.G.buffers() if b.is_floating_point()),
         }
         self.dirpath.mkdir(parents=True, exist_ok=True)
         with open(self.dirpath / f"probe_rank{trainer.global_rank}.jsonl", "a") as f:
