@@ -51,16 +51,46 @@ class LoadedGenerator:
         return self.G(z.to(device)).float()
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+class CheckpointError(ValueError):
+    """A checkpoint path that cannot be used; the message names the file and what to pass."""
+
+
+HOW = "pass a checkpoint written by a ganlab run, e.g. outputs/train/runs/<date>/checkpoints/last.ckpt"
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """Load a ganlab checkpoint safely (``weights_only=True``, memory-mapped) or raise one
+    ``CheckpointError`` naming the file, what is wrong with it and ``key``, the setting to fix.
+    Never suggests unpickling arbitrary objects."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint not found: '{path}' (runs write outputs/train/runs/<date>/checkpoints/)"
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        raise CheckpointError(f"{key}={path}: no such file; {HOW}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{key}={path}: the file is empty (a write that never finished?); {HOW}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError ... by format
+        raise CheckpointError(
+            f"{key}={path}: not a readable PyTorch checkpoint (truncated, another format, or not "
+            f"made by ganlab: {type(e).__name__}); {HOW}"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{key}={path}: holds a {type(ckpt).__name__}, not a ganlab checkpoint; {HOW}")
     state = ckpt.get("ganlab")
-    if not state or not state.get("config"):
-        raise ValueError(f"'{path}' is not a ganlab checkpoint with a stored config")
+    if "pytorch-lightning_version" not in ckpt or not isinstance(state, dict) or not state.get("config"):
+        raise CheckpointError(
+            f"{key}={path}: a dict without ganlab's training state (keys: {sorted(ckpt)[:6]}), "
+            f"not a ganlab checkpoint; {HOW}"
+        )
+    return ckpt
+
+
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt"
+) -> LoadedGenerator:
+    path = Path(path)
+    ckpt = read_checkpoint(path, key)
+    state = ckpt["ganlab"]
     config = state["config"]
     G = instantiate(config["model"]["generator"])
     # The EMA generator when the run kept one: it is what samples and metrics use.

@@ -23,6 +23,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor, nn
 
 from ganlab.augment import ScheduledAugment
@@ -75,8 +76,6 @@ class GANModule(L.LightningModule):
             (real + fake) batch, averaged over all ranks, is above this (e.g. 0.8). Costs one
             host sync per D update; off (None) by default.
         n_fixed: size of the fixed-noise batch used for sample grids, saved in checkpoints.
-        nan_check_every: raise on a non-finite loss, checked every n iterations (a host sync);
-            also checked whenever statistics are logged.
         channels_last: keep G, D and the real batch in NHWC memory layout (faster on GPUs).
         ema_half_life_kimg: keep ``G_ema``, an exponential moving average of G's weights whose
             half-life is this many thousand images (Karras et al. 2018/2020; 10 in StyleGAN2-ADA);
@@ -111,7 +110,6 @@ class GANModule(L.LightningModule):
         d_skip_accuracy: float | None = None,
         n_fixed: int = 64,
         seed: int = 0,
-        nan_check_every: int = 50,
         channels_last: bool = False,
         ema_half_life_kimg: float | None = None,
         ema_rampup: float | None = 0.05,
@@ -141,7 +139,7 @@ class GANModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_g, self.lr_d, self.nz, self.latent = lr_g, lr_d, nz, latent
         self.d_steps_per_g, self.d_every, self.g_every = int(d_steps_per_g), int(d_every), int(g_every)
-        self.d_skip_accuracy, self.nan_check_every = d_skip_accuracy, nan_check_every
+        self.d_skip_accuracy = d_skip_accuracy
         if compile and channels_last and torch.cuda.is_available() and torch.__version__.startswith("2.11"):
             # torch 2.11's inductor failed on these networks in channels_last on an H100 (a fake-kernel
             # stride assertion in convolution_backward): compile in the default layout there.
@@ -236,12 +234,27 @@ class GANModule(L.LightningModule):
         return self._ddp.get("D", self.D)
 
     # -- training -------------------------------------------------------------------------------
-    def configure_optimizers(self):
+    def _make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         # A CUDA graph replays the optimizer step too: its step counter must live on the GPU.
         extra = {"capturable": True} if self.cuda_graph and self.device.type == "cuda" else {}
-        opt_g = self.optimizer_factory(self.G.parameters(), lr=self.lr_g, **extra)
-        opt_d = self.optimizer_factory(self.D.parameters(), lr=self.lr_d, **extra)
-        return [opt_g, opt_d]
+        return self.optimizer_factory(params, lr=lr, **extra)
+
+    def configure_optimizers(self):
+        return [
+            self._make_optimizer(self.G.parameters(), self.lr_g),
+            self._make_optimizer(self.D.parameters(), self.lr_d),
+        ]
+
+    def apply_optimizer_settings(self) -> None:
+        """Set every optimizer hyperparameter (lr, betas, eps, ...) from this run's configuration.
+        A resumed run gets the checkpoint's optimizer state, param groups included: without this
+        a new ``model.lr_d`` or ``optimizer.betas`` would be silently ignored. No-op otherwise."""
+        for opt, lr in zip(self.trainer.optimizers, (self.lr_g, self.lr_d)):
+            fresh = self._make_optimizer(
+                [torch.zeros(1, device=self.device, requires_grad=True)], lr
+            ).defaults
+            for group in opt.param_groups:
+                group.update({k: v for k, v in fresh.items() if k in group})
 
     def on_train_start(self) -> None:
         # Per-rank streams start here, right before the first batch, so that nothing Lightning does
@@ -255,6 +268,7 @@ class GANModule(L.LightningModule):
             seed_rank_streams(self.seed, rank)
         self._g_params = [p for p in self.G.parameters() if p.requires_grad]
         self._ema_tensors = ()
+        self.apply_optimizer_settings()
         if self.cuda_graph:
             self.graphed = self._build_graphed()
 
@@ -308,8 +322,6 @@ class GANModule(L.LightningModule):
         self.iterations += 1
         self.images_seen += real_all.shape[0] * world
         self.stats.add(logs)  # on the device: no host sync, no logger call per iteration
-        if due(self.nan_check_every, self.iterations) and not self.stats.all_finite():
-            self._raise_non_finite()
         if due(self.trainer.log_every_n_steps, self.iterations):
             self.log_stats()
 
@@ -377,9 +389,6 @@ class GANModule(L.LightningModule):
         means = self.stats.flush(reduce=lambda t: self.trainer.strategy.reduce(t, reduce_op="mean"))
         if not means:
             return
-        bad = [f"train/{k}" for k in ("loss_d", "loss_g") if k in means and not math.isfinite(means[k])]
-        if bad:
-            self._raise_non_finite(bad)
         if "d_acc_real" in means:  # derived here, on the host, rather than on the device every iteration
             means["d_acc"] = (means["d_acc_real"] + means["d_acc_fake"]) / 2
         values = {f"train/{k}": v for k, v in means.items()}
@@ -403,21 +412,14 @@ class GANModule(L.LightningModule):
         acc = self.trainer.strategy.reduce(acc, reduce_op="mean")
         return bool(acc > self.d_skip_accuracy)
 
-    def _raise_non_finite(self, names: list[str] | None = None) -> None:
-        what = ", ".join(names) if names else "loss or statistic"
-        raise FloatingPointError(
-            f"non-finite {what} by GAN iteration {self.iterations} "
-            f"(checked every {self.nan_check_every} iterations and at each log). Lower model.lr_g / "
-            "model.lr_d, try trainer.precision=32-true, or check that the data is scaled to [-1, 1]; "
-            "resume from the last good checkpoint with ckpt_path=..."
-        )
-
     # -- checkpoints ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ganlab"] = {
             "counters": {c: getattr(self, c) for c in COUNTERS},
             "rng": all_rank_states(),  # every rank's stream, indexed by global rank
             "config": self.run_config,
+            # The W&B run to continue on resume (ganlab.loggers.wandb_logger reads it back).
+            "wandb_id": next((lg.version for lg in self.loggers if isinstance(lg, WandbLogger)), None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

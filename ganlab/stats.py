@@ -5,6 +5,10 @@ Reading each with ``.item()``, or handing them to ``LightningModule.log_dict`` e
 costs host time (and on a GPU a sync) per iteration. Here each iteration adds one stacked tensor to
 a running sum on the device; ``flush()`` turns the sums into means with one device-to-host copy.
 Logged values are therefore means over the interval, not the last iteration's values.
+
+For the divergence guard (``ganlab.guard``) it also keeps the largest magnitude of any value
+added, on the device: NaN and inf survive in it, so one read tells whether training stayed finite
+and bounded, whenever the guard needs to know.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class StepStats:
     def __init__(self) -> None:
         self._sums: dict[tuple[str, ...], Tensor] = {}
         self._counts: dict[tuple[str, ...], int] = {}
+        self._absmax: Tensor | None = None  # 0-d, max |value| since the last reset_health()
 
     def add(self, values: dict[str, Tensor]) -> None:
         if not values:
@@ -31,13 +36,21 @@ class StepStats:
         total = self._sums.get(names)
         self._sums[names] = stacked if total is None else total.add_(stacked)
         self._counts[names] = self._counts.get(names, 0) + 1
+        peak = stacked.abs().amax()  # NaN propagates through amax and maximum
+        self._absmax = peak if self._absmax is None else torch.maximum(self._absmax, peak)
 
-    def all_finite(self) -> bool:
-        """Whether every value added since the last flush was finite (NaN and inf survive in the
-        sums); one sync."""
-        if not self._sums:
-            return True
-        return bool(torch.isfinite(torch.cat(list(self._sums.values()))).all())
+    def within(self, bound: float) -> Tensor:
+        """0-d bool on the device: every value added since ``reset_health`` was finite and at
+        most ``bound`` in magnitude (False for NaN: NaN <= bound is false). No sync."""
+        if self._absmax is None:
+            return torch.tensor(True)
+        return self._absmax <= bound
+
+    def reset_health(self) -> None:
+        """Forget the values seen so far (after a rollback) and the sums not yet logged."""
+        self._absmax = None
+        self._sums.clear()
+        self._counts.clear()
 
     def flush(self, reduce: Callable[[Tensor], Tensor] | None = None) -> dict[str, float]:
         """Means since the last flush, by name; one device-to-host copy. Empties the sums.

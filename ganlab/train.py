@@ -15,9 +15,14 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import ganlab.config  # noqa: F401  (registers the resolvers used in conf/)
+from ganlab import resume
+from ganlab.checkpoints import read_checkpoint
+from ganlab.errors import report_user_errors
+from ganlab.guard import DivergenceGuard
+from ganlab.rundir import RunLock, check_writable, launch_rank, remove_stale_temps
 from ganlab.strategy import resolve_strategy
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,16 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + (extra_callbacks or [])
+    t = cfg.train
+    guard = DivergenceGuard(
+        t.on_divergence,
+        t.loss_bound,
+        t.check_every,
+        t.rollback_lr_factor,
+        t.max_rollbacks,
+        cfg.paths.output_dir,
+    )
+    callbacks.insert(0, guard)  # first: it looks before any callback saves
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
@@ -57,16 +72,59 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
     return datamodule, model, trainer
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={cfg.ckpt_path} does not exist. Pass a checkpoint written by ganlab, e.g. "
-            "ckpt_path=outputs/train/runs/<date>/checkpoints/last.ckpt"
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """``ckpt_path=last``: this run directory's ``checkpoints/last.ckpt`` when it exists (a
+    requeued SLURM job, a restarted command), else a fresh start."""
+    path = cfg.get("ckpt_path")
+    if path == "last":
+        last = Path(OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None) or
+                    Path(cfg.paths.output_dir) / "checkpoints") / "last.ckpt"  # fmt: skip
+        path = str(last) if last.is_file() else None
+        log.info(
+            "ckpt_path=last: %s", f"resuming from {path}" if path else "no last.ckpt yet, starting fresh"
         )
+    return path
+
+
+def prepare_run_dir(cfg: DictConfig) -> RunLock | None:
+    """On the launching process (rank 0): lock the run directory, check that the run's output
+    and cache directories are writable, and clear what killed runs left half-written."""
+    if launch_rank() != 0:
+        return None
+    lock = RunLock(cfg.paths.output_dir).acquire()
+    ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+    caches = [OmegaConf.select(cfg, "data.cache_dir", default=None) if cfg.data.get("cache") else None,
+              OmegaConf.select(cfg, "callbacks.evaluation.cache_dir", default=None)]  # fmt: skip
+    dirs = [d for d in (cfg.paths.output_dir, ckpt_dir, *caches) if d]
+    check_writable(*dirs)
+    remove_stale_temps(*dirs)
+    return lock
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    ckpt_path = resolve_ckpt_path(cfg)
+    with open_dict(cfg):
+        cfg.ckpt_path = ckpt_path
+    changes = None
+    if ckpt_path:
+        saved = read_checkpoint(ckpt_path)["ganlab"]["config"]
+        now = OmegaConf.to_container(cfg, resolve=True)
+        changes = resume.check(resume.compare(saved, now), ckpt_path, cfg.train.allow_resume_changes)
+    lock = prepare_run_dir(cfg)
+    try:
+        return _fit(cfg, ckpt_path, changes)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(cfg: DictConfig, ckpt_path: str | None, changes: list | None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
+    if changes is not None and launch_rank() == 0:
+        resume.record(changes, ckpt_path, cfg.paths.output_dir, trainer.loggers)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:
         finish_wandb()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -78,6 +136,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@report_user_errors
 def main(cfg: DictConfig) -> float | None:
     result = train(cfg)
     # Returned for sweepers that optimise a metric (hparams_search=fid_optuna: val/fid_10k).

@@ -1,0 +1,135 @@
+"""Honest resume: the run's configuration compared with the checkpoint's before training.
+
+- Architecture and data shape (networks, ``nz``, image size, channels, batch size, k D steps):
+  cannot change in a resumed run; one error names every such key with both values.
+- Data and seed (which images, their preprocessing, the seed): refused unless
+  ``train.allow_resume_changes=true``: the run would silently become a different experiment.
+- Everything else that describes training (learning rates and optimizer settings, loss options,
+  schedules, logging and checkpoint cadence, run length): applied. The new configuration is what
+  gets built; optimizer hyperparameters, which Lightning restores from the checkpoint, are set
+  again from it (``GANModule.apply_optimizer_settings``). The changes are written to
+  ``resume_diff.json`` in the run directory and sent to the loggers.
+- Paths, devices, precision, loggers and Hydra's own settings are where and how, not what:
+  ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SHAPE = (
+    "model._target_",
+    "model.generator",
+    "model.discriminator",
+    "model.nz",
+    "data.image_size",
+    "data.channels",
+    "data.batch_size",
+    "model.d_steps_per_g",
+)
+DATA = (
+    "seed",
+    "model.seed",
+    "model.latent",
+    "data._target_",
+    "data.root",
+    "data.classes",
+    "data.variant",
+    "data.train",
+    "data.center_crop",
+    "data.load_size",
+    "data.random_crop",
+    "data.hflip",
+    "data.seed",
+)
+IGNORED = (
+    "paths",
+    "hydra",
+    "ckpt_path",
+    "task_name",
+    "optimized_metric",
+    "logger",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.precision",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.cache",
+    "data.cache_dir",
+    "data.device_resident",
+    "data.download",
+    "data.how_to_get",
+    "model.channels_last",
+    "model.compile",
+    "model.cuda_graph",
+)
+
+
+class ResumeConfigError(ValueError):
+    """The resumed run's configuration contradicts its checkpoint's."""
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(cfg, dict):
+        out: dict[str, Any] = {}
+        for k, v in cfg.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: cfg}
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def compare(old: dict, new: dict) -> list[dict[str, Any]]:
+    """Every setting that differs, with its kind: shape, data, applied (ignored ones left out)."""
+    a, b = flatten(old), flatten(new)
+    changes = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) == b.get(key) or _under(key, IGNORED):
+            continue
+        kind = "shape" if _under(key, SHAPE) else "data" if _under(key, DATA) else "applied"
+        changes.append({"key": key, "checkpoint": a.get(key), "now": b.get(key), "kind": kind})
+    return changes
+
+
+def check(changes: list[dict[str, Any]], ckpt_path: str, allow_changes: bool) -> list[dict[str, Any]]:
+    """Raise for changes that cannot be applied; return the ones that are."""
+
+    def listing(kind: str) -> str:
+        return ", ".join(
+            f"{c['key']}: {c['checkpoint']!r} -> {c['now']!r}" for c in changes if c["kind"] == kind
+        )
+
+    if any(c["kind"] == "shape" for c in changes):
+        raise ResumeConfigError(
+            f"ckpt_path={ckpt_path} was trained with another architecture or data shape: {listing('shape')}. "
+            "Resume with the checkpoint's values, or start a new run without ckpt_path."
+        )
+    if any(c["kind"] == "data" for c in changes) and not allow_changes:
+        raise ResumeConfigError(
+            f"resuming ckpt_path={ckpt_path} with other data or seed: {listing('data')}. "
+            "Use the checkpoint's values, or set train.allow_resume_changes=true to continue on purpose."
+        )
+    return changes
+
+
+def record(changes: list[dict[str, Any]], ckpt_path: str, run_dir: str | Path, loggers: list) -> None:
+    """Append this resume's changes to ``<run_dir>/resume_diff.json`` and give them to the loggers."""
+    path = Path(run_dir) / "resume_diff.json"
+    history = json.loads(path.read_text()) if path.is_file() else []
+    history.append({"ckpt_path": str(ckpt_path), "changes": changes})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(history, indent=2, default=str))
+    if changes:
+        summary = {f"resume_diff/{c['key']}": f"{c['checkpoint']!r} -> {c['now']!r}" for c in changes}
+        for logger in loggers:
+            logger.log_hyperparams(summary)
