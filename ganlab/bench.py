@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 import ganlab.config  # noqa: F401
+from ganlab.errors import report_user_errors
 from ganlab.strategy import CommCounter, GANDDPStrategy
 from ganlab.train import build, finish_wandb
 
@@ -247,6 +248,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+@report_user_errors
 def main(cfg: DictConfig) -> None:
     bench(cfg)
 

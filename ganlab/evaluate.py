@@ -21,9 +21,18 @@ from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
 from ganlab.checkpoints import file_digest, load_generator
+from ganlab.errors import UsageError, report_user_errors
 from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
 
 log = logging.getLogger(__name__)
+
+
+def require_count(cfg: DictConfig, *keys: str) -> None:
+    """Each of ``keys`` must be a whole number >= 1 (image counts, batch sizes)."""
+    for key in keys:
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UsageError(f"{key} must be a whole number >= 1, got {v!r} (e.g. {key}=64)")
 
 
 def pick_device(device: str) -> torch.device:
@@ -33,6 +42,7 @@ def pick_device(device: str) -> torch.device:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    require_count(cfg, "n", "batch_size")
     device = pick_device(cfg.device)
     gen = load_generator(cfg.ckpt, device)
     data_cfg = dict(gen.config["data"])
@@ -76,6 +86,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@report_user_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -23,7 +23,8 @@ from torchvision.utils import make_grid, save_image
 
 import ganlab.config  # noqa: F401
 from ganlab.checkpoints import config_hash, file_digest, load_generator
-from ganlab.evaluate import pick_device
+from ganlab.errors import report_user_errors
+from ganlab.evaluate import pick_device, require_count
 from ganlab.metrics import to_uint8
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 
 def generate(cfg: DictConfig) -> Path:
+    require_count(cfg, "n", "batch_size")
     device = pick_device(cfg.device)
     gen = load_generator(cfg.ckpt, device)
     out = Path(cfg.out)
@@ -74,6 +76,7 @@ def generate(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
+@report_user_errors
 def main(cfg: DictConfig) -> None:
     generate(cfg)
 

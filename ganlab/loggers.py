@@ -25,7 +25,9 @@ class _AppendingWriter(ExperimentWriter):
         pass  # keep the earlier file
 
     def save(self) -> None:
-        if self._first_save and self.metrics and os.path.isfile(self.metrics_file_path):
+        if not self.metrics:
+            return  # (hyperparameter saves come here too, before any metric)
+        if self._first_save and os.path.isfile(self.metrics_file_path):
             first = min(m["step"] for m in self.metrics)
             with open(self.metrics_file_path, newline="") as f:
                 reader = csv.DictReader(f)

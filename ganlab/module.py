@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ganlab.augment import ScheduledAugment
 from ganlab.cadence import due
 from ganlab.cuda_graph import CUDAGraphIteration, check_capturable
+from ganlab.errors import UsageError
 from ganlab.losses.base import GANLoss
 from ganlab.rng import all_rank_states, restore_rank_state, seed_rank_streams
 from ganlab.stats import StepStats
@@ -119,6 +120,9 @@ class GANModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        for name, lr in (("lr_g", lr_g), ("lr_d", lr_d)):
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+                raise UsageError(f"model.{name} must be a positive number, got {lr!r}")
         if latent not in ("normal", "uniform"):
             raise ValueError(f"model.latent must be 'normal' or 'uniform', got {latent!r}")
         for name, v in (("d_steps_per_g", d_steps_per_g), ("d_every", d_every), ("g_every", g_every)):

@@ -25,6 +25,7 @@ from ganlab.data.datasets import (
     require_dir,
 )
 from ganlab.data.loader import ResumableLoader
+from ganlab.errors import UsageError
 
 
 class GANDataModule(L.LightningDataModule):
@@ -59,6 +60,8 @@ class GANDataModule(L.LightningDataModule):
         batches_per_iteration: int = 1,
     ) -> None:
         super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"data.batch_size must be a whole number >= 1, got {batch_size!r}")
         if int(batches_per_iteration) < 1:
             raise ValueError(f"batches_per_iteration must be >= 1, got {batches_per_iteration}")
         self.batches_per_iteration = int(batches_per_iteration)
@@ -130,15 +133,27 @@ class GANDataModule(L.LightningDataModule):
         for batch in loader:
             yield to_uint8(batch)
 
+    def download_data(self) -> None:
+        """Fetch the dataset when ``download=true`` and it is missing (layouts that can)."""
+
+    def prepare_data(self) -> None:
+        """Lightning runs this on one process per node, then lets the others go on: downloads
+        and the image cache are built once, not by every rank at the same time."""
+        self.download_data()
+        if self.cache:
+            self._cached_view()
+
+    def _cached_view(self):
+        """The deterministic view at ``load_size`` and its uint8 cache (built when missing)."""
+        view = self.build_dataset(self.transform(augment=False, size=self.load_size))
+        self._check_size(view)
+        self.cache_file = cache_path(self.cache_dir or self.root / ".ganlab_cache", self._describe(view))
+        return build_or_load(self.cache_file, view)  # uint8 (N, C, L, L), memory-mapped
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             if self.cache:
-                view = self.build_dataset(self.transform(augment=False, size=self.load_size))
-                self._check_size(view)
-                self.cache_file = cache_path(
-                    self.cache_dir or self.root / ".ganlab_cache", self._describe(view)
-                )
-                self.images = build_or_load(self.cache_file, view)  # uint8 (N, C, L, L), memory-mapped
+                self.images = self._cached_view()
                 self.train_set = Keys(len(self.images)) if self.device_resident else CachedImages(self.images)
             else:
                 self.train_set = self.build_dataset(self.transform())
@@ -213,7 +228,7 @@ class CelebADataModule(GANDataModule):
                 return d
         return self.root / "img_align_celeba"
 
-    def prepare_data(self) -> None:
+    def download_data(self) -> None:
         if self.download and not self.image_dir().is_dir():
             from torchvision.datasets import CelebA
 
@@ -238,7 +253,7 @@ class CIFAR10DataModule(GANDataModule):
         self.classes = list(classes) if classes else None
         self.train = train
 
-    def prepare_data(self) -> None:
+    def download_data(self) -> None:
         if self.download and not (self.root / "cifar-10-batches-py").is_dir():
             from torchvision.datasets import CIFAR10
 
@@ -268,7 +283,7 @@ class MNISTDataModule(GANDataModule):
             raise ValueError(f"data.variant must be 'mnist' or 'fashion_mnist', got {variant!r}")
         self.variant, self.train = variant, train
 
-    def prepare_data(self) -> None:
+    def download_data(self) -> None:
         if self.download and find_idx_images(self.root, "train" if self.train else "test") is None:
             from torchvision import datasets
 

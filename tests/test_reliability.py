@@ -1,0 +1,198 @@
+"""Nothing lost, nothing silently wrong: divergence, honest resume, logs across resumes, the run
+lock, leftovers of killed writes, and bad inputs named in one message."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab.checkpoints import CheckpointError, read_checkpoint
+from ganlab.guard import DivergenceError
+from ganlab.resume import ResumeConfigError
+from tests.conftest import ROOT, TINY, run_cli
+from tests.test_smoke import fit, load
+
+
+def all_finite(path: Path) -> bool:
+    sd = load(path)["state_dict"]
+    return all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+
+def test_divergence_never_writes_a_bad_checkpoint_and_names_the_good_one(tmp_path, image_dir):
+    ckpts = tmp_path / "checkpoints"
+    with pytest.raises(DivergenceError) as err:
+        # G's first update leaves huge but finite weights; the next iteration's fakes are NaN.
+        fit(["model.lr_g=1e30", "callbacks.checkpoint.every_n_iterations=1"], tmp_path, image_dir)
+    written = sorted(ckpts.glob("*.ckpt"))
+    assert written and all(all_finite(p) for p in written)
+    newest = max((p for p in written if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    assert f"resume with ckpt_path={newest}" in str(err.value) and "NaN/inf" in str(err.value)
+
+
+def test_finite_divergence_past_the_bound_stops(tmp_path, image_dir):
+    with pytest.raises(DivergenceError, match=r"exceeded train.loss_bound=0.01\. No checkpoint was written"):
+        fit(["train.loss_bound=0.01", "train.check_every=1"], tmp_path, image_dir)
+    assert not list((tmp_path / "checkpoints").glob("*.ckpt"))
+
+
+def test_rollback_reloads_the_good_checkpoint_with_lower_learning_rates(tmp_path, image_dir):
+    options = [
+        "model.lr_g=1e30",
+        "callbacks.checkpoint.every_n_iterations=1",
+        "train.on_divergence=rollback",
+        "train.max_rollbacks=2",
+        "trainer.max_epochs=3",
+    ]
+    with pytest.raises(DivergenceError, match="rolled back 2 times already"):
+        fit(options, tmp_path, image_dir)
+    events = [json.loads(line) for line in (tmp_path / "rollbacks.jsonl").read_text().splitlines()]
+    assert [e["lr_g"] for e in events] == [5e29, 2.5e29] and [e["lr_d"] for e in events] == [1e-4, 5e-5]
+    assert [e["rollbacks"] for e in events] == [1, 2]
+    assert all(Path(e["checkpoint"]).is_file() for e in events)
+    assert all(all_finite(p) for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        assert [float(r["train/rollbacks"]) for r in csv.DictReader(f) if r.get("train/rollbacks")] == [1, 2]
+
+
+# --- resume with a changed configuration ----------------------------------------------------
+
+
+@pytest.fixture()
+def first_run(tmp_path, image_dir):
+    run = tmp_path / "first"
+    fit(["callbacks.checkpoint.every_n_iterations=2"], run, image_dir)
+    return run / "checkpoints" / "it0000002.ckpt"
+
+
+def test_resume_refuses_architecture_changes_naming_keys_and_values(first_run, tmp_path, image_dir):
+    with pytest.raises(ResumeConfigError) as err:
+        fit(
+            [f"ckpt_path={first_run}", "model.generator.ngf=16", "data.image_size=64"],
+            tmp_path / "r",
+            image_dir,
+        )
+    msg = str(err.value)
+    assert "model.generator.ngf: 8 -> 16" in msg and "data.image_size: 32 -> 64" in msg
+
+
+def test_resume_refuses_data_or_seed_changes_unless_allowed(first_run, tmp_path, image_dir):
+    with pytest.raises(ResumeConfigError, match=r"seed: 42 -> 7.*train.allow_resume_changes=true"):
+        fit([f"ckpt_path={first_run}", "seed=7"], tmp_path / "r1", image_dir)
+    fit([f"ckpt_path={first_run}", "seed=7", "train.allow_resume_changes=true"], tmp_path / "r2", image_dir)
+    diff = json.loads((tmp_path / "r2" / "resume_diff.json").read_text())
+    assert {"key": "seed", "checkpoint": 42, "now": 7, "kind": "data"} in diff[0]["changes"]
+
+
+def test_resume_applies_new_learning_rates_and_records_them(first_run, tmp_path, image_dir):
+    run = tmp_path / "r"
+    fit([f"ckpt_path={first_run}", "model.lr_d=1e-3", "loss.real_smoothing=0.1"], run, image_dir)
+    lrs = [s["param_groups"][0]["lr"] for s in load(run / "checkpoints" / "last.ckpt")["optimizer_states"]]
+    assert lrs == [2e-4, 1e-3]  # [G, D]: the new D rate is what ran, not the checkpoint's
+    changes = {c["key"]: c for c in json.loads((run / "resume_diff.json").read_text())[0]["changes"]}
+    assert changes["model.lr_d"] == {"key": "model.lr_d", "checkpoint": 2e-4, "now": 1e-3, "kind": "applied"}
+    assert changes["loss.real_smoothing"]["kind"] == "applied"
+    hparams = (run / "csv" / "hparams.yaml").read_text()
+    assert "resume_diff/model.lr_d" in hparams
+    assert load(run / "checkpoints" / "last.ckpt")["ganlab"]["config"]["model"]["lr_d"] == 1e-3  # provenance
+
+
+# --- a killed run, resumed into the same directory --------------------------------------------
+
+
+def test_kill_9_then_resume_into_the_same_directory(tmp_path, image_dir):
+    """The CSV continues without a gap or a repeated iteration, the killed run's lock is taken
+    over, its half-written temp files are cleared, and the W&B run id carries over."""
+    run = tmp_path / "run"
+    args = [
+        *TINY, "trainer.max_epochs=40", "callbacks.checkpoint.every_n_iterations=10", "logger=default",
+        "data=image_folder", f"data.root={image_dir}", f"hydra.run.dir={run}",
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    p = subprocess.Popen([sys.executable, "-m", "ganlab.train", *args], cwd=tmp_path, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 240
+    while not (run / "checkpoints" / "it0000030.ckpt").is_file():
+        assert p.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert (run / "run.lock").is_file()  # left behind by the killed process
+    debris = run / "checkpoints" / ".last.ckpt.tmp999999999"
+    debris.write_bytes(b"half a checkpoint")
+    killed_id = read_checkpoint(run / "checkpoints" / "last.ckpt")["ganlab"]["wandb_id"]
+    r = run_cli([*args, "ckpt_path=last"], tmp_path, env={"WANDB_MODE": "offline"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not debris.exists() and not (run / "run.lock").exists()
+    with open(run / "csv" / "metrics.csv") as f:
+        steps = [int(float(row["step"])) for row in csv.DictReader(f) if row.get("train/loss_d")]
+    assert steps == list(range(1, 201)), steps[:5]  # log_every_n_steps=1, 40 epochs x 5 iterations
+    assert load(run / "checkpoints" / "last.ckpt")["ganlab"]["wandb_id"] == killed_id
+    runs = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(killed_id) for r in runs)  # one W&B run, continued
+
+
+def test_a_second_process_in_the_same_directory_is_refused(tmp_path, image_dir):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    r = run_cli([*TINY, "data=image_folder", f"data.root={image_dir}", f"hydra.run.dir={run}"], tmp_path)
+    assert r.returncode == 1 and f"in use by process {os.getpid()}" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# --- bad inputs, one message each --------------------------------------------------------------
+
+
+def test_bad_checkpoint_files_are_named(tmp_path):
+    cases = {
+        "empty.ckpt": b"",
+        "text.ckpt": b"hello, not a checkpoint\n",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"state_dict": {}}, tmp_path / "plain_dict.ckpt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.ckpt")
+    expected = {
+        "empty.ckpt": "the file is empty",
+        "text.ckpt": "not a readable PyTorch checkpoint",
+        "plain_dict.ckpt": "not a ganlab checkpoint",
+        "tensor.ckpt": "holds a Tensor, not a ganlab checkpoint",
+    }
+    for name, text in expected.items():
+        with pytest.raises(CheckpointError) as err:
+            read_checkpoint(tmp_path / name)
+        assert f"ckpt_path={tmp_path / name}" in str(err.value) and text in str(err.value), str(err.value)
+        assert "weights_only=False" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "message"),
+    [
+        ("ganlab.train", ["data.batch_size=0"], "data.batch_size must be a whole number >= 1, got 0"),
+        ("ganlab.train", ["model.lr_g=abc"], "model.lr_g must be a positive number, got 'abc'"),
+        ("ganlab.generate", ["n=0", "out=x"], "n must be a whole number >= 1, got 0"),
+        ("ganlab.evaluate", ["n=-3"], "n must be a whole number >= 1, got -3"),
+    ],
+)
+def test_bad_settings_end_in_one_message(tool, args, message, tmp_path):
+    ckpt = tmp_path / "x.ckpt"
+    extra = [f"ckpt={ckpt}"] if tool != "ganlab.train" else [*TINY]
+    r = subprocess.run(
+        [sys.executable, "-m", tool, *extra, *args], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"},
+    )  # fmt: skip
+    assert r.returncode == 1 and message in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
