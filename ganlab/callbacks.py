@@ -73,10 +73,14 @@ class GANCheckpoint(ModelCheckpoint):
     then drop the end-of-epoch checkpoint as "already saved".
     """
 
-    def __init__(self, every_n_iterations: int = 0, **kwargs) -> None:
+    def __init__(self, every_n_iterations: int = 0, every_minutes: float | None = None, **kwargs) -> None:
+        """``every_minutes``: also save when this much wall time has passed since the last save
+        (long iterations, preemptible machines); rank 0's clock decides, checked every 10
+        iterations under DDP (one small broadcast then)."""
         super().__init__(**kwargs)
-        self.every_n_iterations = every_n_iterations
+        self.every_n_iterations, self.every_minutes = every_n_iterations, every_minutes
         self._last_iteration_saved = 0  # nothing to save before the first iteration
+        self._last_time = time.monotonic()
         self._state_key: str | None = None
 
     @property
@@ -96,11 +100,28 @@ class GANCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         self._last_iteration_saved = getattr(trainer.lightning_module, "iterations", 0)
+        self._last_time = time.monotonic()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last_time = time.monotonic()
+
+    def _time_due(self, trainer, iteration: int) -> bool:
+        if not self.every_minutes:
+            return False
+        if trainer.world_size > 1 and not due(10, iteration):
+            return False
+        late = time.monotonic() - self._last_time >= self.every_minutes * 60
+        return bool(trainer.strategy.broadcast(late)) if trainer.world_size > 1 else late
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not due(self.every_n_iterations, pl_module.iterations) or self._should_skip_saving_checkpoint(
-            trainer
-        ):
+        it = pl_module.iterations
+        if due(self.every_n_iterations, it) or self._time_due(trainer, it):
+            self.save_now(trainer)
+
+    def save_now(self, trainer) -> None:
+        """The iteration's checkpoint and ``last.ckpt``, now (also for ``ganlab.preemption``);
+        a later save at the same iteration (the epoch end) is then skipped."""
+        if self._should_skip_saving_checkpoint(trainer):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
@@ -165,7 +186,12 @@ class FIDEvaluation(L.Callback):
     def _prepare(self, trainer, module) -> GANMetrics:
         if self.metrics is None:
             features = load_feature_net(self.feature, self.weights, device=module.device)
-            self.metrics = GANMetrics(features, *self.kid, inception_score=self.inception_score)
+            self.metrics = GANMetrics(
+                features,
+                *self.kid,
+                inception_score=self.inception_score,
+                settings_prefix="callbacks.evaluation.",
+            )
             if trainer.is_global_zero:
                 self.metrics.load_or_compute_real_for(
                     trainer.datamodule, self.n_real, self.batch_size, self.cache_dir

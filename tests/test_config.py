@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 
 from ganlab.callbacks import FIDEvaluation, GANCheckpoint, SampleGrid
 from ganlab.module import GANModule
+from ganlab.preemption import Preemption
 from ganlab.progress import GANProgressBar
 from tests.conftest import CONF, compose_cfg
 
@@ -42,7 +43,13 @@ def test_experiment_composes_and_instantiates(name, tmp_path):
     opt_g, opt_d = model.configure_optimizers()
     assert opt_g.defaults["lr"] == cfg.model.lr_g and opt_d.defaults["lr"] == cfg.model.lr_d
     assert tuple(opt_g.defaults["betas"]) == (0.5, 0.999)
-    assert {type(c) for c in callbacks} == {GANCheckpoint, SampleGrid, FIDEvaluation, GANProgressBar}
+    assert {type(c) for c in callbacks} == {
+        GANCheckpoint,
+        SampleGrid,
+        FIDEvaluation,
+        GANProgressBar,
+        Preemption,
+    }
     assert model.G(model.fixed_z[:2]).shape == (
         2,
         cfg.data.channels,

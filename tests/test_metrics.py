@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
@@ -62,6 +63,47 @@ def test_kid_and_is_match_torch_fidelity():
     assert ours["kid_mean"] == pytest.approx(ref_kid["kernel_inception_distance_mean"], rel=1e-3)
     ref_is = isc_features_to_metric(logits, splits=1, shuffle=False)["inception_score_mean"]
     assert ours["is_mean"] == pytest.approx(ref_is, rel=1e-3)
+
+
+def test_inception_score_follows_torch_fidelity_std_convention():
+    """10 splits with torch-fidelity's permutation: mean and std (divided by n) agree; one split
+    gives std 0, not NaN."""
+    from ganlab.metrics.gan_metrics import inception_score
+
+    logits = torch.randn(200, 10, generator=torch.Generator().manual_seed(0)) * 3
+    ref = isc_features_to_metric(logits, splits=10)
+    mean, std = inception_score(logits, splits=10)
+    assert mean == pytest.approx(ref["inception_score_mean"], rel=1e-9)
+    assert std == pytest.approx(ref["inception_score_std"], rel=1e-9) and std > 0
+    assert inception_score(logits, splits=1)[1] == 0.0
+
+
+def test_fidelity_weights_file_is_part_of_the_cache_identity(tmp_path, monkeypatch):
+    """Two different local weights files never share cached real statistics."""
+    from ganlab.metrics import features
+
+    monkeypatch.setattr(features, "_FidelityInception", lambda weights: torch.nn.Identity())
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    a.write_bytes(b"weights one")
+    b.write_bytes(b"weights two")
+    ids = {features.load_fidelity(str(p)).identity for p in (a, b)} | {features.load_fidelity(None).identity}
+    assert len(ids) == 3
+
+
+def test_is_skip_message_names_keys_that_exist():
+    from ganlab.callbacks import FIDEvaluation
+
+    real, fake = image_sets()
+    m = GANMetrics(
+        load_feature_net("tiny_nologits"), kid_subset_size=50, settings_prefix="callbacks.evaluation."
+    )
+    m.set_real(m.real_stats_from(real.split(50), max_n=120))
+    m.add_fake(fake)
+    msg = m.compute()["is_skipped"]
+    assert "callbacks.evaluation.feature=fidelity" in msg and "callbacks.evaluation.weights=" in msg
+    cfg = OmegaConf.load(ROOT / "conf" / "callbacks" / "default.yaml")
+    assert {"feature", "weights"} <= set(cfg.evaluation) and FIDEvaluation  # the keys exist
+    assert {"feature", "weights"} <= set(OmegaConf.load(ROOT / "conf" / "evaluate.yaml"))
 
 
 def test_is_skipped_without_classifier_head():

@@ -144,6 +144,52 @@ def test_kill_9_then_resume_into_the_same_directory(tmp_path, image_dir):
     assert len(runs) == 2 and all(r.name.endswith(killed_id) for r in runs)  # one W&B run, continued
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_preemption_signal_checkpoints_and_the_resume_is_exact(sig, tmp_path, image_dir):
+    """SIGTERM/SIGUSR1: a checkpoint at the next iteration boundary, exit status 0; resuming
+    from it (ckpt_path=last, same directory) ends bit-identical to an uninterrupted run."""
+    common = [
+        *TINY, "trainer.max_epochs=30", "callbacks.checkpoint.every_n_iterations=40",
+        "data=image_folder", f"data.root={image_dir}",
+    ]  # fmt: skip
+    full, run = tmp_path / "full", tmp_path / "run"
+    r = run_cli([*common, f"hydra.run.dir={full}"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "ganlab.train", *common, f"hydra.run.dir={run}"]
+    p = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 240
+    while not (run / "checkpoints" / "it0000040.ckpt").is_file():
+        assert p.poll() is None and time.time() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err[-3000:]
+    stopped = load(run / "checkpoints" / "last.ckpt")["ganlab"]["counters"]["iterations"]
+    assert 40 <= stopped < 150 and (run / "checkpoints" / f"it{stopped:07d}.ckpt").is_file()
+    assert f"received {sig.name}" in out + err
+    r = run_cli([*common, f"hydra.run.dir={run}", "ckpt_path=last"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = load(full / "checkpoints" / "last.ckpt"), load(run / "checkpoints" / "last.ckpt")
+    assert a["ganlab"]["counters"] == b["ganlab"]["counters"] and a["ganlab"]["counters"]["iterations"] == 150
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_time_based_checkpoints(tmp_path, image_dir):
+    fit(
+        ["callbacks.checkpoint.every_n_iterations=0", "callbacks.checkpoint.every_minutes=1e-9"],
+        tmp_path,
+        image_dir,
+    )
+    # Every iteration is "late": one checkpoint per iteration (the epoch end adds none).
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("it*.ckpt")) == [
+        f"it000000{i}.ckpt" for i in range(1, 6)
+    ]
+
+
 def test_a_second_process_in_the_same_directory_is_refused(tmp_path, image_dir):
     run = tmp_path / "run"
     run.mkdir()

@@ -153,8 +153,11 @@ class _FidelityInception(nn.Module):
 
 def load_fidelity(weights: str | None = None) -> FIDFeatures:
     net = _FidelityInception(weights)
+    # The weights file's digest is part of the identity (and so of the real-statistics cache key):
+    # two different files must never share cached statistics. No file: torch-fidelity's download.
+    source = file_digest(weights, "sha1")[:12] if weights else "torch-fidelity-release"
     return FIDFeatures(
-        net, "fidelity:inception-v3-compat", num_features=2048, num_logits=1008, preprocess=False
+        net, f"fidelity:inception-v3-compat:{source}", num_features=2048, num_logits=1008, preprocess=False
     )
 
 

@@ -1,8 +1,9 @@
 """FID, KID and IS over one feature pass, with real-image statistics cached on disk.
 
 Features are computed once per image batch by ``FIDFeatures`` and handed to torchmetrics'
-``FrechetInceptionDistance``, ``KernelInceptionDistance`` and ``InceptionScore`` through an
-identity "feature extractor", so the three metrics share one network call. The metrics never
+``FrechetInceptionDistance`` and ``KernelInceptionDistance`` through an identity "feature
+extractor", and to ``inception_score`` (torch-fidelity's convention), so the three metrics share
+one network call. The metrics never
 sync across processes themselves (``sync_on_compute=False``): under DDP the caller gathers
 fake features to rank 0 (see ``ganlab.callbacks.FIDEvaluation``), so real statistics, held
 once on rank 0, are never summed over ranks.
@@ -20,10 +21,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from ganlab.metrics.features import FIDFeatures
@@ -62,8 +63,12 @@ class GANMetrics:
         kid_subset_size: int = 1000,
         inception_score: bool = True,
         is_splits: int = 10,
+        settings_prefix: str = "",
     ) -> None:
+        """``settings_prefix``: where this tool's metric settings live (``callbacks.evaluation.``
+        in training, nothing for ``ganlab.evaluate``), for messages that name the key to set."""
         self.features = features
+        self.settings_prefix = settings_prefix
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.is_splits = is_splits
         self.want_is = inception_score
@@ -190,19 +195,37 @@ class GANMetrics:
         if not self.want_is:
             out["is_skipped"] = "inception_score=false"
         elif not self.features.has_logits:
+            k = self.settings_prefix
             out["is_skipped"] = (
                 f"the feature network {self.features.identity} has no classifier head, so IS cannot be "
-                "computed; use metrics.feature=fidelity (torch-fidelity weights, downloaded once when online "
-                "or metrics.weights=<local .pth>)"
+                f"computed; use {k}feature=fidelity (torch-fidelity weights, downloaded once when online, "
+                f"or {k}weights=<local .pth>)"
             )
         else:
-            isc = InceptionScore(
-                feature=_Given(self.features.num_logits), splits=self.is_splits, sync_on_compute=False
-            )
-            isc.update(torch.cat(self._fake_logits))
-            is_mean, is_std = isc.compute()
-            out["is_mean"], out["is_std"] = float(is_mean), float(is_std)
+            out["is_mean"], out["is_std"] = inception_score(torch.cat(self._fake_logits), self.is_splits)
         return out
+
+
+def inception_score(logits: Tensor, splits: int = 10, seed: int = 2020) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))) on each of ``splits``
+    parts of a fixed permutation of the samples; mean and standard deviation over the parts.
+
+    As the original code and torch-fidelity (``isc_features_to_metric``: the same permutation,
+    ``np.random.RandomState(2020)``, and the same split boundaries) compute it: the standard
+    deviation divides by the number of splits, so one split gives 0, not NaN. torchmetrics'
+    ``InceptionScore`` uses the unbiased estimate and a permutation from the global RNG.
+    ``logits`` (N, classes); float64 inside.
+    """
+    n = logits.shape[0]
+    perm = torch.from_numpy(np.random.RandomState(seed).permutation(n))
+    log_p = torch.log_softmax(logits.detach().cpu().double()[perm], dim=1)  # log p(y|x), (N, K)
+    scores = []
+    for i in range(splits):
+        part = log_p[i * n // splits : (i + 1) * n // splits]
+        log_py = part.exp().mean(dim=0, keepdim=True).log()  # log p(y) over the part
+        scores.append((part.exp() * (part - log_py)).sum(dim=1).mean().exp())
+    s = torch.stack(scores)
+    return float(s.mean()), float(s.std(unbiased=False))
 
 
 def real_cache_file(cache_dir: str | Path, meta: dict, identity: str) -> Path:
