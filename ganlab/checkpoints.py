@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
+from ganlab.atomic import atomic_path
 from ganlab.module import sample_latent
 
 
@@ -105,25 +106,14 @@ def load_generator(
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in the same directory, fsync it, then
-    ``os.replace`` it into place: a crash or a full disk mid-save leaves the previous file whole.
-
-    (Lightning's own save stages the file in the system temp dir and moves it, which turns into
-    a non-atomic copy when /tmp and the run directory are on different filesystems.)
-    Remote paths (``s3://`` ...) go through Lightning's fsspec path unchanged.
-    """
+    """Each checkpoint written through ``ganlab.atomic.atomic_path`` (a temporary file beside
+    it, fsynced, then renamed over it): a crash or a full disk mid-save leaves the previous file
+    whole. Remote paths (``s3://`` ...) go through Lightning's fsspec path unchanged."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())

@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ganlab.atomic import write_text
+
 SHAPE = (
     "model._target_",
     "model.generator",
@@ -127,8 +129,7 @@ def record(changes: list[dict[str, Any]], ckpt_path: str, run_dir: str | Path, l
     path = Path(run_dir) / "resume_diff.json"
     history = json.loads(path.read_text()) if path.is_file() else []
     history.append({"ckpt_path": str(ckpt_path), "changes": changes})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(history, indent=2, default=str))
+    write_text(path, json.dumps(history, indent=2, default=str))
     if changes:
         summary = {f"resume_diff/{c['key']}": f"{c['checkpoint']!r} -> {c['now']!r}" for c in changes}
         for logger in loggers:

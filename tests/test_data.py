@@ -14,8 +14,9 @@ from ganlab.data import (
     ImageFolderDataModule,
     MNISTDataModule,
 )
-from ganlab.data.datasets import read_idx, to_mode
+from ganlab.data.datasets import ImageFolder, read_idx, to_mode
 from ganlab.data.loader import EpochSampler, ResumableLoader
+from tests.conftest import rng_images
 
 
 def first_batch(dm):
@@ -79,12 +80,92 @@ def test_empty_folder(tmp_path):
 def test_corrupt_image_names_the_file(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "good.png")
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
-    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, num_workers=0)
-    dm.setup()
+    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=1, num_workers=0)
     with pytest.raises(
-        DatasetError, match=r"corrupt or unreadable image file '.*bad.jpg'.*Delete or replace"
+        DatasetError, match=r"(?s)1 of 2 image files .* cannot be read:\n  .*bad.jpg: .*skip_bad_images"
+    ):
+        dm.setup()  # at start, not when the sampler reaches the file
+    # A file that breaks after the start-up check is still named when it is read.
+    dm = ImageFolderDataModule(
+        str(tmp_path), image_size=32, batch_size=1, num_workers=0, skip_bad_images=True
+    )
+    dm.setup()
+    (tmp_path / "good.png").write_bytes(b"\x89PNG broken later")
+    with pytest.raises(
+        DatasetError, match=r"corrupt or unreadable image file '.*good.png'.*Delete or replace"
     ):
         next(iter(dm.train_dataloader()))
+
+
+def write_bad_tree(root: Path) -> dict[str, str]:
+    """Six good images and one of each kind of bad file; returns name -> a word of the reason."""
+    for i, a in enumerate(rng_images(6, 40)):
+        Image.fromarray(a).save(root / f"good{i}.{'png' if i % 2 else 'jpg'}")
+    png = (root / "good1.png").read_bytes()
+    (root / "truncated.png").write_bytes(png[: len(png) // 2])
+    jpg = (root / "good0.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(jpg[: len(jpg) - 200])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "notes.png").write_text("a text file with an image name")
+    return {
+        "truncated.png": "Truncated",
+        "truncated.jpg": "Truncated",
+        "empty.jpg": "empty",
+        "notes.png": "identify",
+    }
+
+
+def test_startup_scan_names_every_bad_file_or_skips_them(tmp_path, caplog):
+    bad = write_bad_tree(tmp_path)
+    with pytest.raises(DatasetError) as err:
+        ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, num_workers=0).setup()
+    msg = str(err.value)
+    assert "4 of 10 image files" in msg and "data.skip_bad_images=true" in msg
+    for name, word in bad.items():
+        assert name in msg and word in msg
+    dm = ImageFolderDataModule(
+        str(tmp_path), image_size=32, batch_size=2, num_workers=0, skip_bad_images=True
+    )
+    with caplog.at_level("WARNING"):
+        dm.setup()
+    assert len(dm.train_set) == 6 and "leaving out 4 unreadable" in caplog.text
+    assert next(iter(dm.train_dataloader())).shape == (2, 3, 32, 32)
+
+
+def test_scan_result_is_cached_by_the_file_list(tmp_path, monkeypatch):
+    from ganlab.data import scan as scan_mod
+
+    (tmp_path / "images").mkdir()
+    write_bad_tree(tmp_path / "images")
+    files = sorted((tmp_path / "images").iterdir())
+    first = scan_mod.scan(files, tmp_path / "cache")
+    monkeypatch.setattr(scan_mod, "check_file", lambda p: (_ for _ in ()).throw(AssertionError("rescanned")))
+    assert scan_mod.scan(files, tmp_path / "cache") == first  # read back, no file opened
+    (tmp_path / "images" / "good0.jpg").write_bytes(b"")  # the list's fingerprint changes
+    with pytest.raises(AssertionError, match="rescanned"):
+        scan_mod.scan(files, tmp_path / "cache")
+
+
+def test_16bit_png_is_scaled_not_clipped(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))  # dark to light
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # a 16-bit grey PNG
+    with Image.open(tmp_path / "deep.png") as img:
+        assert img.mode.startswith("I")
+    ds = ImageFolder(tmp_path, channels=1, transform=np.asarray)
+    a = ds[0]
+    assert a.dtype == np.uint8 and a.min() == 0 and a.max() == 255
+    assert abs(float(a.mean()) - 127.5) < 2  # a ramp, not 97% white
+    assert (a == 255).mean() < 0.05
+
+
+def test_images_smaller_than_the_training_size_are_counted(tmp_path, caplog):
+    for i, a in enumerate(rng_images(4, 20)):
+        Image.fromarray(a).save(tmp_path / f"small{i}.png")
+    for i, a in enumerate(rng_images(4, 64)):
+        Image.fromarray(a).save(tmp_path / f"big{i}.png")
+    with caplog.at_level("WARNING"):
+        ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, num_workers=0).setup()
+    assert "4 of 8 images" in caplog.text and "smaller than 32 px" in caplog.text
 
 
 def test_too_few_images_for_a_batch(image_dir):

@@ -95,14 +95,16 @@ def train_args(run_dir: Path, data: list[str], extra: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def run_devices(run_dir: Path, data: list[str], extra: list[str]) -> None:
-    """One node, `trainer.devices=2`: Lightning launches the second process itself."""
+def run_devices(run_dir: Path, data: list[str], extra: list[str]) -> str:
+    """One node, `trainer.devices=2`: Lightning launches the second process itself. Returns
+    both processes' output."""
     r = subprocess.run(
         train_args(run_dir, data, ["trainer.devices=2", *extra]),
         cwd=run_dir.parent, capture_output=True, text=True, timeout=300,
         env=env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-4000:]
+    return r.stdout + r.stderr
 
 
 def run_nodes(run_dir: Path, image_dir: Path, extra: list[str]) -> None:
@@ -181,6 +183,8 @@ def test_devices_2_trains_resumes_exactly_and_keeps_ranks_identical(tmp_path, ce
     ranks with best.ckpt; then an exact resume from mid-epoch."""
     data = ["data=celeba64", f"data.root={celeba_dir}"]
     options = [
+        "data.cache=true",  # built once, by rank 0, while the other rank waits
+        f"data.cache_dir={tmp_path / 'cache'}",
         "callbacks.checkpoint.every_n_iterations=2",
         "model.ema_half_life_kimg=0.05",
         "model.d_augment=[{_target_: ganlab.augment.DiffAugment}]",
@@ -195,7 +199,8 @@ def test_devices_2_trains_resumes_exactly_and_keeps_ranks_identical(tmp_path, ce
         f"callbacks.evaluation.cache_dir={tmp_path / 'fid'}",
     ]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    run_devices(full, data, options)
+    out = run_devices(full, data, options)
+    assert out.count("building the image cache") == 1, out[-3000:]
     check_ranks(full, 6, evaluated=(4,))  # 24 images / (2 ranks x 4) = 3 iterations per epoch, 2 epochs
     ck = load(full / "checkpoints" / "last.ckpt")
     assert ck["ganlab"]["counters"]["images_seen"] == 48

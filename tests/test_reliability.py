@@ -199,6 +199,20 @@ def test_a_second_process_in_the_same_directory_is_refused(tmp_path, image_dir):
     assert "Traceback" not in r.stderr
 
 
+def test_unwritable_output_directory_is_found_at_start(tmp_path, image_dir):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    r = run_cli(
+        [*TINY, "data=image_folder", f"data.root={image_dir}", f"hydra.run.dir={blocker}/run"], tmp_path
+    )
+    assert r.returncode != 0 and "a_file" in r.stderr
+    cache = tmp_path / "cache_file"
+    cache.write_text("x")
+    args = [*TINY, "data=image_folder", f"data.root={image_dir}", f"hydra.run.dir={tmp_path / 'ok'}"]
+    r = run_cli([*args, f"callbacks.evaluation.cache_dir={cache}/fid"], tmp_path)
+    assert r.returncode == 1 and f"cannot write to '{cache}/fid'" in r.stderr and "Traceback" not in r.stderr
+
+
 # --- bad inputs, one message each --------------------------------------------------------------
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from ganlab.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,12 @@ def build_or_load(path: Path, dataset: Dataset) -> np.ndarray:
         n = len(dataset)
         first = dataset[0]
         log.info("building the image cache %s (%d images %s)", path, n, tuple(first.shape))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *first.shape))
-        for i in range(n):
-            arr[i] = ((dataset[i] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-        arr.flush()
-        del arr
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *first.shape))
+            for i in range(n):
+                arr[i] = ((dataset[i] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+            arr.flush()
+            del arr
     return np.load(path, mmap_mode="r")
 
 

@@ -37,6 +37,8 @@ class GANDataModule(L.LightningDataModule):
     ``cache`` / ``device_resident``: see ``ganlab.data.cache`` (decode once; keep on the GPU).
     ``batches_per_iteration``: minibatches of ``batch_size`` per training batch (set by
     ``ganlab.train`` from ``model.d_steps_per_g``: each D update takes a fresh real minibatch).
+    ``skip_bad_images``: image-file layouts leave unreadable files out (with a warning) instead
+    of stopping at start with the list of them.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class GANDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         device_resident: bool = False,
         batches_per_iteration: int = 1,
+        skip_bad_images: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -65,6 +68,7 @@ class GANDataModule(L.LightningDataModule):
         if int(batches_per_iteration) < 1:
             raise ValueError(f"batches_per_iteration must be >= 1, got {batches_per_iteration}")
         self.batches_per_iteration = int(batches_per_iteration)
+        self.skip_bad_images = skip_bad_images
         self.root = Path(root).expanduser()
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -99,6 +103,15 @@ class GANDataModule(L.LightningDataModule):
     def build_dataset(self, transform):
         """The dataset of this layout, images through ``transform``; subclasses implement it."""
         raise NotImplementedError
+
+    def folder_checks(self) -> dict:
+        """``ImageFolder``'s start-up checks: skip or stop on bad files, warn below the size the
+        transform needs (the centre crop, else the resize), cache the scan beside the images'."""
+        return {
+            "skip_bad": self.skip_bad_images,
+            "min_side": self.center_crop or self.load_size,
+            "scan_cache": Path(self.cache_dir or self.root / ".ganlab_cache") / "scan",
+        }
 
     def fingerprint(self) -> dict:
         """What identifies the real images FID compares against (keys the statistics cache)."""
@@ -206,7 +219,7 @@ class ImageFolderDataModule(GANDataModule):
     """Any tree of jpg/png/bmp/webp images (cat faces, anime faces, emoji, your own)."""
 
     def build_dataset(self, transform):
-        return ImageFolder(self.root, self.channels, transform, self.how_to_get)
+        return ImageFolder(self.root, self.channels, transform, self.how_to_get, **self.folder_checks())
 
 
 class CelebADataModule(GANDataModule):
@@ -241,7 +254,9 @@ class CelebADataModule(GANDataModule):
             "Download img_align_celeba.zip from the CelebA site and unzip it there, "
             "or set data.download=true when online."
         )
-        return ImageFolder(require_dir(self.image_dir(), hint), self.channels, transform, hint)
+        return ImageFolder(
+            require_dir(self.image_dir(), hint), self.channels, transform, hint, **self.folder_checks()
+        )
 
 
 class CIFAR10DataModule(GANDataModule):

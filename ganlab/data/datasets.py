@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import pickle
 import struct
 from collections.abc import Callable
@@ -11,6 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from ganlab.data.scan import scan
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -28,7 +33,13 @@ def require_dir(path: Path, how_to_get: str) -> Path:
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
     """Convert to 'L' or 'RGB'. Transparent pixels (emoji PNGs are RGBA) are composited on
-    white: plain ``convert('RGB')`` would expose whatever colour the transparent pixels hold."""
+    white: plain ``convert('RGB')`` would expose whatever colour the transparent pixels hold.
+    16-bit grey images (PIL modes I;16 and I) are scaled to 8 bits: PIL's own conversion clips
+    every value above 255 to white."""
+    if img.mode.startswith("I"):
+        a = np.asarray(img, dtype=np.float64)
+        full = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(np.rint(a * (255.0 / full)), 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
@@ -37,9 +48,23 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
 
 
 class ImageFolder(Dataset):
-    """Every image file below ``root`` (any depth), sorted by path. Labels are not used."""
+    """Every image file below ``root`` (any depth), sorted by path. Labels are not used.
 
-    def __init__(self, root: str | Path, channels: int, transform: Callable, how_to_get: str = "") -> None:
+    Every file is checked when the dataset is made (``ganlab.data.scan``, cached in
+    ``scan_cache``): unusable files are all named at once, before training, or left out with
+    ``skip_bad``; images with a side shorter than ``min_side`` (they will be upscaled) are
+    counted in a warning."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        channels: int,
+        transform: Callable,
+        how_to_get: str = "",
+        skip_bad: bool = False,
+        min_side: int | None = None,
+        scan_cache: str | Path | None = None,
+    ) -> None:
         self.root = require_dir(Path(root), how_to_get)
         self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self.files:
@@ -48,6 +73,32 @@ class ImageFolder(Dataset):
                 f"Point data.root at a folder of images. {how_to_get}"
             )
         self.channels, self.transform = channels, transform
+        found = scan(self.files, scan_cache)
+        if found.bad:
+            shown = "\n  ".join(f"{p}: {why}" for p, why in list(found.bad.items())[:20])
+            more = f"\n  ... and {len(found.bad) - 20} more" if len(found.bad) > 20 else ""
+            if not skip_bad:
+                raise DatasetError(
+                    f"{len(found.bad)} of {len(self.files)} image files under '{self.root}' cannot be read:\n"
+                    f"  {shown}{more}\nDelete or replace them, or set data.skip_bad_images=true to train "
+                    f"on the other {len(self.files) - len(found.bad)}."
+                )
+            log.warning(
+                "data.skip_bad_images: leaving out %d unreadable file(s):\n  %s%s",
+                len(found.bad),
+                shown,
+                more,
+            )
+            self.files = [p for p in self.files if str(p) not in found.bad]
+        if min_side:
+            small = sum(
+                1 for p in self.files if min(found.sizes.get(str(p), (min_side, min_side))) < min_side
+            )
+            if small:
+                log.warning(
+                    "%d of %d images under '%s' are smaller than %d px on a side and will be upscaled",
+                    small, len(self.files), self.root, min_side,
+                )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.files)
