@@ -283,3 +283,36 @@ def test_evaluate_cli_bad_checkpoint(tmp_path):
     assert r.returncode == 1 and "ckpt=" in r.stderr and "missing.ckpt: no such file" in r.stderr
     assert "Traceback" not in r.stderr  # one short message
     assert Path(ROOT / "conf" / "evaluate.yaml").is_file()
+
+
+def test_fid_agreement_script_reads_the_png_files_itself(tmp_path, image_dir):
+    """experiments/fid_agreement.py writes both sets as PNGs and computes ganlab's FID from the
+    files; torch-fidelity's side runs from the same files (offline it reports why it could not)."""
+    run = tmp_path / "run"
+    cfg = compose_cfg([*TINY, "data=image_folder", f"data.root={image_dir}"], run)
+    from ganlab.train import train
+
+    train(cfg)
+    script, ckpt = ROOT / "experiments" / "fid_agreement.py", run / "checkpoints" / "last.ckpt"
+    args = [
+        "--n",
+        "20",
+        "--batch-size",
+        "10",
+        "--out",
+        str(tmp_path / "sets"),
+        "--feature",
+        "tiny",
+        "--device",
+        "cpu",
+    ]
+    r = subprocess.run(
+        [sys.executable, str(script), "--ckpt", str(ckpt), *args],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(list((tmp_path / "sets" / "real").glob("*.png"))) == 20
+    assert len(list((tmp_path / "sets" / "fake").glob("*.png"))) == 20
+    assert result["fid_ganlab"] > 0 and result["n"] == 20
+    assert "fid_torch_fidelity" in result or "torch_fidelity_error" in result
