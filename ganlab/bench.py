@@ -185,7 +185,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed)
-    timer = Throughput(cfg.warmup, cfg.iters)
+    timer = Throughput(cfg.warmup, cfg.iters, chunk=cfg.get("interleave", 25))
     datamodule, model, trainer = build(cfg, extra_callbacks=[timer])
     reference = None
     if cfg.reference:

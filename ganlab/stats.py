@@ -32,7 +32,8 @@ class StepStats:
         if not values:
             return
         names = tuple(values)
-        stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+        # 0-d tensors, detached by the caller; stack promotes mixed dtypes, then fp32 for the sums.
+        stacked = torch.stack(list(values.values())).float()
         total = self._sums.get(names)
         self._sums[names] = stacked if total is None else total.add_(stacked)
         self._counts[names] = self._counts.get(names, 0) + 1
