@@ -22,8 +22,9 @@ class RunDirError(RuntimeError):
 
 
 def launch_rank() -> int:
-    """This process's global rank as the launchers tell it (torchrun's RANK, srun's SLURM_PROCID,
-    Lightning's NODE_RANK/LOCAL_RANK), before any process group exists: 0 for a plain run."""
+    """0 exactly on the process that will be global rank 0, from what the launchers set before
+    any process group exists (torchrun's RANK, srun's SLURM_PROCID, Lightning's NODE_RANK and
+    LOCAL_RANK); 0 for a plain run."""
     for var in ("RANK", "SLURM_PROCID"):
         if var in os.environ:
             return int(os.environ[var])

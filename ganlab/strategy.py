@@ -6,7 +6,8 @@ producing the loss") or needs ``find_unused_parameters``, which walks the autogr
 backward and all-reduces both networks' buckets each time. ``GANDDPStrategy`` instead wraps G and
 D on their own, as stylegan2-ada-pytorch does (``training_loop.py``: one DDP per network,
 ``broadcast_buffers=False``): the D phase all-reduces D's gradients once per D update, the G phase
-G's once per G update, and nothing else crosses the wire during training.
+G's once per G update. Besides those, only a few scalars are all-reduced, every few dozen
+iterations: the logged statistics (means over ranks), the divergence flag and the preemption flag.
 
 BatchNorm buffers (running mean/var) are per rank: each rank keeps the statistics of its own
 batches, which training-mode BatchNorm never reads, and no buffer broadcast is paid per forward.

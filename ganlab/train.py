@@ -46,13 +46,13 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + (extra_callbacks or [])
-    t = cfg.train
+    policy = cfg.train
     guard = DivergenceGuard(
-        t.on_divergence,
-        t.loss_bound,
-        t.check_every,
-        t.rollback_lr_factor,
-        t.max_rollbacks,
+        policy.on_divergence,
+        policy.loss_bound,
+        policy.check_every,
+        policy.rollback_lr_factor,
+        policy.max_rollbacks,
         cfg.paths.output_dir,
     )
     callbacks.insert(0, guard)  # first: it looks before any callback saves
