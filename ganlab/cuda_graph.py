@@ -77,6 +77,12 @@ class CUDAGraphIteration:
         self.ema_weight = torch.zeros((), device=device)  # 1 - beta, filled before each replay
         self._side = torch.cuda.Stream(device) if capture else None
 
+    def reset(self) -> None:
+        """Forget the captured graphs: after weights or optimizer states were replaced (a
+        rollback), the captured addresses and learning rates are stale; warm up and capture anew."""
+        self.graphs.clear()
+        self.seen.clear()
+
     def _autocast(self):
         # Autocast's cast cache must be off inside a capture (the cached casts would be freed
         # and re-made outside the graph's memory pool).
@@ -87,8 +93,7 @@ class CUDAGraphIteration:
     def __call__(self, real: Tensor, plan: Hashable) -> dict[str, Tensor]:
         if self.static_real is None or self.static_real.shape != real.shape:
             self.static_real = torch.empty_like(real)  # keeps real's memory format (channels_last)
-            self.graphs.clear()
-            self.seen.clear()
+            self.reset()
         self.static_real.copy_(real)
         if not self.capture:
             with self._autocast():

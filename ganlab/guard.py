@@ -126,6 +126,7 @@ class DivergenceGuard(L.Callback):
                 group["lr"] *= self.rollback_lr_factor
         module.lr_g *= self.rollback_lr_factor
         module.lr_d *= self.rollback_lr_factor
+        module.states_replaced()
         module.stats.reset_health()
         self.rollbacks += 1
         event = {

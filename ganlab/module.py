@@ -276,6 +276,13 @@ class GANModule(L.LightningModule):
         if self.cuda_graph:
             self.graphed = self._build_graphed()
 
+    def states_replaced(self) -> None:
+        """Call after loading weights or optimizer states mid-run (``ganlab.guard`` rollback):
+        parameter lists and captured CUDA graphs that hold the old tensors are rebuilt."""
+        self._ema_tensors = ()
+        if self.graphed is not None:
+            self.graphed.reset()
+
     def _build_graphed(self) -> CUDAGraphIteration:
         check_capturable(self, self.trainer)
         opt_g, opt_d = (o.optimizer for o in self.optimizers())  # raw: replays bypass Lightning
