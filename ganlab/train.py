@@ -111,6 +111,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         now = OmegaConf.to_container(cfg, resolve=True)
         changes = resume.check(resume.compare(saved, now), ckpt_path, cfg.train.allow_resume_changes)
     lock = prepare_run_dir(cfg)
+    if launch_rank() == 0:  # what runs, resolved, at the top of the log (as lightning-hydra-template does)
+        log.info("configuration:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     try:
         return _fit(cfg, ckpt_path, changes)
     finally:

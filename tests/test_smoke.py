@@ -195,6 +195,23 @@ def test_cli_train_writes_everything(tmp_path, image_dir):
     assert ck["ganlab"]["config"]["data"]["root"] == str(image_dir)  # provenance: the resolved config
 
 
+@pytest.mark.parametrize("mode", ["default", "fdr"])
+def test_debug_configs_run_quickly_and_print_the_config(mode, tmp_path, image_dir):
+    small = ["data.batch_size=8", "data.image_size=32", "model.generator.ngf=8", "model.discriminator.ndf=8"]
+    r = run_cli([f"debug={mode}", "data=image_folder", f"data.root={image_dir}", *small], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert (
+        "configuration:" in out
+        and "_target_: ganlab.module.GANModule" in out
+        and "limit_train_batches: 5" in out
+    )
+    if mode == "default":
+        (run,) = (tmp_path / "outputs" / "debug" / "runs").iterdir()  # task_name: debug
+        assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "csv").exists()
+        assert load(run / "checkpoints" / "last.ckpt")["ganlab"]["counters"]["iterations"] == 5
+
+
 def test_cli_missing_dataset(tmp_path):
     r = run_cli([*TINY, f"data.root={tmp_path / 'no_such_dir'}"], tmp_path)
     assert r.returncode != 0
