@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from PIL import Image
 
 import ganlab.config  # noqa: F401  (resolvers)
+from ganlab import api
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -126,18 +124,7 @@ def celeba_dir(tmp_path_factory) -> Path:
 
 def compose_cfg(overrides: list[str], output_dir: Path) -> DictConfig:
     """Compose conf/train.yaml as `python -m ganlab.train` would, outside a Hydra app."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.runtime.cwd = str(ROOT)
-        cfg.hydra.job.override_dirname = "test"
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # a Hydra app's task function gets the config without it, too
-    return cfg
+    return api.compose(overrides, output_dir)
 
 
 def run_cli(

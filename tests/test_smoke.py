@@ -327,3 +327,14 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(torch.load(target, weights_only=True)["v"], torch.arange(1000))
     assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_python_api_fits_and_loads_the_generator(tmp_path, image_dir):
+    """ganlab.api composes without a Hydra app (no "HydraConfig was not set") and trains."""
+    from ganlab import api
+
+    result = api.fit([*TINY, "data=image_folder", f"data.root={image_dir}"], output_dir=tmp_path / "run")
+    assert result["iterations"] == 5 and Path(result["output_dir"]) == tmp_path / "run"
+    gen = api.load_generator(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    images = gen(gen.sample_z(4))
+    assert images.shape == (4, 3, 32, 32) and images.abs().max() <= 1
