@@ -1,9 +1,15 @@
-"""Evaluate a checkpoint: ``python -m ganlab.evaluate ckpt=... n=10000``.
+"""Evaluate a checkpoint, or compare two image sets.
 
-Generates ``n`` images with the checkpoint's generator (eval mode, fixed seed), compares them
-with the cached real statistics of the run's dataset, prints the result as JSON and writes it
-to ``out`` (default ``<ckpt>.eval.json``): FID, KID, IS (or why IS was skipped), the feature
-network's identity, time taken and images/s.
+    python -m ganlab.evaluate ckpt=... n=10000              # a generator against its run's data
+    python -m ganlab.evaluate real=DIR fake=DIR              # two folders (as pytorch-fid does)
+    python -m ganlab.evaluate real=DIR fake=path/last.ckpt   # a generator against any folder
+
+Generates ``n`` images with the checkpoint's generator (eval mode, fixed seed), or reads the
+``fake`` folder, compares them with the real statistics (the run's dataset, or the ``real``
+folder; cached either way), prints the result as JSON and writes it to ``out`` (default
+``<ckpt or fake folder>.eval.json``): FID, KID, IS (or why IS was skipped), the feature network's
+identity, time taken and images/s. Folder images are read as the training data is (any depth,
+jpg/png/bmp/webp), at the size of the real set's first image.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
+from ganlab.atomic import write_text
 from ganlab.checkpoints import file_digest, load_generator
 from ganlab.errors import UsageError, report_user_errors
 from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
@@ -41,14 +48,46 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def folder_data(root: str | Path, batch_size: int, channels: int | None = None, size: int | None = None):
+    """An image folder as a data module, at ``size`` (default: the first image's shorter side)."""
+    from PIL import Image
+
+    from ganlab.data import ImageFolderDataModule
+    from ganlab.data.datasets import IMAGE_EXTENSIONS, require_dir
+
+    root = require_dir(Path(root), "Pass a folder of images.")
+    if size is None or channels is None:
+        first = next((p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS), None)
+        if first is None:
+            raise UsageError(f"no images under '{root}'")
+        with Image.open(first) as img:
+            size = size or min(img.size)
+            channels = channels or (1 if img.mode in ("L", "I", "I;16") else 3)
+    return ImageFolderDataModule(
+        str(root), image_size=size, channels=channels, batch_size=batch_size, num_workers=0
+    )
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     require_count(cfg, "n", "batch_size")
     device = pick_device(cfg.device)
-    gen = load_generator(cfg.ckpt, device)
-    data_cfg = dict(gen.config["data"])
-    if cfg.data_root:
-        data_cfg["root"] = str(cfg.data_root)
-    dm = instantiate(data_cfg)
+    fake_src = cfg.get("fake") or cfg.get("ckpt")
+    if not fake_src:
+        raise UsageError(
+            "nothing to evaluate: pass ckpt=path/last.ckpt, or real=DIR fake=DIR (or fake=a checkpoint)"
+        )
+    key = "fake" if cfg.get("fake") else "ckpt"
+    gen = None if Path(fake_src).is_dir() else load_generator(fake_src, device, key=key)
+    if cfg.get("real"):
+        shape = (gen.config["data"]["channels"], gen.config["data"]["image_size"]) if gen else (None, None)
+        dm = folder_data(cfg.real, cfg.batch_size, *shape)
+    elif gen is not None:
+        data_cfg = dict(gen.config["data"])
+        if cfg.data_root:
+            data_cfg["root"] = str(cfg.data_root)
+        dm = instantiate(data_cfg)
+    else:
+        raise UsageError("fake= is a folder: pass the real images with real=DIR")
     features = load_feature_net(cfg.feature, cfg.weights, device=device)
     metrics = GANMetrics(features, cfg.kid_subsets, cfg.kid_subset_size, inception_score=cfg.inception_score)
 
@@ -59,27 +98,35 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(cfg.seed)
-    for start in range(0, cfg.n, cfg.batch_size):
-        z = gen.sample_z(min(cfg.batch_size, cfg.n - start), generator=g)
-        metrics.add_fake(to_uint8(gen(z)))
+    if gen is not None:
+        g = torch.Generator().manual_seed(cfg.seed)
+        for start in range(0, cfg.n, cfg.batch_size):
+            z = gen.sample_z(min(cfg.batch_size, cfg.n - start), generator=g)
+            metrics.add_fake(to_uint8(gen(z)))
+        provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),
+                      "iteration": gen.iterations, "seed": cfg.seed}  # fmt: skip
+    else:
+        fake_dm = folder_data(fake_src, cfg.batch_size, dm.channels, dm.image_size)
+        for batch in fake_dm.real_batches(cfg.batch_size):
+            metrics.add_fake(batch[: cfg.n - metrics.n_fake].to(device))
+            if metrics.n_fake >= cfg.n:
+                break
+        provenance = {"fake": str(Path(fake_src).resolve())}
     if device.type == "cuda":
         torch.cuda.synchronize()
     t_fake = time.perf_counter() - t0
     result = metrics.compute()
+    if cfg.get("real"):
+        provenance["real"] = str(Path(cfg.real).resolve())
     result.update(
-        ckpt=str(Path(cfg.ckpt).resolve()),
-        ckpt_sha256=file_digest(cfg.ckpt),
-        iteration=gen.iterations,
-        seed=cfg.seed,
+        **provenance,
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         seconds_real_stats=round(t_real, 3),
-        seconds=round(t_fake, 3),  # generate n images + extract their features
-        images_per_s=round(cfg.n / t_fake, 1),
+        seconds=round(t_fake, 3),  # generate (or read) the fake images + extract their features
+        images_per_s=round(metrics.n_fake / t_fake, 1),
     )
-    out = Path(cfg.out) if cfg.out else Path(str(cfg.ckpt) + ".eval.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = Path(cfg.out) if cfg.out else Path(str(Path(fake_src)).rstrip("/") + ".eval.json")
+    write_text(out, json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     log.info("wrote %s", out)
     return result

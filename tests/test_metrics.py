@@ -316,3 +316,30 @@ def test_fid_agreement_script_reads_the_png_files_itself(tmp_path, image_dir):
     assert len(list((tmp_path / "sets" / "fake").glob("*.png"))) == 20
     assert result["fid_ganlab"] > 0 and result["n"] == 20
     assert "fid_torch_fidelity" in result or "torch_fidelity_error" in result
+
+
+def test_evaluate_two_folders_like_pytorch_fid(tmp_path):
+    """`ganlab.evaluate real=DIR fake=DIR`: FID between image folders, real statistics cached."""
+    for name, seed in (("real", 1), ("fake", 2)):
+        (tmp_path / name).mkdir()
+        for i, a in enumerate(rng_images(30, 32, seed=seed)):
+            Image.fromarray(a).save(tmp_path / name / f"{i:03d}.png")
+    common = ["feature=tiny", "kid_subset_size=10", f"cache_dir={tmp_path / 'cache'}", "batch_size=8"]
+    r = run_tool(
+        "ganlab.evaluate", [f"real={tmp_path / 'real'}", f"fake={tmp_path / 'fake'}", *common], tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "fake.eval.json").read_text())
+    assert result["n_fake"] == 30 and result["n_real"] == 30 and result["fid"] > 0
+    assert len(list((tmp_path / "cache").glob("real_*.pt"))) == 1
+    same = tmp_path / "same.json"
+    real = f"real={tmp_path / 'real'}"
+    r = run_tool("ganlab.evaluate", [real, f"fake={tmp_path / 'real'}", f"out={same}", *common], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(same.read_text())["fid"] < result["fid"] / 10  # a set against itself: about 0
+    assert "real statistics from cache" in r.stdout + r.stderr
+
+
+def test_evaluate_needs_something_to_evaluate(tmp_path):
+    r = run_tool("ganlab.evaluate", [], tmp_path)
+    assert r.returncode == 1 and "pass ckpt=path/last.ckpt, or real=DIR fake=DIR" in r.stderr
