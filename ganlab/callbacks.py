@@ -16,7 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
-from ganlab.cadence import due
+from ganlab.cadence import due, due_at
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
 from ganlab.strategy import broadcast_buffers
 
@@ -31,8 +31,8 @@ class SampleGrid(L.Callback):
     drawing the same latents and the grids form one comparable sequence.
     """
 
-    def __init__(self, dirpath: str, every_n_iterations: int = 500) -> None:
-        self.dirpath, self.every_n_iterations = Path(dirpath), every_n_iterations
+    def __init__(self, dirpath: str, every_n_iterations: int = 500, every_kimg: float | None = None) -> None:
+        self.dirpath, self.every_n_iterations, self.every_kimg = Path(dirpath), every_n_iterations, every_kimg
         self._last = -1
 
     @rank_zero_only
@@ -55,7 +55,7 @@ class SampleGrid(L.Callback):
         return path
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if due(self.every_n_iterations, module.iterations):
+        if due_at(module, self.every_n_iterations, self.every_kimg):
             self.write(trainer, module)
 
     def on_train_epoch_end(self, trainer, module) -> None:
@@ -73,12 +73,22 @@ class GANCheckpoint(ModelCheckpoint):
     then drop the end-of-epoch checkpoint as "already saved".
     """
 
-    def __init__(self, every_n_iterations: int = 0, every_minutes: float | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        every_n_iterations: int = 0,
+        every_minutes: float | None = None,
+        every_kimg: float | None = None,
+        **kwargs,
+    ) -> None:
         """``every_minutes``: also save when this much wall time has passed since the last save
         (long iterations, preemptible machines); rank 0's clock decides, checked every 10
         iterations under DDP (one small broadcast then)."""
         super().__init__(**kwargs)
-        self.every_n_iterations, self.every_minutes = every_n_iterations, every_minutes
+        self.every_n_iterations, self.every_minutes, self.every_kimg = (
+            every_n_iterations,
+            every_minutes,
+            every_kimg,
+        )
         self._last_iteration_saved = 0  # nothing to save before the first iteration
         self._last_time = time.monotonic()
         self._state_key: str | None = None
@@ -114,8 +124,9 @@ class GANCheckpoint(ModelCheckpoint):
         return bool(trainer.strategy.broadcast(late)) if trainer.world_size > 1 else late
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        it = pl_module.iterations
-        if due(self.every_n_iterations, it) or self._time_due(trainer, it):
+        if due_at(pl_module, self.every_n_iterations, self.every_kimg) or self._time_due(
+            trainer, pl_module.iterations
+        ):
             self.save_now(trainer)
 
     def save_now(self, trainer) -> None:
@@ -161,6 +172,7 @@ class FIDEvaluation(L.Callback):
         at_end: bool = False,
         best_dirpath: str | None = None,
         results_dir: str | None = None,
+        every_kimg: float | None = None,
     ) -> None:
         self.every_n_iterations, self.n, self.n_real, self.batch_size = (
             every_n_iterations,
@@ -175,6 +187,7 @@ class FIDEvaluation(L.Callback):
         self.results_dir = Path(results_dir) if results_dir else None
         self.metrics: GANMetrics | None = None
         self.best_fid = math.inf
+        self.every_kimg = every_kimg
         self._last = -1
 
     def state_dict(self) -> dict:
@@ -262,9 +275,39 @@ class FIDEvaluation(L.Callback):
                 trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if due(self.every_n_iterations, module.iterations):
+        if due_at(module, self.every_n_iterations, self.every_kimg):
             self.evaluate(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:
         if self.at_end:
             self.evaluate(trainer, module)
+
+
+class RunLength(L.Callback):
+    """Run length in GAN units: stop after ``max_kimg`` thousand real images shown to D (all
+    ranks; stylegan2-ada's unit) or ``max_iterations`` GAN iterations, whichever comes first
+    (None: no limit; Lightning's ``trainer.max_epochs``/``max_steps`` still apply too)."""
+
+    def __init__(self, max_kimg: float | None = None, max_iterations: int | None = None) -> None:
+        for name, v in (("train.max_kimg", max_kimg), ("train.max_iterations", max_iterations)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive or null, got {v}")
+        self.max_kimg, self.max_iterations = max_kimg, max_iterations
+
+    def reached(self, module) -> bool:
+        return (self.max_iterations is not None and module.iterations >= self.max_iterations) or (
+            self.max_kimg is not None and module.images_seen >= self.max_kimg * 1000
+        )
+
+    def total_iterations(self, images_per_iteration: int) -> float:
+        """The iteration at which the run stops (inf without a limit), for progress displays."""
+        totals = [math.inf]
+        if self.max_iterations is not None:
+            totals.append(self.max_iterations)
+        if self.max_kimg is not None and images_per_iteration > 0:
+            totals.append(math.ceil(self.max_kimg * 1000 / images_per_iteration))
+        return min(totals)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.reached(module):
+            trainer.should_stop = True

@@ -23,7 +23,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ganlab.cadence import due
+from ganlab.cadence import due, due_at
 from ganlab.callbacks import GANCheckpoint
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class DivergenceGuard(L.Callback):
             return True
         # Checkpoint callbacks run after this one (Lightning orders them last): look first.
         return any(
-            due(cb.every_n_iterations, it)
+            due_at(module, cb.every_n_iterations, cb.every_kimg)
             for cb in trainer.checkpoint_callbacks
             if isinstance(cb, GANCheckpoint)
         )

@@ -171,6 +171,7 @@ class GANModule(L.LightningModule):
         self.register_buffer("fixed_z", self.sample_z(n_fixed, generator=torch.Generator().manual_seed(seed)))
         for c in COUNTERS:
             setattr(self, c, 0)
+        self.images_last_iteration = 0  # real images of the latest iteration, all ranks (kimg cadences)
         self._pending_rng: list | dict | None = None
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer", "d_augment"])
 
@@ -331,7 +332,8 @@ class GANModule(L.LightningModule):
         self.d_skipped += skipped
         self.g_updates += int(plan.g)
         self.iterations += 1
-        self.images_seen += real_all.shape[0] * world
+        self.images_last_iteration = real_all.shape[0] * world
+        self.images_seen += self.images_last_iteration
         self.stats.add(logs)  # on the device: no host sync, no logger call per iteration
         if due(self.trainer.log_every_n_steps, self.iterations):
             self.log_stats()

@@ -15,6 +15,8 @@ import time
 
 from lightning.pytorch.callbacks import ProgressBar
 
+from ganlab.callbacks import RunLength
+
 
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
@@ -68,6 +70,10 @@ class GANProgressBar(ProgressBar):
         it, images = module.iterations, module.images_seen
         rate = (images - self._images0) / max(now - self._t0, 1e-9)  # images/s since this run began
         total_it = trainer.estimated_stepping_batches  # iterations (one batch each), inf if unbounded
+        per = module.images_last_iteration
+        for cb in trainer.callbacks:
+            if isinstance(cb, RunLength):
+                total_it = min(total_it, cb.total_iterations(per))
         parts = [f"it {it}" + (f"/{int(total_it)}" if math.isfinite(total_it) else "")]
         kimg = images / 1000
         per_it = images / it if it else 0

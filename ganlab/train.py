@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import ganlab.config  # noqa: F401  (registers the resolvers used in conf/)
 from ganlab import resume
+from ganlab.callbacks import RunLength
 from ganlab.checkpoints import read_checkpoint
 from ganlab.errors import report_user_errors
 from ganlab.guard import DivergenceGuard
@@ -56,6 +57,7 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
         cfg.paths.output_dir,
     )
     callbacks.insert(0, guard)  # first: it looks before any callback saves
+    callbacks.append(RunLength(policy.get("max_kimg"), policy.get("max_iterations")))
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]

@@ -338,3 +338,34 @@ def test_python_api_fits_and_loads_the_generator(tmp_path, image_dir):
     gen = api.load_generator(tmp_path / "run" / "checkpoints" / "last.ckpt")
     images = gen(gen.sample_z(4))
     assert images.shape == (4, 3, 32, 32) and images.abs().max() <= 1
+
+
+def test_run_length_and_cadences_in_kimg(tmp_path, image_dir):
+    """train.max_kimg stops the run; samples and checkpoints can run every N kimg. Batch 8: an
+    iteration shows D 8 images, so 0.024 kimg = 3 iterations and max_kimg 0.056 = 7 iterations."""
+    result, _ = fit(
+        [
+            "trainer.max_epochs=10",
+            "train.max_kimg=0.056",
+            "callbacks.samples.every_n_iterations=0",
+            "callbacks.samples.every_kimg=0.024",
+            "callbacks.checkpoint.every_n_iterations=0",
+            "callbacks.checkpoint.every_kimg=0.024",
+        ],
+        tmp_path,
+        image_dir,
+    )
+    assert result["iterations"] == 7
+    assert sorted(p.name for p in (tmp_path / "samples").glob("it*.png")) == [
+        "it0000003.png",
+        "it0000005.png",
+        "it0000006.png",
+        "it0000007.png",
+    ]  # fmt: skip  (every 3; 5 = end of the first epoch; 7 = the end)
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("it*.ckpt"))
+    assert ckpts == ["it0000003.ckpt", "it0000005.ckpt", "it0000006.ckpt", "it0000007.ckpt"]
+
+
+def test_max_iterations(tmp_path, image_dir):
+    result, _ = fit(["trainer.max_epochs=10", "train.max_iterations=4"], tmp_path, image_dir)
+    assert result["iterations"] == 4
