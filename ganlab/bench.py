@@ -83,8 +83,8 @@ class Throughput(L.Callback):
             if not (last or done % self.chunk == 0):
                 return
             self._stop(module.device)
-            if self.reference is not None:
-                self.reference.run(self.chunk if not last else done - (done - 1) // self.chunk * self.chunk)
+            if self.reference is not None:  # as many plain steps as ganlab ran since the last turn
+                self.reference.run(done - self.reference.iters)
             if not last:
                 self._start()
                 return

@@ -25,6 +25,7 @@ import torch
 
 from ganlab.cadence import due, due_at
 from ganlab.callbacks import GANCheckpoint
+from ganlab.checkpoints import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ class DivergenceGuard(L.Callback):
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         # The last line of defence: raising here stops the write.
         if self.diverged(trainer, module) or not weights_finite(module):
-            raise DivergenceError(self.message(trainer, module, "while saving a checkpoint"))
+            raise DivergenceError(
+                self.message(module, newest_good_checkpoint(trainer), " while saving a checkpoint")
+            )
 
     # -- what to do ----------------------------------------------------------------------------
     def diverged(self, trainer, module) -> bool:
@@ -101,10 +104,9 @@ class DivergenceGuard(L.Callback):
                 if good is not None
                 else " (no checkpoint to roll back to yet)"
             )
-        raise DivergenceError(self.message(trainer, module, why))
+        raise DivergenceError(self.message(module, good, why))
 
-    def message(self, trainer, module, context: str = "") -> str:
-        good = newest_good_checkpoint(trainer)
+    def message(self, module, good: Path | None, context: str = "") -> str:
         resume = (
             f"The newest good checkpoint is '{good}': resume with ckpt_path={good}"
             if good is not None
@@ -117,7 +119,7 @@ class DivergenceGuard(L.Callback):
         )
 
     def rollback(self, trainer, module, path: Path) -> None:
-        ckpt = torch.load(path, map_location=module.device, weights_only=True)
+        ckpt = read_checkpoint(path)  # the project's one safe loader (weights_only, validated)
         module.load_state_dict(ckpt["state_dict"])
         for opt, state in zip(trainer.optimizers, ckpt["optimizer_states"]):
             opt.load_state_dict(state)
