@@ -28,7 +28,7 @@ import ganlab.config  # noqa: F401  (resolvers)
 from ganlab.checkpoints import LoadedGenerator
 from ganlab.checkpoints import load_generator as _load_generator
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def compose(

@@ -247,7 +247,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+@hydra.main(version_base="1.3", config_path="conf", config_name="bench")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     bench(cfg)

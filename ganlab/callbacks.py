@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
@@ -52,6 +52,8 @@ class SampleGrid(L.Callback):
                 logger.log_image(
                     key="samples/fixed_noise", images=[grid], step=None, caption=[f"iteration {it}"]
                 )
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples/fixed_noise", grid, global_step=it)
         return path
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -60,6 +62,36 @@ class SampleGrid(L.Callback):
 
     def on_train_epoch_end(self, trainer, module) -> None:
         self.write(trainer, module)
+
+
+class RunReport(L.Callback):
+    """``ganlab.report``'s plots and checkpoint timeline at the end of every run (rank 0), in
+    ``dirpath`` (default ``<run_dir>/report``), and sent to W&B. A failure here is logged with
+    the command to retry, not raised: the run it reports on has finished."""
+
+    def __init__(self, run_dir: str, dirpath: str | None = None, columns: int = 8, rows: int = 12) -> None:
+        self.run_dir, self.dirpath, self.columns, self.rows = run_dir, dirpath, columns, rows
+
+    def on_fit_end(self, trainer, module) -> None:
+        if not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        from ganlab.report import write_report
+
+        for logger in trainer.loggers:
+            logger.save()  # rows still buffered (the final evaluation) reach metrics.csv first
+        try:
+            written = write_report(self.run_dir, self.dirpath, self.columns, self.rows)
+        except Exception as e:  # noqa: BLE001
+            log.warning(
+                "run report failed (%s: %s); retry with: ganlab-report %s", type(e).__name__, e, self.run_dir
+            )
+            return
+        log.info("run report: %s", ", ".join(str(p) for p in written))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and written:
+                logger.log_image(
+                    key="report", images=[str(p) for p in written], caption=[p.stem for p in written]
+                )
 
 
 class GANCheckpoint(ModelCheckpoint):
@@ -281,33 +313,3 @@ class FIDEvaluation(L.Callback):
     def on_train_end(self, trainer, module) -> None:
         if self.at_end:
             self.evaluate(trainer, module)
-
-
-class RunLength(L.Callback):
-    """Run length in GAN units: stop after ``max_kimg`` thousand real images shown to D (all
-    ranks; stylegan2-ada's unit) or ``max_iterations`` GAN iterations, whichever comes first
-    (None: no limit; Lightning's ``trainer.max_epochs``/``max_steps`` still apply too)."""
-
-    def __init__(self, max_kimg: float | None = None, max_iterations: int | None = None) -> None:
-        for name, v in (("train.max_kimg", max_kimg), ("train.max_iterations", max_iterations)):
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive or null, got {v}")
-        self.max_kimg, self.max_iterations = max_kimg, max_iterations
-
-    def reached(self, module) -> bool:
-        return (self.max_iterations is not None and module.iterations >= self.max_iterations) or (
-            self.max_kimg is not None and module.images_seen >= self.max_kimg * 1000
-        )
-
-    def total_iterations(self, images_per_iteration: int) -> float:
-        """The iteration at which the run stops (inf without a limit), for progress displays."""
-        totals = [math.inf]
-        if self.max_iterations is not None:
-            totals.append(self.max_iterations)
-        if self.max_kimg is not None and images_per_iteration > 0:
-            totals.append(math.ceil(self.max_kimg * 1000 / images_per_iteration))
-        return min(totals)
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.reached(module):
-            trainer.should_stop = True

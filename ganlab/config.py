@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import torch
 from omegaconf import OmegaConf
+
+# torch is imported when a resolver runs, not here: composing a config (--help, tab completion)
+# must not pay for it.
 
 
 def auto_precision() -> str:
     """``bf16-mixed`` on a GPU that supports bf16 (the fast path), else full ``32-true`` (on
     CPU, bf16 autocast is slower than fp32 and 16-mixed needs a GPU)."""
+    import torch
+
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
@@ -16,6 +20,8 @@ def auto_precision() -> str:
 
 def cuda_available() -> bool:
     """For switches that help on a GPU only (channels_last, fused Adam)."""
+    import torch
+
     return torch.cuda.is_available()
 
 

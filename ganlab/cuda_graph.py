@@ -42,6 +42,10 @@ def check_capturable(module, trainer) -> None:
         problems.append("16-mixed's GradScaler checks for inf on the host; use trainer.precision=bf16-mixed")
     if any(isinstance(a, ScheduledAugment) for a in module.d_augment):
         problems.append("an annealed augmentation (InstanceNoise with anneal_kimg) changes on the host")
+    if module.optim.scheduled:
+        problems.append(
+            "a learning-rate schedule changes lr on the host, which a replay ignores: use constant"
+        )
     if module.compile_networks:
         problems.append("model.compile=true: choose one of compile and cuda_graph")
     if trainer.max_steps not in (-1, None):

@@ -18,18 +18,20 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
 from ganlab.atomic import write_text
-from ganlab.checkpoints import file_digest, load_generator
 from ganlab.errors import UsageError, report_user_errors
-from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that need it, not at module import (fast --help).
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def require_count(cfg: DictConfig, *keys: str) -> None:
 
 
 def pick_device(device: str) -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -69,6 +73,11 @@ def folder_data(root: str | Path, batch_size: int, channels: int | None = None, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    import torch
+
+    from ganlab.checkpoints import file_digest, load_generator
+    from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
+
     require_count(cfg, "n", "batch_size")
     device = pick_device(cfg.device)
     fake_src = cfg.get("fake") or cfg.get("ckpt")
@@ -132,7 +141,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)

@@ -12,26 +12,27 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from omegaconf import DictConfig
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
-from torch import Tensor
-from torchvision.utils import make_grid, save_image
 
 import ganlab.config  # noqa: F401
-from ganlab.checkpoints import config_hash, file_digest, load_generator
 from ganlab.errors import report_user_errors
 from ganlab.evaluate import pick_device, require_count
-from ganlab.metrics import to_uint8
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# torch is imported by the functions that need it, not at module import (fast --help).
 
 log = logging.getLogger(__name__)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     """Spherical interpolation between rows of a and b (n, d) at fractions t (k,) -> (n, k, d)."""
+    import torch
+
     an, bn = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
     omega = torch.acos((an * bn).sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]  # (n, 1, 1)
     t = t[None, :, None]
@@ -40,6 +41,14 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 
 def generate(cfg: DictConfig) -> Path:
+    import torch
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+    from torchvision.utils import make_grid, save_image
+
+    from ganlab.checkpoints import config_hash, file_digest, load_generator
+    from ganlab.metrics import to_uint8
+
     require_count(cfg, "n", "batch_size")
     device = pick_device(cfg.device)
     gen = load_generator(cfg.ckpt, device)
@@ -75,7 +84,7 @@ def generate(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     generate(cfg)

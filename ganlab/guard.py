@@ -114,8 +114,8 @@ class DivergenceGuard(L.Callback):
         )
         return (
             f"training diverged by GAN iteration {module.iterations}{context}: a loss or statistic became "
-            f"NaN/inf or exceeded train.loss_bound={self.loss_bound:g}. {resume} and lower model.lr_g / "
-            "model.lr_d (or set train.on_divergence=rollback), or try trainer.precision=32-true."
+            f"NaN/inf or exceeded train.loss_bound={self.loss_bound:g}. {resume} and lower optimizer.g.lr / "
+            "optimizer.d.lr (or set train.on_divergence=rollback), or try trainer.precision=32-true."
         )
 
     def rollback(self, trainer, module, path: Path) -> None:
@@ -126,8 +126,7 @@ class DivergenceGuard(L.Callback):
         for opt in trainer.optimizers:
             for group in opt.param_groups:
                 group["lr"] *= self.rollback_lr_factor
-        module.lr_g *= self.rollback_lr_factor
-        module.lr_d *= self.rollback_lr_factor
+        module.optim.scale(self.rollback_lr_factor)  # the base rates, which the schedules multiply
         module.states_replaced()
         module.stats.reset_health()
         self.rollbacks += 1
@@ -135,8 +134,8 @@ class DivergenceGuard(L.Callback):
             "iteration": module.iterations,
             "checkpoint": str(path),
             "checkpoint_iteration": ckpt["ganlab"]["counters"]["iterations"],
-            "lr_g": module.lr_g,
-            "lr_d": module.lr_d,
+            "lr_g": module.optim.lr["g"],
+            "lr_d": module.optim.lr["d"],
             "rollbacks": self.rollbacks,
         }
         log.warning(
@@ -147,7 +146,7 @@ class DivergenceGuard(L.Callback):
         )
         for logger in trainer.loggers:
             logger.log_metrics(
-                {"train/rollbacks": self.rollbacks, "train/lr_g": module.lr_g, "train/lr_d": module.lr_d},
+                {"train/rollbacks": self.rollbacks, "train/lr_g": event["lr_g"], "train/lr_d": event["lr_d"]},
                 step=module.iterations,
             )
         if trainer.is_global_zero and self.run_dir is not None:

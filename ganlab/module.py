@@ -31,7 +31,9 @@ from ganlab.cadence import due
 from ganlab.cuda_graph import CUDAGraphIteration, check_capturable
 from ganlab.errors import UsageError
 from ganlab.losses.base import GANLoss
+from ganlab.optim import GANOptimizers
 from ganlab.rng import all_rank_states, restore_rank_state, seed_rank_streams
+from ganlab.runlength import planned_iterations
 from ganlab.stats import StepStats
 from ganlab.strategy import no_sync
 
@@ -66,8 +68,9 @@ class GANModule(L.LightningModule):
         generator, discriminator: ``nn.Module``s; D returns logits (B,), or for a pairwise loss
             is a pair discriminator ``D(a, b)``.
         loss: a ``GANLoss`` owning both objectives.
-        optimizer: partial optimizer factory, called as ``optimizer(params, lr=...)``.
-        lr_g, lr_d: learning rates; different values give TTUR (Heusel et al. 2017).
+        optimizer: ``ganlab.optim.GANOptimizers``: G's and D's optimizers (``optimizer.g``,
+            ``optimizer.d``, each with its own lr: different values give TTUR, Heusel et al. 2017)
+            and their learning-rate schedules over the run.
         nz: latent size. latent: ``normal`` (N(0, I)) or ``uniform`` (U(-1, 1), as in the DCGAN paper).
         d_steps_per_g: D updates per D phase (k in Algorithm 1), each on a fresh real minibatch
             and fresh latents; the data module yields k minibatches per iteration.
@@ -100,9 +103,7 @@ class GANModule(L.LightningModule):
         generator: nn.Module,
         discriminator: nn.Module,
         loss: GANLoss,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        lr_g: float = 2e-4,
-        lr_d: float = 2e-4,
+        optimizer: GANOptimizers,
         nz: int = 100,
         latent: str = "normal",
         d_steps_per_g: int = 1,
@@ -120,9 +121,6 @@ class GANModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        for name, lr in (("lr_g", lr_g), ("lr_d", lr_d)):
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-                raise UsageError(f"model.{name} must be a positive number, got {lr!r}")
         if latent not in ("normal", "uniform"):
             raise ValueError(f"model.latent must be 'normal' or 'uniform', got {latent!r}")
         for name, v in (("d_steps_per_g", d_steps_per_g), ("d_every", d_every), ("g_every", g_every)):
@@ -140,8 +138,9 @@ class GANModule(L.LightningModule):
         # A submodule, so it is checkpointed and moved with the module; no gradients, no optimizer.
         self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False) if ema_half_life_kimg else None
         self.d_augment = nn.ModuleList(d_augment or [])
-        self.optimizer_factory = optimizer
-        self.lr_g, self.lr_d, self.nz, self.latent = lr_g, lr_d, nz, latent
+        self.optim = optimizer
+        self._planned_iterations: float | None = None  # for the schedules, set at the first iteration
+        self.nz, self.latent = nz, latent
         self.d_steps_per_g, self.d_every, self.g_every = int(d_steps_per_g), int(d_every), int(g_every)
         self.d_skip_accuracy = d_skip_accuracy
         if compile and channels_last and torch.cuda.is_available() and torch.__version__.startswith("2.11"):
@@ -239,27 +238,42 @@ class GANModule(L.LightningModule):
         return self._ddp.get("D", self.D)
 
     # -- training -------------------------------------------------------------------------------
-    def _make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+    def _make_optimizer(self, name: str, params) -> torch.optim.Optimizer:
         # A CUDA graph replays the optimizer step too: its step counter must live on the GPU.
         extra = {"capturable": True} if self.cuda_graph and self.device.type == "cuda" else {}
-        return self.optimizer_factory(params, lr=lr, **extra)
+        return self.optim.make(name, params, **extra)
 
     def configure_optimizers(self):
         return [
-            self._make_optimizer(self.G.parameters(), self.lr_g),
-            self._make_optimizer(self.D.parameters(), self.lr_d),
+            self._make_optimizer("g", self.G.parameters()),
+            self._make_optimizer("d", self.D.parameters()),
         ]
 
     def apply_optimizer_settings(self) -> None:
         """Set every optimizer hyperparameter (lr, betas, eps, ...) from this run's configuration.
         A resumed run gets the checkpoint's optimizer state, param groups included: without this
-        a new ``model.lr_d`` or ``optimizer.betas`` would be silently ignored. No-op otherwise."""
-        for opt, lr in zip(self.trainer.optimizers, (self.lr_g, self.lr_d)):
+        a new ``optimizer.d.lr`` or ``optimizer.g.betas`` would be silently ignored. No-op otherwise."""
+        for name, opt in zip(("g", "d"), self.trainer.optimizers):
             fresh = self._make_optimizer(
-                [torch.zeros(1, device=self.device, requires_grad=True)], lr
+                name, [torch.zeros(1, device=self.device, requires_grad=True)]
             ).defaults
             for group in opt.param_groups:
                 group.update({k: v for k, v in fresh.items() if k in group})
+
+    def schedule_lr(self, images_per_iteration: int) -> None:
+        """The learning rates of this iteration under ``optimizer.schedule_g/_d`` (a function of
+        ``iterations`` / the run's planned iterations; nothing to do for constant schedules)."""
+        if not self.optim.scheduled:
+            return
+        if self._planned_iterations is None:
+            total = planned_iterations(self.trainer, images_per_iteration)
+            if not math.isfinite(total):
+                raise UsageError(
+                    "a linear learning-rate schedule decays to 0 at the run's end, and this run has no "
+                    "end: set train.max_kimg, train.max_iterations or trainer.max_epochs"
+                )
+            self._planned_iterations = total
+        self.optim.apply(self.trainer.optimizers, self.iterations / self._planned_iterations)
 
     def on_train_start(self) -> None:
         # Per-rank streams start here, right before the first batch, so that nothing Lightning does
@@ -319,6 +333,7 @@ class GANModule(L.LightningModule):
             if isinstance(aug, ScheduledAugment):
                 aug.images_seen = self.images_seen  # schedules (instance-noise annealing)
         g_images = real_all.shape[0] // self.d_steps_per_g * world
+        self.schedule_lr(real_all.shape[0] * world)
         if self.graphed is not None:
             if self.G_ema is not None and plan.g:
                 self.graphed.ema_weight.fill_(self.ema_weight(g_images))
@@ -406,6 +421,9 @@ class GANModule(L.LightningModule):
             means["d_acc"] = (means["d_acc_real"] + means["d_acc_fake"]) / 2
         values = {f"train/{k}": v for k, v in means.items()}
         values["train/images_seen"] = float(self.images_seen)
+        values["train/lr_g"], values["train/lr_d"] = (
+            float(o.param_groups[0]["lr"]) for o in self.trainer.optimizers
+        )
         values["train/iterations"] = float(self.iterations)
         for logger in self.loggers:
             logger.log_metrics(values, step=self.iterations)

@@ -15,7 +15,7 @@ import time
 
 from lightning.pytorch.callbacks import ProgressBar
 
-from ganlab.callbacks import RunLength
+from ganlab.runlength import planned_iterations
 
 
 def _duration(seconds: float) -> str:
@@ -69,11 +69,7 @@ class GANProgressBar(ProgressBar):
     def line(self, trainer, module, now: float) -> str:
         it, images = module.iterations, module.images_seen
         rate = (images - self._images0) / max(now - self._t0, 1e-9)  # images/s since this run began
-        total_it = trainer.estimated_stepping_batches  # iterations (one batch each), inf if unbounded
-        per = module.images_last_iteration
-        for cb in trainer.callbacks:
-            if isinstance(cb, RunLength):
-                total_it = min(total_it, cb.total_iterations(per))
+        total_it = planned_iterations(trainer, module.images_last_iteration)
         parts = [f"it {it}" + (f"/{int(total_it)}" if math.isfinite(total_it) else "")]
         kimg = images / 1000
         per_it = images / it if it else 0

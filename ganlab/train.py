@@ -9,22 +9,22 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import ganlab.config  # noqa: F401  (registers the resolvers used in conf/)
 from ganlab import resume
-from ganlab.callbacks import RunLength
-from ganlab.checkpoints import read_checkpoint
 from ganlab.errors import report_user_errors
-from ganlab.guard import DivergenceGuard
 from ganlab.rundir import RunLock, check_writable, launch_rank, remove_stale_temps
-from ganlab.strategy import resolve_strategy
+
+if TYPE_CHECKING:
+    import lightning as L
+
+# torch and Lightning are imported inside the functions that train (5-8 s), not at module import:
+# `ganlab-train --help` and Hydra's tab completion only compose configs.
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ def finish_wandb() -> None:
 
 def build(cfg: DictConfig, extra_callbacks: list | None = None):
     """The instantiate chain: (datamodule, model, trainer, loggers). Shared by ganlab.bench."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from ganlab.guard import DivergenceGuard
+    from ganlab.runlength import RunLength
+    from ganlab.strategy import resolve_strategy
+
     # k D updates per iteration each take a fresh real minibatch: the loader yields k of them.
     datamodule: L.LightningDataModule = instantiate(
         cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1))
@@ -46,7 +52,8 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
     optimizer = instantiate(cfg.optimizer)
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + (extra_callbacks or [])
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks += extra_callbacks or []  # (callbacks.<name>=null turns one off)
     policy = cfg.train
     guard = DivergenceGuard(
         policy.on_divergence,
@@ -109,6 +116,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.ckpt_path = ckpt_path
     changes = None
     if ckpt_path:
+        from ganlab.checkpoints import read_checkpoint
+
         saved = read_checkpoint(ckpt_path)["ganlab"]["config"]
         now = OmegaConf.to_container(cfg, resolve=True)
         changes = resume.check(resume.compare(saved, now), ckpt_path, cfg.train.allow_resume_changes)
@@ -123,6 +132,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _fit(cfg: DictConfig, ckpt_path: str | None, changes: list | None) -> dict[str, Any]:
+    import lightning as L
+
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     if changes is not None and launch_rank() == 0:
@@ -139,7 +150,7 @@ def _fit(cfg: DictConfig, ckpt_path: str | None, changes: list | None) -> dict[s
     return {"metrics": metrics, "iterations": iterations, "output_dir": cfg.paths.output_dir}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
     result = train(cfg)

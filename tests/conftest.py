@@ -19,7 +19,7 @@ import ganlab.config  # noqa: F401  (resolvers)
 from ganlab import api
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "ganlab" / "conf"
 
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never reach the network
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -41,6 +41,7 @@ TINY = [
     "logger=csv",
     "callbacks.samples.every_n_iterations=2",
     "callbacks.checkpoint.every_n_iterations=2",
+    "callbacks.report=null",  # matplotlib at every run's end: tested on its own (test_tool.py)
 ]
 
 

@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from ganlab.callbacks import FIDEvaluation, GANCheckpoint, SampleGrid
+from ganlab.callbacks import FIDEvaluation, GANCheckpoint, RunReport, SampleGrid
 from ganlab.module import GANModule
 from ganlab.preemption import Preemption
 from ganlab.progress import GANProgressBar
@@ -35,14 +35,15 @@ def test_experiment_composes_and_instantiates(name, tmp_path):
     assert cfg.task_name == name
     assert isinstance(model, GANModule)
     opt_g, opt_d = model.configure_optimizers()
-    assert opt_g.defaults["lr"] == cfg.model.lr_g and opt_d.defaults["lr"] == cfg.model.lr_d
-    assert tuple(opt_g.defaults["betas"]) == (0.5, 0.999)
+    assert opt_g.defaults["lr"] == cfg.optimizer.g.lr and opt_d.defaults["lr"] == cfg.optimizer.d.lr
+    assert tuple(opt_g.defaults["betas"]) == tuple(cfg.optimizer.g.betas)
     assert {type(c) for c in callbacks} == {
         GANCheckpoint,
         SampleGrid,
         FIDEvaluation,
         GANProgressBar,
         Preemption,
+        RunReport,
     }
     assert model.G(model.fixed_z[:2]).shape == (
         2,
@@ -56,7 +57,7 @@ def test_experiment_composes_and_instantiates(name, tmp_path):
 
 def test_experiment_specifics(tmp_path):
     c = compose_cfg(["experiment=faces64_k5_dropout_smooth"], tmp_path)
-    assert c.model.discriminator.kernel_size == 5 and c.model.lr_d * 5 == pytest.approx(c.model.lr_g)
+    assert c.model.discriminator.kernel_size == 5 and c.optimizer.d.lr * 5 == pytest.approx(c.optimizer.g.lr)
     _, model, _, _ = build(c)
     assert model.loss.noise.real_smoothing == 0.1
     c = compose_cfg(["experiment=siamese_cifar_catdog32"], tmp_path)

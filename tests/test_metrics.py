@@ -101,9 +101,9 @@ def test_is_skip_message_names_keys_that_exist():
     m.add_fake(fake)
     msg = m.compute()["is_skipped"]
     assert "callbacks.evaluation.feature=fidelity" in msg and "callbacks.evaluation.weights=" in msg
-    cfg = OmegaConf.load(ROOT / "conf" / "callbacks" / "default.yaml")
+    cfg = OmegaConf.load(ROOT / "ganlab" / "conf" / "callbacks" / "default.yaml")
     assert {"feature", "weights"} <= set(cfg.evaluation) and FIDEvaluation  # the keys exist
-    assert {"feature", "weights"} <= set(OmegaConf.load(ROOT / "conf" / "evaluate.yaml"))
+    assert {"feature", "weights"} <= set(OmegaConf.load(ROOT / "ganlab" / "conf" / "evaluate.yaml"))
 
 
 def test_is_skipped_without_classifier_head():
@@ -282,7 +282,7 @@ def test_evaluate_cli_bad_checkpoint(tmp_path):
     r = run_tool("ganlab.evaluate", [f"ckpt={tmp_path / 'missing.ckpt'}"], tmp_path)
     assert r.returncode == 1 and "ckpt=" in r.stderr and "missing.ckpt: no such file" in r.stderr
     assert "Traceback" not in r.stderr  # one short message
-    assert Path(ROOT / "conf" / "evaluate.yaml").is_file()
+    assert Path(ROOT / "ganlab" / "conf" / "evaluate.yaml").is_file()
 
 
 def test_fid_agreement_script_reads_the_png_files_itself(tmp_path, image_dir):

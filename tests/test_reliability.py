@@ -34,7 +34,7 @@ def test_divergence_never_writes_a_bad_checkpoint_and_names_the_good_one(tmp_pat
     ckpts = tmp_path / "checkpoints"
     with pytest.raises(DivergenceError) as err:
         # G's first update leaves huge but finite weights; the next iteration's fakes are NaN.
-        fit(["model.lr_g=1e30", "callbacks.checkpoint.every_n_iterations=1"], tmp_path, image_dir)
+        fit(["optimizer.g.lr=1e30", "callbacks.checkpoint.every_n_iterations=1"], tmp_path, image_dir)
     written = sorted(ckpts.glob("*.ckpt"))
     assert written and all(all_finite(p) for p in written)
     newest = max((p for p in written if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime_ns)
@@ -49,7 +49,7 @@ def test_finite_divergence_past_the_bound_stops(tmp_path, image_dir):
 
 def test_rollback_reloads_the_good_checkpoint_with_lower_learning_rates(tmp_path, image_dir):
     options = [
-        "model.lr_g=1e30",
+        "optimizer.g.lr=1e30",
         "callbacks.checkpoint.every_n_iterations=1",
         "train.on_divergence=rollback",
         "train.max_rollbacks=2",
@@ -97,15 +97,22 @@ def test_resume_refuses_data_or_seed_changes_unless_allowed(first_run, tmp_path,
 
 def test_resume_applies_new_learning_rates_and_records_them(first_run, tmp_path, image_dir):
     run = tmp_path / "r"
-    fit([f"ckpt_path={first_run}", "model.lr_d=1e-3", "loss.real_smoothing=0.1"], run, image_dir)
+    fit([f"ckpt_path={first_run}", "optimizer.d.lr=1e-3", "loss.real_smoothing=0.1"], run, image_dir)
     lrs = [s["param_groups"][0]["lr"] for s in load(run / "checkpoints" / "last.ckpt")["optimizer_states"]]
     assert lrs == [2e-4, 1e-3]  # [G, D]: the new D rate is what ran, not the checkpoint's
     changes = {c["key"]: c for c in json.loads((run / "resume_diff.json").read_text())[0]["changes"]}
-    assert changes["model.lr_d"] == {"key": "model.lr_d", "checkpoint": 2e-4, "now": 1e-3, "kind": "applied"}
+    assert changes["optimizer.d.lr"] == {
+        "key": "optimizer.d.lr",
+        "checkpoint": 2e-4,
+        "now": 1e-3,
+        "kind": "applied",
+    }
     assert changes["loss.real_smoothing"]["kind"] == "applied"
     hparams = (run / "csv" / "hparams.yaml").read_text()
-    assert "resume_diff/model.lr_d" in hparams
-    assert load(run / "checkpoints" / "last.ckpt")["ganlab"]["config"]["model"]["lr_d"] == 1e-3  # provenance
+    assert "resume_diff/optimizer.d.lr" in hparams
+    assert (
+        load(run / "checkpoints" / "last.ckpt")["ganlab"]["config"]["optimizer"]["d"]["lr"] == 1e-3
+    )  # provenance
 
 
 # --- a killed run, resumed into the same directory --------------------------------------------
@@ -242,7 +249,7 @@ def test_bad_checkpoint_files_are_named(tmp_path):
     ("tool", "args", "message"),
     [
         ("ganlab.train", ["data.batch_size=0"], "data.batch_size must be a whole number >= 1, got 0"),
-        ("ganlab.train", ["model.lr_g=abc"], "model.lr_g must be a positive number, got 'abc'"),
+        ("ganlab.train", ["optimizer.g.lr=abc"], "optimizer.g.lr must be a positive number, got 'abc'"),
         ("ganlab.generate", ["n=0", "out=x"], "n must be a whole number >= 1, got 0"),
         ("ganlab.evaluate", ["n=-3"], "n must be a whole number >= 1, got -3"),
     ],

@@ -89,7 +89,12 @@ def test_g_every_and_adaptive_skip(tmp_path, image_dir):
 
 def test_ttur_uniform_prior_and_linear_generator(tmp_path, image_dir):
     fit(
-        ["model.lr_d=1e-4", "model.lr_g=4e-4", "model.latent=uniform", "model.generator.first_layer=linear"],
+        [
+            "optimizer.d.lr=1e-4",
+            "optimizer.g.lr=4e-4",
+            "model.latent=uniform",
+            "model.generator.first_layer=linear",
+        ],
         tmp_path,
         image_dir,
     )
@@ -101,8 +106,10 @@ def test_ttur_uniform_prior_and_linear_generator(tmp_path, image_dir):
 
 
 def test_nan_loss_stops_with_advice(tmp_path, image_dir):
-    with pytest.raises(FloatingPointError, match=r"diverged .*NaN/inf.*lower model.lr_g / model.lr_d"):
-        fit(["model.lr_d=1e30", "model.lr_g=1e30", "train.check_every=1"], tmp_path, image_dir)
+    with pytest.raises(
+        FloatingPointError, match=r"diverged .*NaN/inf.*lower optimizer.g.lr / optimizer.d.lr"
+    ):
+        fit(["optimizer.d.lr=1e30", "optimizer.g.lr=1e30", "train.check_every=1"], tmp_path, image_dir)
 
 
 def test_bf16_mixed_runs(tmp_path, image_dir):
@@ -231,7 +238,7 @@ def test_cli_multirun_two_jobs(tmp_path, image_dir):
         [
             "-m",
             "loss=bce,rasgan",
-            "model.lr_d=1e-4",
+            "optimizer.d.lr=1e-4",
             *TINY,
             "logger=default",
             "data=image_folder",

@@ -32,7 +32,7 @@ def test_optuna_search_runs_four_trials(tmp_path, image_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
     result = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
-    assert set(result["best_params"]) == {"loss", "model.lr_g", "model.lr_d"}
+    assert set(result["best_params"]) == {"loss", "optimizer.g.lr", "optimizer.d.lr"}
     assert result["best_value"] > 0  # an FID (tiny network), minimised
     assert (tmp_path / "ganlab_optuna.db").is_file()  # persistent study storage
 

@@ -8,12 +8,13 @@ from ganlab.losses import LeastSquaresLoss, NonSaturatingLoss, SiameseLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.attention import SelfAttention
 from ganlab.module import GANModule
+from ganlab.optim import GANOptimizers
 from tests.conftest import TINY, compose_cfg
 
 
 def tiny_module(**kw):
     G, D = DCGANGenerator(32, 3, nz=8, ngf=8), DCGANDiscriminator(32, 3, ndf=8)
-    return GANModule(G, D, NonSaturatingLoss(), torch.optim.Adam, nz=8, **kw)
+    return GANModule(G, D, NonSaturatingLoss(), GANOptimizers.adam(), nz=8, **kw)
 
 
 def test_ema_update_is_the_half_life_lerp():

@@ -1,0 +1,89 @@
+"""G's and D's optimizers, each its own partial (``optimizer.g``, ``optimizer.d``: lr, betas and
+the rest together), and their learning-rate schedules.
+
+A schedule is a function of training progress, ``iterations / planned iterations``, not a
+``torch.optim.lr_scheduler`` object: nothing to checkpoint (the factor follows from the
+checkpointed iteration counter, so resume is exact) and nothing for Lightning to step (manual
+optimization). Schedules:
+  constant: the configured learning rate throughout.
+  linear:   constant until ``decay_start`` (a fraction of the run), then linearly down to 0 at the
+            run's end (as CycleGAN, pix2pix and the SNGAN/BigGAN reference code decay).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+
+import torch
+
+from ganlab.errors import UsageError
+
+SCHEDULES = ("constant", "linear")
+NETWORKS = ("g", "d")
+
+
+class GANOptimizers:
+    """The two optimizer factories and schedules; ``lr`` holds the base learning rates (the
+    divergence guard's rollback lowers them).
+
+    Args:
+        g, d: partial optimizers, called as ``g(params, **extra)``; each must carry ``lr``.
+        schedule_g, schedule_d: ``constant`` or ``linear``.
+        decay_start: fraction of the run after which ``linear`` starts to decay, in [0, 1).
+    """
+
+    def __init__(
+        self,
+        g: Callable[..., torch.optim.Optimizer],
+        d: Callable[..., torch.optim.Optimizer],
+        schedule_g: str = "constant",
+        schedule_d: str = "constant",
+        decay_start: float = 0.0,
+    ) -> None:
+        self.factories = {"g": g, "d": d}
+        self.lr: dict[str, float] = {}
+        for name, factory in self.factories.items():
+            lr = factory.keywords.get("lr") if isinstance(factory, functools.partial) else None
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+                raise UsageError(f"optimizer.{name}.lr must be a positive number, got {lr!r}")
+            self.lr[name] = float(lr)
+        self.schedules = {"g": schedule_g, "d": schedule_d}
+        for name, schedule in self.schedules.items():
+            if schedule not in SCHEDULES:
+                raise UsageError(f"optimizer.schedule_{name} must be one of {SCHEDULES}, got {schedule!r}")
+        if not 0 <= decay_start < 1:
+            raise UsageError(f"optimizer.decay_start must be in [0, 1), got {decay_start!r}")
+        self.decay_start = decay_start
+        self.scheduled = any(s != "constant" for s in self.schedules.values())
+
+    @classmethod
+    def adam(cls, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), **kwargs) -> GANOptimizers:
+        """Adam with the DCGAN settings for both networks (for scripts and tests)."""
+        factory = functools.partial(torch.optim.Adam, lr=lr, betas=betas)
+        return cls(factory, factory, **kwargs)
+
+    def make(self, name: str, params: Iterable, **extra) -> torch.optim.Optimizer:
+        """The optimizer of network ``name`` (``g`` or ``d``) at its base learning rate."""
+        return self.factories[name](params, **{**extra, "lr": self.lr[name]})
+
+    def factor(self, name: str, progress: float) -> float:
+        """The learning-rate multiplier of network ``name`` at ``progress`` in [0, 1]."""
+        if self.schedules[name] == "constant" or progress <= self.decay_start:
+            return 1.0
+        return max(0.0, (1.0 - progress) / (1.0 - self.decay_start))
+
+    def current_lr(self, name: str, progress: float) -> float:
+        return self.lr[name] * self.factor(name, progress)
+
+    def apply(self, optimizers: Iterable[torch.optim.Optimizer], progress: float) -> None:
+        """Set the scheduled learning rates; ``optimizers`` in the order (G's, D's)."""
+        for name, opt in zip(NETWORKS, optimizers):
+            lr = self.current_lr(name, progress)
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def scale(self, factor: float) -> None:
+        """Multiply both base learning rates (the divergence guard's rollback)."""
+        for name in NETWORKS:
+            self.lr[name] *= factor

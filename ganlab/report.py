@@ -1,0 +1,185 @@
+"""The run report: the plots every GAN write-up draws, from a run directory.
+
+    ganlab-report RUN_DIR [--out DIR] [--columns 8] [--rows 12]
+
+Written at the end of every run (``ganlab.callbacks.RunReport``) and on demand, into
+``RUN_DIR/report/``:
+  losses.png      loss_d and loss_g over training
+  d_outputs.png   D(x) and D(G(z)), D's mean output probability on real and on generated images
+  d_accuracy.png  D's accuracy on real and on generated images (0.5: D cannot tell them apart)
+  metrics.png     FID and KID over training, when the run evaluated
+  timeline.png    the same fixed latents (the first ``columns`` of the run's sample-grid noise)
+                  rendered by successive checkpoints, one row per checkpoint
+The curves come from the CSV logger's ``metrics.csv`` (``logger.csv``, on by default), the
+timeline from ``checkpoints/it*.ckpt`` (``callbacks.checkpoint.save_top_k=-1`` keeps them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# (file, title, y label, [(column, legend)]): one figure per entry, drawn when a column exists.
+CURVES = (
+    ("losses.png", "Losses", "loss", [("train/loss_d", "D"), ("train/loss_g", "G")]),
+    ("d_outputs.png", "D's output", "mean probability",
+     [("train/d_real", "D(x), real"), ("train/d_fake", "D(G(z)), generated")]),
+    ("d_accuracy.png", "D's accuracy", "accuracy",
+     [("train/d_acc_real", "on real"), ("train/d_acc_fake", "on generated")]),
+)  # fmt: skip
+
+
+def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """``metrics.csv`` as {column: [(iteration, value), ...]}, empty cells skipped."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            step = row.get("step")
+            if not step:
+                continue
+            for key, value in row.items():
+                if key != "step" and value not in (None, ""):
+                    series.setdefault(key, []).append((int(float(step)), float(value)))
+    return series
+
+
+def _figure(title: str, ylabel: str):
+    from matplotlib.figure import Figure  # the object API: no pyplot, no display backend
+
+    fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_xlabel("GAN iteration")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def plot_curves(series: dict[str, list[tuple[int, float]]], out: Path) -> list[Path]:
+    """The training-curve PNGs for the columns present; returns the files written."""
+    written = []
+    metric_cols = sorted(k for k in series if k.startswith("val/fid") or k.startswith("val/kid"))
+    curves = list(CURVES)
+    if metric_cols:
+        curves.append(("metrics.png", "Sample quality", "FID / KID", [(k, k[4:]) for k in metric_cols]))
+    for name, title, ylabel, columns in curves:
+        present = [(k, label) for k, label in columns if series.get(k)]
+        if not present:
+            continue
+        fig, ax = _figure(title, ylabel)
+        for key, label in present:
+            steps, values = zip(*series[key])
+            many = len(steps) > 1
+            ax.plot(steps, values, label=label, marker=None if many else "o")
+        if name == "metrics.png" and any(k.startswith("val/kid") for k, _ in present):
+            ax.set_yscale("log")  # FID ~10-300 and KID ~0.001-0.3 on one axis
+        ax.legend()
+        fig.savefig(out / name)
+        written.append(out / name)
+    return written
+
+
+def snapshot_checkpoints(ckpt_dir: Path, rows: int) -> list[tuple[int, Path]]:
+    """(iteration, path) of the run's snapshots ``it*.ckpt``, at most ``rows`` of them evenly
+    spread from first to last; ``last.ckpt`` when there is no snapshot."""
+    from ganlab.checkpoints import read_checkpoint
+
+    found = []
+    for path in sorted(ckpt_dir.glob("*.ckpt")):
+        if path.name == "best.ckpt" or (path.name == "last.ckpt" and any(ckpt_dir.glob("it*.ckpt"))):
+            continue
+        ckpt = read_checkpoint(path, key="checkpoint")
+        found.append((int(ckpt["ganlab"]["counters"]["iterations"]), path))
+    found.sort()
+    if len(found) > rows:
+        picks = sorted({round(i * (len(found) - 1) / (rows - 1)) for i in range(rows)})
+        found = [found[i] for i in picks]
+    return found
+
+
+def plot_timeline(ckpt_dir: Path, out: Path, columns: int = 8, rows: int = 12) -> Path | None:
+    """One row per snapshot: G (G_ema when kept) on the same ``columns`` fixed latents."""
+    import torch
+    from torchvision.utils import make_grid
+
+    from ganlab.checkpoints import load_generator, read_checkpoint
+
+    snaps = snapshot_checkpoints(ckpt_dir, rows)
+    if not snaps:
+        return None
+    z = read_checkpoint(snaps[-1][1], key="checkpoint")["state_dict"]["fixed_z"][
+        :columns
+    ]  # (columns, nz): the noise of the run's sample grids
+    images = [load_generator(path)(z) for _, path in snaps]  # each (columns, C, H, W) in [-1, 1]
+    grid = make_grid(torch.cat(images), nrow=z.shape[0], normalize=True, value_range=(-1, 1), padding=2)
+    h = grid.shape[1] / len(snaps)  # pixel height of one row
+
+    from matplotlib.figure import Figure
+
+    width = 8.0
+    fig = Figure(figsize=(width, width * grid.shape[1] / grid.shape[2] + 0.6), dpi=150, layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_yticks([h * (i + 0.5) for i in range(len(snaps))], [f"it {it}" for it, _ in snaps])
+    ax.set_xticks([])
+    ax.set_title("Fixed latents over training")
+    fig.savefig(out / "timeline.png")
+    return out / "timeline.png"
+
+
+def write_report(
+    run_dir: str | Path, out: str | Path | None = None, columns: int = 8, rows: int = 12
+) -> list[Path]:
+    """Every plot the run directory has the data for; returns the PNGs written."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"run directory '{run_dir}' does not exist; pass a ganlab run's output directory"
+        )
+    out = Path(out) if out else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    csv_path = run_dir / "csv" / "metrics.csv"
+    if not csv_path.is_file():
+        csv_path = next(iter(sorted(run_dir.rglob("metrics.csv"))), csv_path)
+    if csv_path.is_file():
+        written += plot_curves(read_metrics(csv_path), out)
+    else:
+        log.warning("no metrics.csv under %s (logger.csv off?): no training curves", run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    timeline = plot_timeline(ckpt_dir, out, columns, rows) if ckpt_dir.is_dir() else None
+    if timeline is None:
+        log.warning("no checkpoints under %s: no timeline", ckpt_dir)
+    else:
+        written.append(timeline)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ganlab-report", description=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("run_dir", type=Path, help="a run's output directory (outputs/train/runs/<date>)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the PNGs (default RUN_DIR/report)")
+    p.add_argument("--columns", type=int, default=8, help="latents per timeline row")
+    p.add_argument("--rows", type=int, default=12, help="at most this many checkpoints in the timeline")
+    args = p.parse_args(argv)
+    if args.columns < 1 or args.rows < 2:
+        p.error("--columns must be >= 1 and --rows >= 2")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        written = write_report(args.run_dir, args.out, args.columns, args.rows)
+    except FileNotFoundError as e:
+        print(f"ganlab-report: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

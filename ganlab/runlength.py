@@ -1,0 +1,48 @@
+"""Run length in GAN units (kimg, iterations) and the run's planned number of iterations."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+
+
+class RunLength(L.Callback):
+    """Run length in GAN units: stop after ``max_kimg`` thousand real images shown to D (all
+    ranks; stylegan2-ada's unit) or ``max_iterations`` GAN iterations, whichever comes first
+    (None: no limit; Lightning's ``trainer.max_epochs``/``max_steps`` still apply too)."""
+
+    def __init__(self, max_kimg: float | None = None, max_iterations: int | None = None) -> None:
+        for name, v in (("train.max_kimg", max_kimg), ("train.max_iterations", max_iterations)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive or null, got {v}")
+        self.max_kimg, self.max_iterations = max_kimg, max_iterations
+
+    def reached(self, module) -> bool:
+        return (self.max_iterations is not None and module.iterations >= self.max_iterations) or (
+            self.max_kimg is not None and module.images_seen >= self.max_kimg * 1000
+        )
+
+    def total_iterations(self, images_per_iteration: int) -> float:
+        """The iteration at which the run stops (inf without a limit), for progress displays."""
+        totals = [math.inf]
+        if self.max_iterations is not None:
+            totals.append(self.max_iterations)
+        if self.max_kimg is not None and images_per_iteration > 0:
+            totals.append(math.ceil(self.max_kimg * 1000 / images_per_iteration))
+        return min(totals)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.reached(module):
+            trainer.should_stop = True
+
+
+def planned_iterations(trainer, images_per_iteration: int) -> float:
+    """The GAN iteration at which this run stops (inf when unbounded): the first of Lightning's
+    limits (epochs x batches or max_steps; one batch per iteration) and ``RunLength``'s. For the
+    progress line and the learning-rate schedules."""
+    total = trainer.estimated_stepping_batches
+    for cb in trainer.callbacks:
+        if isinstance(cb, RunLength):
+            total = min(total, cb.total_iterations(images_per_iteration))
+    return total
