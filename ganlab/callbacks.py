@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 from ganlab.cadence import due, due_at
-from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
+from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix
 from ganlab.strategy import broadcast_buffers
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class SampleGrid(L.Callback):
         if it == self._last:
             return None
         self._last = it
-        images = module.generate(module.fixed_z)  # (N, C, H, W) in [-1, 1]
-        grid = make_grid(images, nrow=module.grid_rows, normalize=True, value_range=(-1, 1))
+        images = module.generate(module.fixed_z, module.fixed_y)  # (N, C, H, W) in [-1, 1]
+        grid = make_grid(images, nrow=module.grid_columns, normalize=True, value_range=(-1, 1))
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"it{it:07d}.png"
         save_image(grid, path)
@@ -205,7 +205,9 @@ class FIDEvaluation(L.Callback):
         best_dirpath: str | None = None,
         results_dir: str | None = None,
         every_kimg: float | None = None,
+        precision_recall: bool = True,
     ) -> None:
+        self.precision_recall = precision_recall
         self.every_n_iterations, self.n, self.n_real, self.batch_size = (
             every_n_iterations,
             n,
@@ -236,6 +238,7 @@ class FIDEvaluation(L.Callback):
                 *self.kid,
                 inception_score=self.inception_score,
                 settings_prefix="callbacks.evaluation.",
+                precision_recall=self.precision_recall,
             )
             if trainer.is_global_zero:
                 self.metrics.load_or_compute_real_for(
@@ -262,21 +265,20 @@ class FIDEvaluation(L.Callback):
         broadcast_buffers(module.G, module.G_ema)
         t0 = time.perf_counter()
         n_local = math.ceil(self.n / trainer.world_size)
-        g = torch.Generator().manual_seed(self.seed + trainer.global_rank)
-        feats, logits = [], []
-        for start in range(0, n_local, self.batch_size):
-            z = module.sample_z(min(self.batch_size, n_local - start), generator=g)
-            f, lg = metrics.extract(to_uint8(module.generate(z)))
-            feats.append(f)
-            logits.append(lg)
-        feats = trainer.strategy.all_gather(torch.cat(feats)).reshape(-1, metrics.features.num_features)[
-            : self.n
-        ]
+        # Conditional: every rank cycles through the classes, so the sample is class-balanced.
+        labels = torch.arange(n_local) % module.num_classes if module.num_classes else None
+        feats, logits = metrics.generated_features(
+            module.generate,
+            module.sample_z,
+            n_local,
+            self.batch_size,
+            self.seed + trainer.global_rank,
+            labels,
+        )
+        feats = trainer.strategy.all_gather(feats).reshape(-1, metrics.features.num_features)[: self.n]
         all_logits = None
-        if logits[0] is not None:
-            all_logits = trainer.strategy.all_gather(torch.cat(logits)).reshape(-1, logits[0].shape[1])[
-                : self.n
-            ]
+        if logits is not None:
+            all_logits = trainer.strategy.all_gather(logits).reshape(-1, logits.shape[1])[: self.n]
         result = None
         if trainer.is_global_zero:
             metrics.reset_fake()
@@ -293,6 +295,9 @@ class FIDEvaluation(L.Callback):
         values = {f"val/fid_{k}": result["fid"], f"val/kid_{k}": result["kid_mean"]}
         if "is_mean" in result:
             values[f"val/is_{k}"] = result["is_mean"]
+        for name in ("precision", "recall"):
+            if name in result:
+                values[f"val/{name}_{k}"] = result[name]
         for name, v in values.items():
             trainer.callback_metrics[name] = torch.tensor(v)
         for logger in trainer.loggers:  # directly: the evaluation cadence is not log_every_n_steps

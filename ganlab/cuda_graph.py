@@ -42,6 +42,8 @@ def check_capturable(module, trainer) -> None:
         problems.append("16-mixed's GradScaler checks for inf on the host; use trainer.precision=bf16-mixed")
     if any(isinstance(a, ScheduledAugment) for a in module.d_augment):
         problems.append("an annealed augmentation (InstanceNoise with anneal_kimg) changes on the host")
+    if module.num_classes:
+        problems.append("class-conditional batches carry labels the captured graph has no buffer for")
     if module.optim.scheduled:
         problems.append(
             "a learning-rate schedule changes lr on the host, which a replay ignores: use constant"

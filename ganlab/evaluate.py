@@ -76,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from ganlab.checkpoints import file_digest, load_generator
-    from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
+    from ganlab.metrics import GANMetrics, load_feature_net
 
     require_count(cfg, "n", "batch_size")
     device = pick_device(cfg.device)
@@ -98,22 +98,33 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     else:
         raise UsageError("fake= is a folder: pass the real images with real=DIR")
     features = load_feature_net(cfg.feature, cfg.weights, device=device)
-    metrics = GANMetrics(features, cfg.kid_subsets, cfg.kid_subset_size, inception_score=cfg.inception_score)
 
+    def new_metrics(**settings) -> GANMetrics:
+        kw = dict(inception_score=cfg.inception_score, precision_recall=cfg.precision_recall, pr_k=cfg.pr_k)
+        return GANMetrics(features, cfg.kid_subsets, cfg.kid_subset_size, **{**kw, **settings})
+
+    metrics = new_metrics()
+    # A conditional generator: every class in turn (balanced), or only class=...; the real
+    # statistics are then that class's (cached per class), unless real=DIR gives the images.
+    only = cfg.get("class")
+    labels = gen.labels(cfg.n, only) if gen is not None else None
+    own_data = not cfg.get("real")
+    label = gen.class_index(only) if only is not None and own_data else None
     t0 = time.perf_counter()
-    metrics.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir)
+    metrics.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir, label=label)
     t_real = time.perf_counter() - t0
 
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
+    fake_feats = None
     if gen is not None:
-        g = torch.Generator().manual_seed(cfg.seed)
-        for start in range(0, cfg.n, cfg.batch_size):
-            z = gen.sample_z(min(cfg.batch_size, cfg.n - start), generator=g)
-            metrics.add_fake(to_uint8(gen(z)))
+        fake_feats = metrics.generated_features(gen, gen.sample_z, cfg.n, cfg.batch_size, cfg.seed, labels)
+        metrics.add_fake_features(*fake_feats)
         provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),
                       "iteration": gen.iterations, "seed": cfg.seed}  # fmt: skip
+        if only is not None:
+            provenance["class"] = gen.class_names[gen.class_index(only)]
     else:
         fake_dm = folder_data(fake_src, cfg.batch_size, dm.channels, dm.image_size)
         for batch in fake_dm.real_batches(cfg.batch_size):
@@ -125,6 +136,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         torch.cuda.synchronize()
     t_fake = time.perf_counter() - t0
     result = metrics.compute()
+    if labels is not None and only is None and own_data and cfg.intra_class:
+        result.update(intra_class_fid(new_metrics, dm, gen.class_names, fake_feats[0], labels, cfg))
     if cfg.get("real"):
         provenance["real"] = str(Path(cfg.real).resolve())
     result.update(
@@ -139,6 +152,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     print(json.dumps(result, indent=2))
     log.info("wrote %s", out)
     return result
+
+
+def intra_class_fid(
+    new_metrics, dm, class_names: list[str], feats, labels, cfg: DictConfig
+) -> dict[str, Any]:
+    """FID of each class's generated images (the rows of ``feats`` whose label is that class)
+    against that class's real images (statistics cached per class), and their mean: the
+    intra-class FID of conditional GANs (Miyato & Koyama 2018, section 5)."""
+    per_class = {}
+    for c, name in enumerate(class_names):
+        m = new_metrics(precision_recall=False, inception_score=False)  # FID is what is reported per class
+        m.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir, label=c)
+        m.add_fake_features(feats[labels == c])
+        per_class[name] = m.compute()["fid"]
+    return {"intra_fid": per_class, "intra_fid_mean": sum(per_class.values()) / len(per_class)}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

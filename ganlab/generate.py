@@ -5,12 +5,20 @@ Each PNG carries its provenance as PNG text chunks (read them with PIL's ``Image
 ``ganlab.latent_index`` (the row of the seeded latent batch: the same seed and index give the
 same z), ``ganlab.iteration``. ``interpolate=K`` adds rows of K images along the great circle
 between pairs of latents (slerp; White 2016, "Sampling Generative Networks").
+
+Conditional generators: ``class=cat`` (a name or an index) draws that class only; without it
+the classes take turns (one grid column per class). ``truncation=0.7``: the truncation trick
+(``ganlab.truncation`` in the PNGs). ``select=top_d keep=0.1``: generate n / keep candidates
+and keep the n that the checkpoint's D scores most real, best first, a simple form of
+discriminator rejection sampling (Azadi et al., "Discriminator Rejection Sampling", ICLR 2019);
+each PNG then carries ``ganlab.d_score``, D's logit.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +26,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
-from ganlab.errors import report_user_errors
+from ganlab.errors import UsageError, report_user_errors
 from ganlab.evaluate import pick_device, require_count
 
 if TYPE_CHECKING:
@@ -40,16 +48,57 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     return (torch.sin((1 - t) * omega) / so) * a[:, None] + (torch.sin(t * omega) / so) * b[:, None]
 
 
+def truncated_latent(sample: Callable[..., Tensor], n: int, threshold: float | None, generator) -> Tensor:
+    """(n, nz) latents from the prior; with ``threshold`` every entry whose magnitude exceeds it
+    is drawn again until none does (the truncation trick, Brock et al. 2019, section 3.1:
+    fidelity up, variety down as the threshold falls)."""
+    import torch
+
+    z = sample(n, generator=generator)
+    if threshold is None:
+        return z
+    for _ in range(10_000):
+        out = z.abs() > threshold
+        if not out.any():
+            return z
+        z = torch.where(out, sample(n, generator=generator), z)
+    raise UsageError(f"truncation={threshold} leaves almost nothing of the prior: use a larger threshold")
+
+
+def d_scores(D, images: Tensor, labels: Tensor | None, batch_size: int) -> Tensor:
+    """D's adversarial logits (N,) for images (N, C, H, W) in [-1, 1]: higher = more real to D."""
+    import torch
+
+    from ganlab.losses.base import call_d
+
+    device = next(D.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            y = labels[i : i + batch_size].to(device) if labels is not None else None
+            logits, _ = call_d(D, images[i : i + batch_size].to(device), y)
+            out.append(logits.float().cpu())
+    return torch.cat(out)
+
+
 def generate(cfg: DictConfig) -> Path:
     import torch
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
     from torchvision.utils import make_grid, save_image
 
-    from ganlab.checkpoints import config_hash, file_digest, load_generator
+    from ganlab.checkpoints import config_hash, file_digest, load_discriminator, load_generator
     from ganlab.metrics import to_uint8
 
     require_count(cfg, "n", "batch_size")
+    if cfg.truncation is not None and not cfg.truncation > 0:
+        raise UsageError(
+            f"truncation must be a positive threshold (e.g. 0.7) or null, got {cfg.truncation!r}"
+        )
+    if cfg.select not in (None, "top_d"):
+        raise UsageError(f"select must be null or top_d, got {cfg.select!r}")
+    if cfg.select and not 0 < cfg.keep <= 1:
+        raise UsageError(f"keep must be in (0, 1] (the share of candidates kept), got {cfg.keep!r}")
     device = pick_device(cfg.device)
     gen = load_generator(cfg.ckpt, device)
     out = Path(cfg.out)
@@ -61,26 +110,53 @@ def generate(cfg: DictConfig) -> Path:
         "ganlab.iteration": str(gen.iterations),
         "ganlab.seed": str(cfg.seed),
     }
-    z = gen.sample_z(cfg.n, generator=torch.Generator().manual_seed(cfg.seed))  # (n, nz)
-    images = torch.cat([gen(z[i : i + cfg.batch_size]).cpu() for i in range(0, cfg.n, cfg.batch_size)])
+    if cfg.truncation is not None:
+        provenance["ganlab.truncation"] = str(cfg.truncation)
+    # With select=top_d, n / keep candidates, of which D's favourite n are kept.
+    m = math.ceil(cfg.n / cfg.keep) if cfg.select else cfg.n
+    g = torch.Generator().manual_seed(cfg.seed)
+    z = truncated_latent(gen.sample_z, m, cfg.truncation, g)  # (m, nz)
+    labels = gen.labels(m, cfg.get("class"))  # (m,): the class asked for, or every class in turn
+    images = torch.cat([
+        gen(z[i : i + cfg.batch_size], None if labels is None else labels[i : i + cfg.batch_size]).cpu()
+        for i in range(0, m, cfg.batch_size)
+    ])  # fmt: skip
+    index = torch.arange(m)
+    scores = None
+    if cfg.select:
+        scores = d_scores(load_discriminator(cfg.ckpt, device), images, labels, cfg.batch_size)
+        index = scores.argsort(descending=True)[: cfg.n]  # D's most "real" first
+        images, scores = images[index], scores[index]
+        labels = labels[index] if labels is not None else None
     pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (n, H, W, C)
     for i, px in enumerate(pixels):
         info = PngInfo()
-        for k, v in {**provenance, "ganlab.latent_index": str(i)}.items():
+        extra = {"ganlab.latent_index": str(int(index[i]))}  # the seeded batch's row: same seed, same z
+        if labels is not None:
+            extra["ganlab.class"] = gen.class_names[int(labels[i])]
+        if scores is not None:
+            extra["ganlab.d_score"] = f"{float(scores[i]):.6g}"  # D's logit: > 0 leans "real"
+        for k, v in {**provenance, **extra}.items():
             info.add_text(k, v)
         Image.fromarray(px[..., 0] if px.shape[-1] == 1 else px).save(out / f"{i:06d}.png", pnginfo=info)
-    nrow = cfg.nrow or max(1, int(math.sqrt(cfg.n)))
+    columns = gen.num_classes if labels is not None and cfg.get("class") is None and not cfg.select else None
+    nrow = cfg.nrow or columns or max(1, int(math.sqrt(cfg.n)))  # conditional: one column per class
     save_image(make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)), out / "grid.png")
     if cfg.interpolate > 0:
+        z = z[index]
         rows = min(cfg.interpolate_rows, cfg.n // 2) or 1
         a, b = z[:rows], z[rows : 2 * rows] if cfg.n >= 2 * rows else z.roll(1, 0)[:rows]
         path = slerp(a, b, torch.linspace(0, 1, cfg.interpolate)).reshape(-1, z.shape[1])
-        frames = gen(path).cpu()
+        y = (
+            None if labels is None else labels[:rows].repeat_interleave(cfg.interpolate)
+        )  # each row: a's class
+        frames = gen(path, y).cpu()
         grid = make_grid(frames, nrow=cfg.interpolate, normalize=True, value_range=(-1, 1))
         save_image(grid, out / "interpolation.png")
     log.info(
-        "wrote %d images, grid.png%s to %s", cfg.n, " and interpolation.png" if cfg.interpolate else "", out
-    )
+        "wrote %d images%s, grid.png%s to %s", cfg.n, f" (D's top {cfg.n} of {m})" if cfg.select else "",
+        " and interpolation.png" if cfg.interpolate else "", out,
+    )  # fmt: skip
     return out
 
 

@@ -93,6 +93,11 @@ class GANModule(L.LightningModule):
         cuda_graph: replay each iteration as one CUDA graph (``ganlab.cuda_graph``); CUDA, one
             device. Lightning's per-step hooks (on_before_backward, ...) and ``global_step`` are
             not advanced by replays, and resume is not bit-exact (graph RNG offsets).
+        num_classes, class_names: class-conditional training (set by ``ganlab.train`` from the
+            data when ``data.conditional=true``): batches are (images, labels), G is called as
+            G(z, y) and D as D(x, y); each minibatch's fakes are generated for its real labels,
+            so D compares real and generated images of the same classes and the fakes' class mix
+            is the data's. The fixed-noise grid has one row per class (the same z per column).
 
     Statistics are accumulated on the device (``ganlab.stats.StepStats``) and handed to the
     loggers every ``trainer.log_every_n_steps`` iterations, as means over that interval.
@@ -118,9 +123,14 @@ class GANModule(L.LightningModule):
         d_augment: list[nn.Module] | None = None,
         compile: bool = False,
         cuda_graph: bool = False,
+        num_classes: int = 0,
+        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        check_conditional(generator, discriminator, loss, num_classes, class_names)
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names) if class_names else None
         if latent not in ("normal", "uniform"):
             raise ValueError(f"model.latent must be 'normal' or 'uniform', got {latent!r}")
         for name, v in (("d_steps_per_g", d_steps_per_g), ("d_every", d_every), ("g_every", g_every)):
@@ -167,7 +177,16 @@ class GANModule(L.LightningModule):
         self._g_params: list[nn.Parameter] = []
         self._ema_tensors: tuple[list[Tensor], ...] = ()
         # Fixed noise for sample grids: a buffer, so it moves with the module and is checkpointed.
-        self.register_buffer("fixed_z", self.sample_z(n_fixed, generator=torch.Generator().manual_seed(seed)))
+        # Conditional: one row per class, the same latents in every row (cols of them).
+        fixed = self.sample_z(n_fixed, generator=torch.Generator().manual_seed(seed))
+        self.grid_columns = int(math.sqrt(n_fixed))
+        fixed_y = None
+        if self.num_classes:
+            self.grid_columns = max(1, n_fixed // self.num_classes)
+            fixed = fixed[: self.grid_columns].repeat(self.num_classes, 1)  # (classes * cols, nz)
+            fixed_y = torch.arange(self.num_classes).repeat_interleave(self.grid_columns)  # (classes * cols,)
+        self.register_buffer("fixed_z", fixed)
+        self.register_buffer("fixed_y", fixed_y)  # None (not in the state dict) when unconditional
         for c in COUNTERS:
             setattr(self, c, 0)
         self.images_last_iteration = 0  # real images of the latest iteration, all ranks (kimg cadences)
@@ -180,14 +199,14 @@ class GANModule(L.LightningModule):
         return sample_latent(n, self.nz, self.latent, generator, device)
 
     @torch.no_grad()
-    def generate(self, z: Tensor) -> Tensor:
-        """G_ema(z) when EMA is on, else G(z), in eval mode (BatchNorm running statistics);
-        images in [-1, 1], float32."""
+    def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """G_ema(z[, y]) when EMA is on, else G(z[, y]), in eval mode (BatchNorm running
+        statistics); images in [-1, 1], float32. ``y`` (B,): class labels of a conditional G."""
         net = self.G_ema if self.G_ema is not None else self.G
         was_training = net.training
         net.eval()
         try:
-            return net(z.to(self.device)).float()
+            return generator_call(net, z.to(self.device), None if y is None else y.to(self.device)).float()
         finally:
             net.train(was_training)
 
@@ -325,7 +344,11 @@ class GANModule(L.LightningModule):
         return Plan(d_r1=d_r1, g=it % self.g_every == self.g_every - 1)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real_all = batch[0] if isinstance(batch, (list, tuple)) else batch  # (k*B, C, H, W) in [-1, 1]
+        labels = None
+        if self.num_classes:
+            real_all, labels = batch  # (k*B, C, H, W) in [-1, 1], (k*B,) int64
+        else:
+            real_all = batch[0] if isinstance(batch, (list, tuple)) else batch  # (k*B, C, H, W) in [-1, 1]
         real_all = real_all.contiguous(memory_format=self.memory_format)
         world = self.trainer.world_size
         plan = self.plan()
@@ -342,7 +365,9 @@ class GANModule(L.LightningModule):
         else:
             opt_g, opt_d = self.optimizers()
             ema = self.ema_weight(g_images) if self.G_ema is not None else None
-            logs, done, skipped = self.iteration(real_all, plan, opt_g, opt_d, self.manual_backward, ema)
+            logs, done, skipped = self.iteration(
+                real_all, plan, opt_g, opt_d, self.manual_backward, ema, labels
+            )
         self.d_updates += done
         self.d_skipped += skipped
         self.g_updates += int(plan.g)
@@ -361,6 +386,7 @@ class GANModule(L.LightningModule):
         opt_d,
         backward: Callable[..., None],
         ema_weight: float | Tensor | None,
+        labels: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], int, int]:
         """One GAN iteration's math: returns (statistics as 0-d device tensors, D updates done,
         D updates skipped). The eager path passes Lightning's optimizers and ``manual_backward``;
@@ -369,11 +395,12 @@ class GANModule(L.LightningModule):
         the adaptive D skip, which the graph path refuses."""
         k = self.d_steps_per_g
         reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
+        ys = labels.chunk(k) if labels is not None and k > 1 else (labels,) * k  # (B,) each, or None
         b = reals[0].shape[0]
         G = self.g_net
         z = self.sample_z(b, device=real_all.device)
         with torch.set_grad_enabled(plan.g):  # no graph through G on D-only iterations
-            fake = G(z)  # (B, C, H, W): the last D update's fakes and the G update's
+            fake = generator_call(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and the G update's
 
         logs: dict[str, Tensor] = {}
         done = skipped = 0
@@ -381,10 +408,12 @@ class GANModule(L.LightningModule):
         for j in range(len(plan.d_r1)):
             if j < k - 1:  # Algorithm 1: fresh z (and a fresh real minibatch) for each D update
                 with torch.no_grad():
-                    fake_j = G(self.sample_z(b, device=real_all.device))
+                    fake_j = generator_call(G, self.sample_z(b, device=real_all.device), ys[j])
             else:
                 fake_j = fake.detach()
-            loss_d, stats = self.loss.d_loss(self.d_input, reals[j], fake_j, step=self.d_updates + j)
+            loss_d, stats = self.loss.d_loss(
+                self.d_input, reals[j], fake_j, step=self.d_updates + j, labels=ys[j]
+            )
             logs["loss_d"] = loss_d.detach()
             logs.update(stats)
             if self._skip_d(stats):
@@ -396,7 +425,7 @@ class GANModule(L.LightningModule):
             done += 1
         if plan.g:
             with no_sync(self.d_net):  # D's forward here must not all-reduce D's gradients
-                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake)
+                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake, labels=ys[-1])
             opt_g.zero_grad(set_to_none=True)
             # Gradients for G's parameters only: D's weight gradients are not computed at all,
             # without walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
@@ -429,11 +458,12 @@ class GANModule(L.LightningModule):
             logger.log_metrics(values, step=self.iterations)
         self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
 
-    def d_input(self, *images: Tensor) -> Tensor:
-        """D on augmented inputs: D(aug(x)), or D(aug(a), aug(b)) for a pair discriminator."""
+    def d_input(self, *images: Tensor, y: Tensor | None = None) -> Tensor:
+        """D on augmented inputs: D(aug(x)), D(aug(x), y) for a conditional D, or
+        D(aug(a), aug(b)) for a pair discriminator."""
         for aug in self.d_augment:
             images = tuple(aug(x) for x in images)
-        return self.d_net(*images)
+        return self.d_net(*images) if y is None else self.d_net(*images, y)
 
     def _skip_d(self, stats: dict[str, Tensor]) -> bool:
         if self.d_skip_accuracy is None:
@@ -461,7 +491,35 @@ class GANModule(L.LightningModule):
             setattr(self, c, v)
         self._pending_rng = state["rng"]
 
-    # -- helpers for callbacks --------------------------------------------------------------------
-    @property
-    def grid_rows(self) -> int:
-        return int(math.sqrt(self.fixed_z.shape[0]))
+
+def generator_call(G: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
+    """G(z), or G(z, y) with class labels y (B,) for a conditional G."""
+    return G(z) if y is None else G(z, y)
+
+
+def check_conditional(generator: nn.Module, discriminator: nn.Module, loss: GANLoss, num_classes: int,
+                      class_names: list[str] | None) -> None:  # fmt: skip
+    """The networks and the loss agree on the number of classes (0: unconditional)."""
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+    g, d = getattr(generator, "num_classes", 0), getattr(discriminator, "num_classes", 0)
+    if g != num_classes or d != num_classes:
+        raise UsageError(
+            f"the data has {num_classes} classes (data.conditional) but G is built for {g} and D for {d}: "
+            "pass model.num_classes to both (model=dcgan and model=resnet do), or set data.conditional="
+            f"{'false' if num_classes == 0 else 'true'}"
+        )
+    if num_classes and loss.pairwise:
+        raise UsageError(
+            "a pair discriminator (loss=siamese) has no class-conditional form: set data.conditional=false"
+        )
+    aux = getattr(discriminator, "aux_classes", 0)
+    if loss.acgan_weight > 0 and not aux:
+        raise UsageError(
+            "loss.acgan_weight > 0 needs D's auxiliary classifier: set "
+            "model.discriminator.aux_classifier=true (and data.conditional=true)"
+        )
+    if aux and loss.acgan_weight == 0:
+        log.warning(
+            "model.discriminator.aux_classifier=true but loss.acgan_weight=0: the classifier is not trained"
+        )

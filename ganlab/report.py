@@ -8,8 +8,9 @@ Written at the end of every run (``ganlab.callbacks.RunReport``) and on demand, 
   d_outputs.png   D(x) and D(G(z)), D's mean output probability on real and on generated images
   d_accuracy.png  D's accuracy on real and on generated images (0.5: D cannot tell them apart)
   metrics.png     FID and KID over training, when the run evaluated
-  timeline.png    the same fixed latents (the first ``columns`` of the run's sample-grid noise)
-                  rendered by successive checkpoints, one row per checkpoint
+  timeline.png    the same fixed latents (the first ``columns`` of the run's sample-grid noise;
+                  conditional runs: one per class) rendered by successive checkpoints, one row
+                  per checkpoint
 The curves come from the CSV logger's ``metrics.csv`` (``logger.csv``, on by default), the
 timeline from ``checkpoints/it*.ckpt`` (``callbacks.checkpoint.save_top_k=-1`` keeps them).
 """
@@ -112,10 +113,12 @@ def plot_timeline(ckpt_dir: Path, out: Path, columns: int = 8, rows: int = 12) -
     snaps = snapshot_checkpoints(ckpt_dir, rows)
     if not snaps:
         return None
-    z = read_checkpoint(snaps[-1][1], key="checkpoint")["state_dict"]["fixed_z"][
-        :columns
-    ]  # (columns, nz): the noise of the run's sample grids
-    images = [load_generator(path)(z) for _, path in snaps]  # each (columns, C, H, W) in [-1, 1]
+    state = read_checkpoint(snaps[-1][1], key="checkpoint")["state_dict"]
+    z, y = state["fixed_z"][:columns], None  # (columns, nz): the noise of the run's sample grids
+    if "fixed_y" in state:  # conditional: one column per class, each the first latent of its grid row
+        first = [int((state["fixed_y"] == c).nonzero()[0]) for c in range(int(state["fixed_y"].max()) + 1)]
+        z, y = state["fixed_z"][first], state["fixed_y"][first]
+    images = [load_generator(path)(z, y) for _, path in snaps]  # each (columns, C, H, W) in [-1, 1]
     grid = make_grid(torch.cat(images), nrow=z.shape[0], normalize=True, value_range=(-1, 1), padding=2)
     h = grid.shape[1] / len(snaps)  # pixel height of one row
 

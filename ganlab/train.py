@@ -48,6 +48,10 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
     datamodule: L.LightningDataModule = instantiate(
         cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1))
     )
+    if cfg.data.get("conditional"):  # the networks are sized from the data's classes
+        names = datamodule.class_names()
+        with open_dict(cfg):
+            cfg.model.num_classes, cfg.model.class_names = len(names), names
     loss = instantiate(cfg.loss)
     optimizer = instantiate(cfg.optimizer)
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)

@@ -195,7 +195,7 @@ def test_cifar_pixels_survive_layout(cifar_dir):
 
     with open(cifar_dir / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
         raw = pickle.load(f)["data"][0]
-    img = read_cifar10(cifar_dir, None)[0]
+    img = read_cifar10(cifar_dir, None)[0][0]  # (images, labels) -> the first image
     assert img[3, 7, 2] == raw[2 * 1024 + 3 * 32 + 7]
 
 

@@ -11,18 +11,24 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
 
 from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, cache_path, collate_keys
 from ganlab.data.datasets import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
     ArrayImages,
     DatasetError,
     ImageFolder,
+    WithLabels,
     find_idx_images,
+    folder_classes,
     read_cifar10,
     read_idx,
     require_dir,
+    select_classes,
 )
 from ganlab.data.loader import ResumableLoader
 from ganlab.errors import UsageError
@@ -39,6 +45,8 @@ class GANDataModule(L.LightningDataModule):
     ``ganlab.train`` from ``model.d_steps_per_g``: each D update takes a fresh real minibatch).
     ``skip_bad_images``: image-file layouts leave unreadable files out (with a warning) instead
     of stopping at start with the list of them.
+    ``conditional``: batches are (images (B, C, H, W), labels (B,) int64) instead of images, in
+    every mode (files, cache, device-resident); ``class_names()`` names the labels.
     """
 
     def __init__(
@@ -61,8 +69,12 @@ class GANDataModule(L.LightningDataModule):
         device_resident: bool = False,
         batches_per_iteration: int = 1,
         skip_bad_images: bool = False,
+        conditional: bool = False,
     ) -> None:
         super().__init__()
+        self.conditional = conditional
+        self.labels: np.ndarray | None = None  # (N,) int64 of the training set, when conditional
+        self._labels_on_device: torch.Tensor | None = None
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"data.batch_size must be a whole number >= 1, got {batch_size!r}")
         if int(batches_per_iteration) < 1:
@@ -101,8 +113,24 @@ class GANDataModule(L.LightningDataModule):
         return T.Compose(ops)
 
     def build_dataset(self, transform):
-        """The dataset of this layout, images through ``transform``; subclasses implement it."""
+        """The dataset of this layout, images through ``transform``, with ``labels`` and
+        ``class_names`` attributes (None where the layout has none); subclasses implement it."""
         raise NotImplementedError
+
+    def class_names(self) -> list[str]:
+        """The classes' names, label i named ``class_names()[i]``; cheap (no images read), so
+        that ``ganlab.train`` can size the conditional networks before the data is set up."""
+        raise DatasetError(f"{type(self).__name__} has no class labels: set data.conditional=false")
+
+    def _labels_of(self, dataset) -> np.ndarray:
+        labels = dataset.labels
+        if labels is None:
+            raise DatasetError(
+                f"{type(self).__name__} at '{self.root}' has no labels: set data.conditional=false"
+            )
+        if dataset.class_names != self.class_names():
+            raise DatasetError(f"labels name {dataset.class_names}, expected {self.class_names()}")
+        return labels
 
     def folder_checks(self) -> dict:
         """``ImageFolder``'s start-up checks: skip or stop on bad files, warn below the size the
@@ -133,12 +161,16 @@ class GANDataModule(L.LightningDataModule):
     def extra_fingerprint(self) -> dict:
         return {}
 
-    def real_batches(self, batch_size: int = 200):
-        """uint8 (B, C, H, W) batches of the un-augmented training images, in file order."""
+    def real_batches(self, batch_size: int = 200, label: int | None = None):
+        """uint8 (B, C, H, W) batches of the un-augmented training images, in file order; only
+        class ``label``'s with a label (intra-class FID)."""
         from ganlab.metrics.features import to_uint8
 
+        dataset = self.build_dataset(self.transform(augment=False))
+        if label is not None:
+            dataset = Subset(dataset, np.flatnonzero(self._labels_of(dataset) == label).tolist())
         loader = DataLoader(
-            self.build_dataset(self.transform(augment=False)),
+            dataset,
             batch_size=batch_size,
             num_workers=self.num_workers,
             shuffle=False,
@@ -157,9 +189,12 @@ class GANDataModule(L.LightningDataModule):
             self._cached_view()
 
     def _cached_view(self):
-        """The deterministic view at ``load_size`` and its uint8 cache (built when missing)."""
+        """The deterministic view at ``load_size`` and its uint8 cache (built when missing);
+        sets ``labels`` when conditional (labels are not cached: the formats read them fast)."""
         view = self.build_dataset(self.transform(augment=False, size=self.load_size))
         self._check_size(view)
+        if self.conditional:
+            self.labels = self._labels_of(view)
         self.cache_file = cache_path(self.cache_dir or self.root / ".ganlab_cache", self._describe(view))
         return build_or_load(self.cache_file, view)  # uint8 (N, C, L, L), memory-mapped
 
@@ -169,7 +204,11 @@ class GANDataModule(L.LightningDataModule):
                 self.images = self._cached_view()
                 self.train_set = Keys(len(self.images)) if self.device_resident else CachedImages(self.images)
             else:
-                self.train_set = self.build_dataset(self.transform())
+                dataset = self.build_dataset(self.transform())
+                if self.conditional:
+                    self.labels = self._labels_of(dataset)
+                    dataset = WithLabels(dataset, self.labels)
+                self.train_set = dataset
             self._check_size(self.train_set)
 
     def _check_size(self, dataset) -> None:
@@ -212,14 +251,33 @@ class GANDataModule(L.LightningDataModule):
             images = self._resident.index_select(0, keys % self._resident.shape[0])
         else:
             images, keys = batch
-        return augment_batch(images, keys, self.image_size, self.random_crop, self.hflip, self.seed)
+        images = augment_batch(images, keys, self.image_size, self.random_crop, self.hflip, self.seed)
+        if not self.conditional:
+            return images
+        if self._labels_on_device is None or self._labels_on_device.device != keys.device:
+            self._labels_on_device = torch.from_numpy(self.labels).to(keys.device)
+        return images, self._labels_on_device.index_select(0, keys.to(torch.int64) % len(self.labels))
 
 
 class ImageFolderDataModule(GANDataModule):
-    """Any tree of jpg/png/bmp/webp images (cat faces, anime faces, emoji, your own)."""
+    """Any tree of jpg/png/bmp/webp images (cat faces, anime faces, emoji, your own).
+
+    ``classes``: the first-level sub-folders to train on (the others are left out); with
+    ``conditional`` they are the classes, in this order (default: all sub-folders, sorted)."""
+
+    def __init__(self, root: str, classes: list[str] | None = None, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.classes = list(classes) if classes else None
+
+    def class_names(self) -> list[str]:
+        return folder_classes(require_dir(self.root, self.how_to_get), self.classes)
+
+    def extra_fingerprint(self) -> dict:
+        return {"classes": self.classes} if self.classes else {}
 
     def build_dataset(self, transform):
-        return ImageFolder(self.root, self.channels, transform, self.how_to_get, **self.folder_checks())
+        return ImageFolder(self.root, self.channels, transform, self.how_to_get, **self.folder_checks(),
+                           labelled=self.conditional, classes=self.classes)  # fmt: skip
 
 
 class CelebADataModule(GANDataModule):
@@ -283,8 +341,11 @@ class CIFAR10DataModule(GANDataModule):
             self.how_to_get
             or "Set data.root to the folder holding cifar-10-batches-py, or data.download=true when online.",
         )
-        images = read_cifar10(self.root, self.classes, self.train)
-        return ArrayImages(images, self.channels, transform)
+        images, labels = read_cifar10(self.root, self.classes, self.train)
+        return ArrayImages(images, self.channels, transform, labels, self.class_names())
+
+    def class_names(self) -> list[str]:
+        return self.classes or list(CIFAR10_CLASSES)
 
 
 class MNISTDataModule(GANDataModule):
@@ -292,11 +353,23 @@ class MNISTDataModule(GANDataModule):
     ``root/raw`` or torchvision's layout. 28x28 grey, resized to ``image_size`` (32 for DCGAN).
     ``variant`` picks torchvision's downloader: ``mnist`` or ``fashion_mnist``."""
 
-    def __init__(self, root: str, variant: str = "fashion_mnist", train: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        root: str,
+        variant: str = "fashion_mnist",
+        train: bool = True,
+        classes: list[str] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(root, **kwargs)
         if variant not in ("mnist", "fashion_mnist"):
             raise ValueError(f"data.variant must be 'mnist' or 'fashion_mnist', got {variant!r}")
         self.variant, self.train = variant, train
+        self.classes = [str(c) for c in classes] if classes else None  # names, e.g. [sneaker, bag] or [3, 8]
+        self.all_classes = list(FASHION_MNIST_CLASSES if variant == "fashion_mnist" else MNIST_CLASSES)
+
+    def class_names(self) -> list[str]:
+        return self.classes or self.all_classes
 
     def download_data(self) -> None:
         if self.download and find_idx_images(self.root, "train" if self.train else "test") is None:
@@ -306,7 +379,11 @@ class MNISTDataModule(GANDataModule):
             cls(str(self.root), train=self.train, download=True)
 
     def extra_fingerprint(self) -> dict:
-        return {"variant": self.variant, "train": self.train}
+        return {
+            "variant": self.variant,
+            "train": self.train,
+            **({"classes": self.classes} if self.classes else {}),
+        }
 
     def build_dataset(self, transform):
         require_dir(self.root, self.how_to_get)
@@ -319,4 +396,18 @@ class MNISTDataModule(GANDataModule):
         images = read_idx(path)
         if images.ndim != 3:
             raise DatasetError(f"'{path}' holds shape {images.shape}, expected (N, H, W) images")
-        return ArrayImages(np.ascontiguousarray(images), self.channels, transform)
+        labels = None
+        if self.conditional or self.classes:
+            split = "train" if self.train else "test"
+            label_path = find_idx_images(self.root, split, kind="labels-idx1")
+            if label_path is None:
+                raise DatasetError(
+                    f"no {'train' if self.train else 't10k'}-labels-idx1-ubyte[.gz] beside '{path}': "
+                    f"class labels need it. {self.how_to_get}"
+                )
+            labels = read_idx(label_path).astype(np.int64)
+            if labels.shape != images.shape[:1]:
+                raise DatasetError(f"'{label_path}' holds {labels.shape[0]} labels for {len(images)} images")
+            keep, labels, _ = select_classes(labels, self.all_classes, self.classes, self.variant)
+            images = images[keep]
+        return ArrayImages(np.ascontiguousarray(images), self.channels, transform, labels, self.class_names())

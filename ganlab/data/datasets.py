@@ -47,8 +47,57 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")
 
 
+def folder_classes(root: Path, classes: list[str] | None = None) -> list[str]:
+    """The class names of an image tree: its first-level sub-folders, sorted, or ``classes``
+    (which must all exist there) in the order given."""
+    found = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        if not found:
+            raise DatasetError(
+                f"'{root}' has no sub-folders: a conditional run needs one folder per class "
+                "(root/<class>/<images>), or set data.conditional=false"
+            )
+        return found
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise DatasetError(f"data.classes {missing} are not folders of '{root}'; its folders: {found}")
+    return list(classes)
+
+
+def select_classes(labels: np.ndarray, names: list[str], classes: list[str] | None, what: str):
+    """Keep the samples of ``classes`` (names; all when None): (indices kept, labels remapped to
+    0..len(classes)-1 in the order given, the kept names)."""
+    if classes is None:
+        return np.arange(len(labels)), labels.astype(np.int64), list(names)
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise DatasetError(f"unknown {what} classes {unknown}; choose from {list(names)}")
+    old = [names.index(c) for c in classes]
+    keep = np.flatnonzero(np.isin(labels, old))
+    remap = np.full(len(names), -1, np.int64)
+    remap[old] = np.arange(len(old))
+    return keep, remap[labels[keep]], list(classes)
+
+
+class WithLabels(Dataset):
+    """i -> (item i, label i): the (image, label) pairs of conditional training."""
+
+    def __init__(self, base: Dataset, labels: np.ndarray) -> None:
+        self.base, self.labels = base, labels
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        return self.base[i], int(self.labels[i])
+
+
 class ImageFolder(Dataset):
-    """Every image file below ``root`` (any depth), sorted by path. Labels are not used.
+    """Every image file below ``root`` (any depth), sorted by path.
+
+    ``labelled``: the first-level sub-folder of each file is its class (``class_names``, sorted,
+    or ``classes`` in that order, which also leaves the other folders out); ``labels`` (N,)
+    int64. Unlabelled, ``classes`` still selects those sub-folders.
 
     Every file is checked when the dataset is made (``ganlab.data.scan``, cached in
     ``scan_cache``): unusable files are all named at once, before training, or left out with
@@ -64,9 +113,24 @@ class ImageFolder(Dataset):
         skip_bad: bool = False,
         min_side: int | None = None,
         scan_cache: str | Path | None = None,
+        labelled: bool = False,
+        classes: list[str] | None = None,
     ) -> None:
         self.root = require_dir(Path(root), how_to_get)
         self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.labels: np.ndarray | None = None
+        self.class_names: list[str] | None = None
+        if labelled or classes:
+            self.class_names = folder_classes(self.root, list(classes) if classes else None)
+            index = {name: i for i, name in enumerate(self.class_names)}
+            top = [p.relative_to(self.root).parts for p in self.files]
+            loose = [p for p, parts in zip(self.files, top) if len(parts) == 1]
+            if loose and labelled:
+                raise DatasetError(
+                    f"{len(loose)} image(s) directly in '{self.root}' (e.g. '{loose[0].name}') belong to no "
+                    "class folder: move them into root/<class>/, or set data.conditional=false"
+                )
+            self.files = [p for p, parts in zip(self.files, top) if len(parts) > 1 and parts[0] in index]
         if not self.files:
             raise DatasetError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under '{self.root}'. "
@@ -90,6 +154,9 @@ class ImageFolder(Dataset):
                 more,
             )
             self.files = [p for p in self.files if str(p) not in found.bad]
+        if self.class_names is not None:
+            index = {name: i for i, name in enumerate(self.class_names)}
+            self.labels = np.array([index[p.relative_to(self.root).parts[0]] for p in self.files], np.int64)
         if min_side:
             small = sum(
                 1 for p in self.files if min(found.sizes.get(str(p), (min_side, min_side))) < min_side
@@ -118,10 +185,19 @@ class ImageFolder(Dataset):
 
 
 class ArrayImages(Dataset):
-    """uint8 images (N, H, W) or (N, H, W, 3) held in memory (MNIST idx files, CIFAR pickles)."""
+    """uint8 images (N, H, W) or (N, H, W, 3) held in memory (MNIST idx files, CIFAR pickles),
+    with their ``labels`` (N,) int64 and ``class_names`` when the format has them."""
 
-    def __init__(self, images: np.ndarray, channels: int, transform: Callable) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        channels: int,
+        transform: Callable,
+        labels: np.ndarray | None = None,
+        class_names: list[str] | None = None,
+    ) -> None:
         self.images, self.channels, self.transform = images, channels, transform
+        self.labels, self.class_names = labels, class_names
 
     def __len__(self) -> int:
         return len(self.images)
@@ -146,12 +222,18 @@ def read_idx(path: Path) -> np.ndarray:
         raise DatasetError(f"corrupt IDX file '{path}' ({e}). Delete it and fetch it again.") from e
 
 
-def find_idx_images(root: Path, split: str) -> Path | None:
-    """Locate ``{train,t10k}-images-idx3-ubyte[.gz]`` in root, root/raw or torchvision's
-    root/{MNIST,FashionMNIST}/raw layout."""
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_MNIST_CLASSES = (
+    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+)  # fmt: skip
+
+
+def find_idx_images(root: Path, split: str, kind: str = "images-idx3") -> Path | None:
+    """Locate ``{train,t10k}-images-idx3-ubyte[.gz]`` (``kind="labels-idx1"``: the labels) in
+    root, root/raw or torchvision's root/{MNIST,FashionMNIST}/raw layout."""
     prefix = "train" if split == "train" else "t10k"
     for d in (root, root / "raw", root / "FashionMNIST" / "raw", root / "MNIST" / "raw"):
-        for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-images-idx3-ubyte.gz"):
+        for name in (f"{prefix}-{kind}-ubyte", f"{prefix}-{kind}-ubyte.gz"):
             if (d / name).is_file():
                 return d / name
     return None
@@ -171,9 +253,10 @@ CIFAR10_CLASSES = (
 )
 
 
-def read_cifar10(root: Path, classes: list[str] | None, train: bool = True) -> np.ndarray:
+def read_cifar10(root: Path, classes: list[str] | None, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 python pickles (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``) ->
-    uint8 (N, 32, 32, 3), keeping only ``classes`` (names) when given."""
+    (uint8 images (N, 32, 32, 3), int64 labels (N,)), keeping only ``classes`` (names) when
+    given, their labels renumbered 0..len(classes)-1 in that order."""
     base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     missing = [n for n in names if not (base / n).is_file()]
@@ -182,13 +265,7 @@ def read_cifar10(root: Path, classes: list[str] | None, train: bool = True) -> n
             f"CIFAR-10 files {missing} not found in '{base}'. Download and extract "
             "cifar-10-python.tar.gz there, or set data.download=true when online."
         )
-    keep = None
-    if classes:
-        unknown = [c for c in classes if c not in CIFAR10_CLASSES]
-        if unknown:
-            raise DatasetError(f"unknown CIFAR-10 classes {unknown}; choose from {list(CIFAR10_CLASSES)}")
-        keep = [CIFAR10_CLASSES.index(c) for c in classes]
-    chunks = []
+    chunks, all_labels = [], []
     for n in names:
         try:
             with open(base / n, "rb") as f:
@@ -197,7 +274,7 @@ def read_cifar10(root: Path, classes: list[str] | None, train: bool = True) -> n
             labels = np.asarray(entry["labels"])
         except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
             raise DatasetError(f"corrupt CIFAR-10 file '{base / n}' ({e}). Download it again.") from e
-        if keep is not None:
-            data = data[np.isin(labels, keep)]
         chunks.append(data)
-    return np.concatenate(chunks).transpose(0, 2, 3, 1).copy()  # (N, 32, 32, 3)
+        all_labels.append(labels)
+    keep, labels, _ = select_classes(np.concatenate(all_labels), list(CIFAR10_CLASSES), classes, "CIFAR-10")
+    return np.concatenate(chunks)[keep].transpose(0, 2, 3, 1).copy(), labels  # (N, 32, 32, 3), (N,)

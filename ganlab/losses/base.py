@@ -2,6 +2,11 @@
 
 Sign conventions: D outputs *logits* ``l``; ``l > 0`` means "real" and sigmoid(l) is D's
 probability that its input is real. Every objective returned here is *minimised*.
+
+Conditional GANs: the training module passes the minibatch's labels y (B,); D is called as
+``D(x, y=y)`` for real and generated images alike (the fakes are generated for the same labels),
+so every objective below is class-conditional unchanged. A D with an auxiliary classifier
+returns (B, 1 + K): column 0 the adversarial logit, the rest class logits for ACGAN's term.
 """
 
 from __future__ import annotations
@@ -58,6 +63,19 @@ def bce(logits: Tensor, target: Tensor | float) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
+def split_logits(out: Tensor) -> tuple[Tensor, Tensor | None]:
+    """D's output -> (adversarial logits (B,), class logits (B, K) or None): (B, 1 + K) outputs
+    come from a D with an ACGAN head (``ganlab.models.conditional``)."""
+    if out.dim() == 2:
+        return out[:, 0], out[:, 1:]
+    return out, None
+
+
+def call_d(D: Callable[..., Tensor], x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """``D(x)``, or ``D(x, y=labels)`` in a conditional run, split into (logits, class logits)."""
+    return split_logits(D(x) if labels is None else D(x, y=labels))
+
+
 def logit_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
     """Detached monitoring values: mean D(x), mean D(G(z)) and D's accuracy on each side.
     Computed on the (2, B) stack [l_real, -l_fake], so that a handful of kernels serve all four:
@@ -86,15 +104,21 @@ class GANLoss:
         flip_prob: float = 0.0,
         r1_gamma: float = 0.0,
         r1_every: int = 16,
+        acgan_weight: float = 0.0,
     ):
         """``r1_gamma``: weight of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real data
         (Mescheder et al., "Which Training Methods for GANs do actually Converge?", ICML 2018);
         ``r1_every``: lazy regularisation, computed every n-th D update and scaled by n
-        (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020)."""
+        (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020).
+        ``acgan_weight``: weight of ACGAN's class term (Odena et al. 2017): cross-entropy of D's
+        auxiliary classifier on real and generated images in D's objective, on generated images
+        in G's; needs a D with ``aux_classifier`` and labelled data."""
         self.noise = LabelNoise(real_smoothing, fake_smoothing, flip_prob)
         if r1_gamma < 0 or r1_every < 1:
             raise ValueError(f"loss.r1_gamma must be >= 0 and loss.r1_every >= 1, got {r1_gamma}, {r1_every}")
-        self.r1_gamma, self.r1_every = r1_gamma, r1_every
+        if acgan_weight < 0:
+            raise ValueError(f"loss.acgan_weight must be >= 0, got {acgan_weight}")
+        self.r1_gamma, self.r1_every, self.acgan_weight = r1_gamma, r1_every, acgan_weight
 
     # -- objectives on logits (override) ------------------------------------------------------
     def d_objective(self, real_logits: Tensor, fake_logits: Tensor, real_t: Tensor, fake_t: Tensor) -> Tensor:
@@ -112,16 +136,26 @@ class GANLoss:
         return self.r1_gamma > 0 and step % self.r1_every == 0
 
     def d_loss(
-        self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, step: int = 0
+        self,
+        D: Callable[..., Tensor],
+        real: Tensor,
+        fake: Tensor,
+        step: int = 0,
+        labels: Tensor | None = None,
     ) -> tuple[Tensor, Stats]:
-        """``step``: the D update's index, for the lazy R1 schedule."""
+        """``step``: the D update's index, for the lazy R1 schedule; ``labels`` (B,): the classes
+        of ``real`` and of ``fake`` (conditional runs), else None."""
         do_r1 = self.r1_due(step)
         if do_r1:
             real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = D(real), D(fake)
+        (real_logits, real_cls), (fake_logits, fake_cls) = call_d(D, real, labels), call_d(D, fake, labels)
         real_t, fake_t = self.noise.targets(real_logits.shape[0], real_logits)
         loss = self.d_objective(real_logits, fake_logits, real_t, fake_t)
         stats = logit_stats(real_logits, fake_logits)
+        if self.acgan_weight > 0:
+            aux = F.cross_entropy(real_cls.float(), labels) + F.cross_entropy(fake_cls.float(), labels)
+            loss = loss + self.acgan_weight * aux
+            stats["d_class_acc"] = (real_cls.detach().argmax(dim=1) == labels).float().mean()
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)  # (B, C, H, W)
             r1 = grad.float().square().sum(dim=(1, 2, 3)).mean()
@@ -129,13 +163,18 @@ class GANLoss:
             stats["r1"] = r1.detach()
         return loss, stats
 
-    def g_loss(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+    def g_loss(
+        self, D: Callable[..., Tensor], real: Tensor, fake: Tensor, labels: Tensor | None = None
+    ) -> tuple[Tensor, Stats]:
         real_logits = None
         if self.g_needs_real:
             with torch.no_grad():  # D(x) does not depend on G: no graph needed
-                real_logits = D(real)
-        fake_logits = D(fake)
-        return self.g_objective(real_logits, fake_logits), {}
+                real_logits, _ = call_d(D, real, labels)
+        fake_logits, fake_cls = call_d(D, fake, labels)
+        loss = self.g_objective(real_logits, fake_logits)
+        if self.acgan_weight > 0:  # G wants its images classified as the class asked for
+            loss = loss + self.acgan_weight * F.cross_entropy(fake_cls.float(), labels)
+        return loss, {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.noise})"

@@ -21,8 +21,12 @@ class SiameseLoss(GANLoss):
         super().__init__(*args, **kwargs)
         if self.r1_gamma > 0:
             raise ValueError("loss=siamese does not support the R1 penalty; set loss.r1_gamma=0")
+        if self.acgan_weight > 0:
+            raise ValueError("loss=siamese has no class term; set loss.acgan_weight=0")
 
-    def d_loss(self, D, real: Tensor, fake: Tensor, step: int = 0) -> tuple[Tensor, Stats]:
+    def d_loss(
+        self, D, real: Tensor, fake: Tensor, step: int = 0, labels: Tensor | None = None
+    ) -> tuple[Tensor, Stats]:
         same = D(real, real.roll(1, 0))  # (B,) logits of "similar" for real/real pairs
         diff = D(real, fake)  # (B,) logits of "similar" for real/fake pairs
         real_t, fake_t = self.noise.targets(same.shape[0], same)
@@ -30,5 +34,5 @@ class SiameseLoss(GANLoss):
         # d_real: mean similarity of real pairs; d_fake: of real/fake pairs.
         return loss, logit_stats(same, diff)
 
-    def g_loss(self, D, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+    def g_loss(self, D, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Stats]:
         return bce(D(real, fake), 1.0), {}

@@ -8,7 +8,11 @@ sync across processes themselves (``sync_on_compute=False``): under DDP the call
 fake features to rank 0 (see ``ganlab.callbacks.FIDEvaluation``), so real statistics, held
 once on rank 0, are never summed over ranks.
 
-References: Heusel et al. 2017 (FID), Binkowski et al. 2018 (KID), Salimans et al. 2016 (IS).
+Precision and recall (Kynkaanniemi et al. 2019) use the same features: the real ones kept for
+KID (up to 10k, cached with the statistics) against the generated ones.
+
+References: Heusel et al. 2017 (FID), Binkowski et al. 2018 (KID), Salimans et al. 2016 (IS),
+Kynkaanniemi et al. 2019, "Improved Precision and Recall Metric for Assessing Generative Models".
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from ganlab.metrics.features import FIDFeatures
+from ganlab.metrics.features import FIDFeatures, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class GANMetrics:
         inception_score: bool = True,
         is_splits: int = 10,
         settings_prefix: str = "",
+        precision_recall: bool = True,
+        pr_k: int = 3,
     ) -> None:
         """``settings_prefix``: where this tool's metric settings live (``callbacks.evaluation.``
         in training, nothing for ``ganlab.evaluate``), for messages that name the key to set."""
@@ -72,6 +78,7 @@ class GANMetrics:
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.is_splits = is_splits
         self.want_is = inception_score
+        self.want_pr, self.pr_k = precision_recall, pr_k
         self.reset_fake()
         self._real_sum = self._real_cov_sum = None
         self._real_n = 0
@@ -96,6 +103,30 @@ class GANMetrics:
 
     def add_fake(self, images_uint8: Tensor) -> None:
         self.add_fake_features(*self.extract(images_uint8))
+
+    def generated_features(
+        self,
+        generate: Callable[[Tensor, Tensor | None], Tensor],
+        sample_z: Callable[..., Tensor],
+        n: int,
+        batch_size: int,
+        seed: int,
+        labels: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The one "generate -> uint8 -> features" path (training-time evaluation and
+        ``ganlab.evaluate``): ``n`` images ``generate(z, y)`` in [-1, 1] from latents
+        ``sample_z(m, generator=g)`` of a CPU generator seeded ``seed`` (the same z at every
+        evaluation), ``labels`` (n,) their classes or None; returns (features (n, D), IS logits
+        (n, K) or None), not yet added to the fake set."""
+        g = torch.Generator().manual_seed(seed)
+        feats, logits = [], []
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            y = labels[start : start + m] if labels is not None else None
+            f, lg = self.extract(to_uint8(generate(sample_z(m, generator=g), y)))
+            feats.append(f)
+            logits.append(lg)
+        return torch.cat(feats), (torch.cat(logits) if logits[0] is not None else None)
 
     @property
     def n_fake(self) -> int:
@@ -151,14 +182,19 @@ class GANMetrics:
         return stats
 
     def load_or_compute_real_for(
-        self, datamodule, n_real: int, batch_size: int, cache_dir: str | Path | None
+        self, datamodule, n_real: int, batch_size: int, cache_dir: str | Path | None, label: int | None = None
     ) -> dict[str, Any]:
         """Real statistics of ``datamodule`` (its ``fingerprint()`` and ``real_batches()``), cached
-        under ``cache_dir``. The one place that builds the cache key, so training-time evaluation
-        and ``ganlab.evaluate`` share one file per dataset, resolution, ``n_real`` and network."""
+        under ``cache_dir``; of class ``label``'s images only when given (intra-class FID). The
+        one place that builds the cache key, so training-time evaluation and ``ganlab.evaluate``
+        share one file per dataset, class, resolution, ``n_real`` and network."""
         meta = {**datamodule.fingerprint(), "n_real": n_real}
+        if label is not None:
+            meta["label"] = label
         cache = real_cache_file(cache_dir, meta, self.features.identity) if cache_dir else None
-        return self.load_or_compute_real(cache, lambda: datamodule.real_batches(batch_size), n_real, meta)
+        return self.load_or_compute_real(
+            cache, lambda: datamodule.real_batches(batch_size, label=label), n_real, meta
+        )
 
     # -- the numbers --------------------------------------------------------------------------
     def compute(self) -> dict[str, Any]:
@@ -192,6 +228,9 @@ class GANMetrics:
             "n_real": self._real_n,
             "feature_net": self.features.identity,
         }
+        if self.want_pr:
+            out["precision"], out["recall"] = precision_recall(real_kid, fake, self.pr_k, device=self.device)
+            out["pr_k"], out["pr_n_real"] = self.pr_k, int(real_kid.shape[0])
         if not self.want_is:
             out["is_skipped"] = "inception_score=false"
         elif not self.features.has_logits:
@@ -204,6 +243,30 @@ class GANMetrics:
         else:
             out["is_mean"], out["is_std"] = inception_score(torch.cat(self._fake_logits), self.is_splits)
         return out
+
+
+def precision_recall(
+    real: Tensor, fake: Tensor, k: int = 3, device: torch.device | str = "cpu", chunk: int = 2048
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of feature sets real (N, D) and
+    fake (M, D). Each sample's k-NN radius is the distance to its k-th nearest neighbour in its
+    own set (itself excluded); precision is the share of fake samples inside at least one real
+    sample's ball (quality), recall the share of real samples inside at least one fake sample's
+    ball (coverage). Euclidean distances in float32, ``chunk`` rows at a time."""
+    if min(real.shape[0], fake.shape[0]) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} real and fake samples")
+    real, fake = real.to(device, torch.float32), fake.to(device, torch.float32)
+
+    def radii(x: Tensor) -> Tensor:  # (N,) distance to the k-th neighbour, itself excluded
+        return torch.cat([torch.cdist(x[i : i + chunk], x).kthvalue(k + 1, dim=1).values
+                          for i in range(0, x.shape[0], chunk)])  # fmt: skip
+
+    def covered(points: Tensor, centres: Tensor, r: Tensor) -> float:  # share of points in some ball
+        inside = [(torch.cdist(points[i : i + chunk], centres) <= r[None, :]).any(dim=1)
+                  for i in range(0, points.shape[0], chunk)]  # fmt: skip
+        return float(torch.cat(inside).float().mean())
+
+    return covered(fake, real, radii(real)), covered(real, fake, radii(fake))
 
 
 def inception_score(logits: Tensor, splits: int = 10, seed: int = 2020) -> tuple[float, float]:

@@ -1,6 +1,14 @@
 """Pure ``nn.Module`` networks: no Lightning, no config."""
 
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
+from ganlab.models.resnet import ResNetDiscriminator, ResNetGenerator
 from ganlab.models.siamese import SiameseDiscriminator
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "SiameseDiscriminator", "dcgan_init_"]
+__all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "ResNetDiscriminator",
+    "ResNetGenerator",
+    "SiameseDiscriminator",
+    "dcgan_init_",
+]

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from ganlab.models.attention import SelfAttention
+from ganlab.models.conditional import ConditionalBatchNorm, CondSequential, batch_norm, with_aux
 
 SUPPORTED_SIZES = (32, 64, 128)
 
@@ -46,7 +47,9 @@ def apply_spectral_norm_(module: nn.Module) -> None:
     W / sigma(W), sigma estimated by one power iteration per training forward. Keeps D
     1-Lipschitz per layer, which steadies training; SAGAN also applies it to G."""
     for name, child in list(module.named_children()):
-        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(child, ConditionalBatchNorm):
+            continue  # its gain maps start at zero, where sigma(W) = 0: normalising would divide by 0
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             setattr(module, name, _sn(child))
         else:
             apply_spectral_norm_(child)
@@ -66,9 +69,12 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:  # (conditional BN: no affine)
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+    for m in module.modules():  # after the loop above, which also visited their linear maps
+        if isinstance(m, ConditionalBatchNorm):
+            m.reset_parameters()
 
 
 class DCGANGenerator(nn.Module):
@@ -78,6 +84,8 @@ class DCGANGenerator(nn.Module):
     ``first_layer="linear"`` uses Linear(nz, C*4*4) + BatchNorm1d + ReLU and a reshape, as in
     the paper's figure 1 and most TensorFlow ports. ``attention_res``: insert a SAGAN
     self-attention block after the stage that outputs this resolution (8 .. image_size/2).
+    ``num_classes`` > 0: class-conditional, every BatchNorm a ``ConditionalBatchNorm``;
+    ``forward(z, y)`` with labels y (B,).
     """
 
     def __init__(
@@ -90,29 +98,31 @@ class DCGANGenerator(nn.Module):
         first_layer: str = "conv",
         spectral_norm: bool = False,
         attention_res: int | None = None,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if first_layer not in ("conv", "linear"):
             raise ValueError(f"first_layer must be 'conv' or 'linear', got {first_layer!r}")
-        self.nz, self.image_size, self.channels = nz, image_size, channels
+        self.nz, self.image_size, self.channels, self.num_classes = nz, image_size, channels, num_classes
         stages = _num_stages(image_size)
         _check_attention(attention_res, image_size)
         pad, out_pad = _same_scale_padding(kernel_size)
         width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
+        seq = CondSequential if num_classes > 0 else nn.Sequential
 
         if first_layer == "conv":
-            self.project = nn.Sequential(
+            self.project = seq(
                 nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
-                nn.BatchNorm2d(width),
+                batch_norm(width, num_classes),
                 nn.ReLU(True),
             )
         else:
-            self.project = nn.Sequential(
+            self.project = seq(
                 nn.Flatten(),
                 nn.Linear(nz, width * 16, bias=False),
-                nn.BatchNorm1d(width * 16),
+                batch_norm(width * 16, num_classes, dims=1),
                 nn.ReLU(True),
                 nn.Unflatten(1, (width, 4, 4)),
             )
@@ -121,7 +131,7 @@ class DCGANGenerator(nn.Module):
         for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, C/2, 2s, 2s)
             layers += [
                 nn.ConvTranspose2d(width, width // 2, kernel_size, 2, pad, out_pad, bias=False),
-                nn.BatchNorm2d(width // 2),
+                batch_norm(width // 2, num_classes),
                 nn.ReLU(True),
             ]
             width //= 2
@@ -129,14 +139,16 @@ class DCGANGenerator(nn.Module):
             if res == attention_res:
                 layers.append(SelfAttention(width))
         layers += [nn.ConvTranspose2d(width, channels, kernel_size, 2, pad, out_pad, bias=False), nn.Tanh()]
-        self.body = nn.Sequential(*layers)
+        self.body = seq(*layers)
         dcgan_init_(self)
         if spectral_norm:
             apply_spectral_norm_(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() == 2:
             z = z[:, :, None, None]
+        if self.num_classes:
+            return self.body(self.project(z, y), y)
         return self.body(self.project(z))
 
 
@@ -149,6 +161,10 @@ class DCGANDiscriminator(nn.Module):
     which the Siamese discriminator reuses as its branch. ``norm="none"`` drops BatchNorm (the
     usual choice with ``spectral_norm``, as in SNGAN); ``attention_res``: a SAGAN block after
     the stage that outputs this resolution.
+    ``num_classes`` > 0: class-conditional, ``forward(x, y)``: with ``projection`` the
+    projection term <embed(y), sum-pooled features> is added to the logit (Miyato & Koyama
+    2018); with ``aux_classifier`` an ACGAN head on the flattened features returns class logits
+    too, as (B, 1 + K) (``ganlab.models.conditional``).
     """
 
     def __init__(
@@ -161,6 +177,9 @@ class DCGANDiscriminator(nn.Module):
         norm: str = "batch",
         spectral_norm: bool = False,
         attention_res: int | None = None,
+        num_classes: int = 0,
+        projection: bool = True,
+        aux_classifier: bool = False,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -193,12 +212,36 @@ class DCGANDiscriminator(nn.Module):
         self.trunk = nn.Sequential(*layers)  # -> (B, width, 4, 4)
         self.feature_dim = width * 16
         self.head = nn.Conv2d(width, 1, 4, 1, 0, bias=False)  # (B, width, 4, 4) -> (B, 1, 1, 1)
+        self.num_classes = num_classes
+        check_conditioning(num_classes, projection, aux_classifier)
+        self.embed = nn.Embedding(num_classes, width) if num_classes and projection else None
+        self.aux = nn.Linear(self.feature_dim, num_classes) if num_classes and aux_classifier else None
+        self.aux_classes = num_classes if aux_classifier else 0
         dcgan_init_(self)
+        if self.embed is not None:  # as D's other weights (DCGAN init)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
         if spectral_norm:
             apply_spectral_norm_(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x)).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.trunk(x)  # (B, width, 4, 4)
+        logits = self.head(h).flatten()
+        if not self.num_classes:
+            return logits
+        if self.embed is not None:  # projection: + <embed(y), sum over the 4x4 positions of h>
+            logits = logits + (self.embed(y) * h.sum(dim=(2, 3))).sum(dim=1)
+        return with_aux(logits, self.aux(h.flatten(1)) if self.aux is not None else None)
+
+
+def check_conditioning(num_classes: int, projection: bool, aux_classifier: bool) -> None:
+    """A conditional D must see the labels somewhere: the projection term, the ACGAN head or both."""
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+    if num_classes and not (projection or aux_classifier):
+        raise ValueError(
+            "a conditional discriminator needs model.discriminator.projection=true (projection "
+            "discriminator) or model.discriminator.aux_classifier=true (ACGAN), or both"
+        )

@@ -37,8 +37,15 @@ class SiameseDiscriminator(nn.Module):
         norm: str = "batch",
         spectral_norm: bool = False,
         attention_res: int | None = None,
+        num_classes: int = 0,
+        projection: bool = True,
+        aux_classifier: bool = False,
     ) -> None:
         super().__init__()
+        if num_classes:
+            raise ValueError(
+                "the Siamese pair discriminator has no class-conditional form: set data.conditional=false"
+            )
         branch = dict(
             image_size=image_size,
             channels=channels,

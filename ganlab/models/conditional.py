@@ -1,0 +1,92 @@
+"""Building blocks of class-conditional G and D.
+
+- ``ConditionalBatchNorm``: BatchNorm without its own affine, then a per-class scale and shift
+  (de Vries et al. 2017; Miyato & Koyama 2018), computed from a class embedding as BigGAN
+  does. Scales start at 1 and shifts at 0, so at initialisation the layer is plain BatchNorm.
+- ``ProjectionHead``: the projection discriminator's class term (Miyato & Koyama, "cGANs with
+  Projection Discriminator", ICLR 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with phi(x)
+  D's globally pooled features (B, F).
+- ACGAN's auxiliary classifier (Odena et al., "Conditional Image Synthesis with Auxiliary
+  Classifier GANs", ICML 2017): a linear head on the same features giving class logits (B, K),
+  trained by the loss's ``acgan_weight`` term.
+
+Convention: a conditional D returns (B,) adversarial logits, or (B, 1 + K) when it has an
+auxiliary classifier: column 0 the adversarial logit, columns 1..K the class logits
+(``ganlab.losses.base.split_logits``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class ConditionalBatchNorm(nn.Module):
+    """x (B, C, ...) and labels y (B,) -> BN(x) * (1 + gain(e_y)) + bias(e_y), per channel, with
+    e_y a learned class embedding (``embed_dim``) and gain, bias linear maps to the C channels,
+    as BigGAN computes its gains (Brock et al. 2019, there from one embedding shared by all
+    layers). The factorisation matters for speed: a per-class gain table changes by at most
+    about the learning rate per Adam step (~0.04 after 600 steps at 2e-4, too slow for classes
+    to show in a short run), a linear map of an embedding by up to ``embed_dim`` times that.
+    The maps start at zero, so at initialisation the layer is plain BatchNorm."""
+
+    def __init__(self, num_features: int, num_classes: int, dims: int = 2, embed_dim: int = 128) -> None:
+        super().__init__()
+        self.bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(num_features, affine=False)
+        self.embed = nn.Embedding(num_classes, embed_dim)  # N(0, 1) rows
+        self.gain = nn.Linear(embed_dim, num_features, bias=False)
+        self.bias = nn.Linear(embed_dim, num_features, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embed.weight)
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)  # (B, C, 1, 1) for images
+        e = self.embed(y)  # (B, embed_dim)
+        return self.bn(x) * (1 + self.gain(e)).view(shape) + self.bias(e).view(shape)
+
+
+class CondSequential(nn.Sequential):
+    """``nn.Sequential`` whose ``ConditionalBatchNorm`` layers (and any layer taking labels)
+    get the labels: ``forward(x, y)``."""
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        for layer in self:
+            x = layer(x, y) if isinstance(layer, (ConditionalBatchNorm, CondSequential)) else layer(x)
+        return x
+
+
+def batch_norm(num_features: int, num_classes: int = 0, dims: int = 2) -> nn.Module:
+    """Plain BatchNorm (unconditional) or its class-conditional form."""
+    if num_classes > 0:
+        return ConditionalBatchNorm(num_features, num_classes, dims)
+    return (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(num_features)
+
+
+class ProjectionHead(nn.Module):
+    """features (B, F) [and labels (B,)] -> logits (B,): linear(features) + <embed(y), features>."""
+
+    def __init__(self, num_features: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(num_features, 1)
+        self.embed = nn.Embedding(num_classes, num_features) if num_classes > 0 else None
+        if self.embed is not None:
+            nn.init.xavier_uniform_(self.embed.weight)
+
+    def forward(self, h: Tensor, y: Tensor | None = None) -> Tensor:
+        out = self.linear(h).flatten()
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs labels: D(x, y)")
+            out = out + (self.embed(y) * h).sum(dim=1)
+        return out
+
+
+def with_aux(logits: Tensor, class_logits: Tensor | None) -> Tensor:
+    """(B,) adversarial logits, or (B, 1 + K) with the auxiliary classifier's (B, K) appended."""
+    if class_logits is None:
+        return logits
+    return torch.cat([logits[:, None], class_logits.to(logits.dtype)], dim=1)
