@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganlab.train import train
-from tests.conftest import ROOT, TINY, compose_cfg, run_cli
+from tests.conftest import CONF, ROOT, TINY, compose_cfg, run_cli
 
 
 def fit(overrides, tmp_path, image_dir):
@@ -20,7 +20,7 @@ def load(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-@pytest.mark.parametrize("loss", ["bce", "minimax", "rsgan", "rasgan", "hinge", "siamese"])
+@pytest.mark.parametrize("loss", sorted(p.stem for p in (CONF / "loss").glob("*.yaml")))
 def test_fit_each_loss(loss, tmp_path, image_dir):
     extra = (
         ["model=siamese", "model.discriminator.ndf=8", "model.discriminator.hidden=16"]
@@ -65,9 +65,9 @@ def test_k_d_steps_draw_fresh_reals_and_latents(tmp_path, image_dir, monkeypatch
     seen = []
     original = NonSaturatingLoss.d_loss
 
-    def recording(self, D, real, fake, step=0):
+    def recording(self, D, real, fake, step=0, labels=None):
         seen.append((real.clone(), fake.clone()))
-        return original(self, D, real, fake, step)
+        return original(self, D, real, fake, step, labels)
 
     monkeypatch.setattr(NonSaturatingLoss, "d_loss", recording)
     result, _ = fit(["model.d_steps_per_g=3", "data.batch_size=4"], tmp_path, image_dir)
