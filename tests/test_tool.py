@@ -3,6 +3,7 @@ schedules, TensorBoard, and the run report."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -49,9 +50,7 @@ def test_schedule_factors():
     with pytest.raises(UsageError, match="optimizer.schedule_g must be one of"):
         GANOptimizers.adam(schedule_g="cosine")
     with pytest.raises(UsageError, match=r"optimizer.d.lr must be a positive number, got -1"):
-        GANOptimizers(
-            GANOptimizers.adam().factories["g"], __import__("functools").partial(torch.optim.Adam, lr=-1)
-        )
+        GANOptimizers(GANOptimizers.adam().factories["g"], functools.partial(torch.optim.Adam, lr=-1))
 
 
 def test_linear_schedule_decays_to_zero_over_the_run(tmp_path, image_dir):
