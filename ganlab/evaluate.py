@@ -109,7 +109,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     only = cfg.get("class")
     labels = gen.labels(cfg.n, only) if gen is not None else None
     own_data = not cfg.get("real")
-    label = gen.class_index(only) if only is not None and own_data else None
+    if only is not None and gen is None:
+        raise UsageError(
+            f"class={only} picks a class of a conditional generator: pass fake= or ckpt= a checkpoint"
+        )
+    chosen = gen.class_index(only) if only is not None else None  # (an unconditional gen refuses)
+    label = chosen if own_data else None
     t0 = time.perf_counter()
     metrics.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir, label=label)
     t_real = time.perf_counter() - t0
@@ -124,7 +129,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),
                       "iteration": gen.iterations, "seed": cfg.seed}  # fmt: skip
         if only is not None:
-            provenance["class"] = gen.class_names[gen.class_index(only)]
+            provenance["class"] = gen.class_names[chosen]
     else:
         fake_dm = folder_data(fake_src, cfg.batch_size, dm.channels, dm.image_size)
         for batch in fake_dm.real_batches(cfg.batch_size):

@@ -122,7 +122,7 @@ class ImageFolder(Dataset):
         self.class_names: list[str] | None = None
         if labelled or classes:
             self.class_names = folder_classes(self.root, list(classes) if classes else None)
-            index = {name: i for i, name in enumerate(self.class_names)}
+            wanted = set(self.class_names)
             top = [p.relative_to(self.root).parts for p in self.files]
             loose = [p for p, parts in zip(self.files, top) if len(parts) == 1]
             if loose and labelled:
@@ -130,7 +130,7 @@ class ImageFolder(Dataset):
                     f"{len(loose)} image(s) directly in '{self.root}' (e.g. '{loose[0].name}') belong to no "
                     "class folder: move them into root/<class>/, or set data.conditional=false"
                 )
-            self.files = [p for p, parts in zip(self.files, top) if len(parts) > 1 and parts[0] in index]
+            self.files = [p for p, parts in zip(self.files, top) if len(parts) > 1 and parts[0] in wanted]
         if not self.files:
             raise DatasetError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under '{self.root}'. "

@@ -55,8 +55,13 @@ class CondSequential(nn.Sequential):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:  # type: ignore[override]
         for layer in self:
-            x = layer(x, y) if isinstance(layer, (ConditionalBatchNorm, CondSequential)) else layer(x)
+            x = apply(layer, x, y)
         return x
+
+
+def apply(layer: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+    """``layer(x, y)`` for the layers that take labels, ``layer(x)`` for the others."""
+    return layer(x, y) if isinstance(layer, (ConditionalBatchNorm, CondSequential)) else layer(x)
 
 
 def batch_norm(num_features: int, num_classes: int = 0, dims: int = 2) -> nn.Module:

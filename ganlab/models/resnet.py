@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.models.attention import SelfAttention
-from ganlab.models.conditional import ConditionalBatchNorm, ProjectionHead, batch_norm, with_aux
+from ganlab.models.conditional import ProjectionHead, apply, batch_norm, with_aux
 from ganlab.models.dcgan import apply_spectral_norm_, check_conditioning
 
 G_PLANS = {32: (4, 4, 4, 4), 64: (16, 8, 4, 2, 1), 128: (16, 16, 8, 4, 2, 1)}
@@ -69,12 +69,9 @@ class GBlock(nn.Module):
         self.conv1, self.conv2 = _conv(cin, cout, 3), _conv(cout, cout, 3)
         self.shortcut = _conv(cin, cout, 1, gain=1.0)
 
-    def _bn(self, bn: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
-        return bn(x, y) if isinstance(bn, ConditionalBatchNorm) else bn(x)
-
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        h = F.interpolate(F.relu(self._bn(self.bn1, x, y)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self._bn(self.bn2, self.conv1(h), y)))
+        h = F.interpolate(F.relu(apply(self.bn1, x, y)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(apply(self.bn2, self.conv1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
