@@ -14,13 +14,21 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
-from torchvision.utils import make_grid, save_image
+from PIL import Image
+from torchvision.utils import make_grid
 
 from ganlab.cadence import due, due_at
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix
 from ganlab.strategy import broadcast_buffers
 
 log = logging.getLogger(__name__)
+
+
+def grid_uint8(images: torch.Tensor, columns: int) -> torch.Tensor:
+    """Images (N, C, H, W) in [-1, 1] -> one grid (3, H', W') uint8 on the CPU, rounded as
+    ``torchvision.utils.save_image`` rounds: what the PNG files, W&B and TensorBoard all show."""
+    grid = make_grid(images.float().cpu(), nrow=columns, normalize=True, value_range=(-1, 1))
+    return grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
 class SampleGrid(L.Callback):
@@ -42,16 +50,19 @@ class SampleGrid(L.Callback):
             return None
         self._last = it
         images = module.generate(module.fixed_z, module.fixed_y)  # (N, C, H, W) in [-1, 1]
-        grid = make_grid(images, nrow=module.grid_columns, normalize=True, value_range=(-1, 1))
+        grid = grid_uint8(images, module.grid_columns)  # (3, H', W') uint8
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"it{it:07d}.png"
-        save_image(grid, path)
-        save_image(grid, self.dirpath / "latest.png")
+        picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+        picture.save(path)
+        picture.save(self.dirpath / "latest.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
+                # uint8 (H, W, 3): wandb.Image reads float arrays as 0-255, so a [0, 1] grid is black.
                 logger.log_image(
-                    key="samples/fixed_noise", images=[grid], step=None, caption=[f"iteration {it}"]
-                )
+                    key="samples/fixed_noise", images=[grid.permute(1, 2, 0).numpy()], step=it,
+                    caption=[f"iteration {it}"],
+                )  # fmt: skip
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples/fixed_noise", grid, global_step=it)
         return path
@@ -232,7 +243,9 @@ class FIDEvaluation(L.Callback):
 
     def _prepare(self, trainer, module) -> GANMetrics:
         if self.metrics is None:
-            features = load_feature_net(self.feature, self.weights, device=module.device)
+            features = load_feature_net(
+                self.feature, self.weights, device=module.device, key="callbacks.evaluation.feature"
+            )
             self.metrics = GANMetrics(
                 features,
                 *self.kid,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ from torch import Tensor, nn
 
 from ganlab.atomic import atomic_path
 from ganlab.module import sample_latent
+
+log = logging.getLogger(__name__)
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
@@ -116,6 +120,29 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     return ckpt
 
 
+def newest_intact_checkpoint(dirpath: str | Path) -> Path | None:
+    """The checkpoint a ``ckpt_path=last`` resume takes from ``dirpath``: ``last.ckpt`` when it
+    reads, else the newest readable ``it*.ckpt`` (a kill or a full disk can cut a file short;
+    ganlab's atomic writes make that rare, copies and other tools do not), each one skipped
+    named in a warning; None when there is none."""
+    dirpath = Path(dirpath)
+    if not dirpath.is_dir():
+        return None
+    snapshots = sorted(
+        dirpath.glob("it*.ckpt"), key=lambda p: p.name, reverse=True
+    )  # it0000042: by iteration
+    for path in [dirpath / "last.ckpt", *snapshots]:
+        if not path.is_file():
+            continue
+        try:
+            read_checkpoint(path)
+        except CheckpointError as e:
+            log.warning("skipping an unreadable checkpoint: %s", e)
+            continue
+        return path
+    return None
+
+
 def load_generator(
     path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt"
 ) -> LoadedGenerator:
@@ -147,12 +174,35 @@ def load_discriminator(path: str | Path, device: str | torch.device = "cpu", key
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Each checkpoint written through ``ganlab.atomic.atomic_path`` (a temporary file beside
     it, fsynced, then renamed over it): a crash or a full disk mid-save leaves the previous file
-    whole. Remote paths (``s3://`` ...) go through Lightning's fsspec path unchanged."""
+    whole, and a failed write stops the run with one message saying so. Remote paths
+    (``s3://`` ...) go through Lightning's fsspec path unchanged."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+            raise CheckpointWriteError(path, e) from None
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (full disk, quota, permissions); the previous one is intact."""
+
+    def __init__(self, path: str | Path, error: BaseException) -> None:
+        path = Path(path)
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        reason = (
+            error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+        )
+        super().__init__(
+            f"could not write the checkpoint '{path}' ({reason}; {free}) (callbacks.checkpoint.dirpath): "
+            "free disk space or point it at another disk, then resume with ckpt_path=last; the previous "
+            "checkpoint is intact"
+        )

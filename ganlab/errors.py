@@ -1,4 +1,5 @@
-"""Errors a user can fix, reported as one short message by the command-line tools."""
+"""Errors a user can fix, reported as one short message by the command-line tools:
+``ganlab: <what is wrong> (<the setting>): <the fix>``."""
 
 from __future__ import annotations
 
@@ -13,18 +14,40 @@ class UsageError(ValueError):
     """A setting or argument has a value that cannot work; the message names it and the fix."""
 
 
+def bad_setting(what: str, key: str, value: Any, example: str) -> UsageError:
+    """``<what>, got <value> (<key>): set e.g. <example>``."""
+    return UsageError(f"{what}, got {value!r} ({key}): set e.g. {example}")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types whose message is the whole story (no traceback helps the user)."""
-    from hydra.errors import InstantiationException
-
     from ganlab.checkpoints import CheckpointError
     from ganlab.data.datasets import DatasetError
     from ganlab.guard import DivergenceError
     from ganlab.resume import ResumeConfigError
     from ganlab.rundir import RunDirError
 
-    return (UsageError, DatasetError, CheckpointError, ResumeConfigError, RunDirError, DivergenceError,
-            InstantiationException)  # fmt: skip
+    return (UsageError, DatasetError, CheckpointError, ResumeConfigError, RunDirError, DivergenceError)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one-line message for a user error, or None for a bug (which keeps its traceback).
+    Hydra's ``InstantiationException`` wraps what a constructor raised in three lines
+    ("Error in call to target ...", the error, "full_key: ..."); the constructor's own error is
+    the message, with the config node it came from."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(error, InstantiationException):
+        cause = error.__cause__
+        node = str(error).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(error) else ""
+        if isinstance(cause, user_errors()):
+            return str(cause)
+        if isinstance(cause, (ValueError, TypeError)):
+            return f"{cause} (in {node or 'the configuration'}): check the settings of {node or 'that node'}"
+        return None
+    if isinstance(error, user_errors()):
+        return str(error)
+    return None
 
 
 def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,10 +58,11 @@ def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except user_errors() as e:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as e:
+            message = user_message(e)
+            if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"ganlab: {e}", file=sys.stderr)
+            print(f"ganlab: {message}", file=sys.stderr)
             sys.exit(1)
 
     return wrapper

@@ -26,7 +26,8 @@ from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
 from ganlab.atomic import write_text
-from ganlab.errors import UsageError, report_user_errors
+from ganlab.errors import UsageError, bad_setting, report_user_errors
+from ganlab.validate import check_missing
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +42,7 @@ def require_count(cfg: DictConfig, *keys: str) -> None:
     for key in keys:
         v = cfg.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UsageError(f"{key} must be a whole number >= 1, got {v!r} (e.g. {key}=64)")
+            raise bad_setting(f"{key} must be a whole number >= 1", key, v, f"{key}=64")
 
 
 def pick_device(device: str) -> torch.device:
@@ -49,7 +50,17 @@ def pick_device(device: str) -> torch.device:
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UsageError(
+            f"unknown device {device!r} (device): use device=auto, device=cpu or device=cuda"
+        ) from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            "device=cuda but this machine has no CUDA GPU (device): use device=auto or device=cpu"
+        )
+    return chosen
 
 
 def folder_data(root: str | Path, batch_size: int, channels: int | None = None, size: int | None = None):
@@ -78,7 +89,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from ganlab.checkpoints import file_digest, load_generator
     from ganlab.metrics import GANMetrics, load_feature_net
 
-    require_count(cfg, "n", "batch_size")
+    check_missing(cfg)
+    require_count(cfg, "n", "n_real", "batch_size")
     device = pick_device(cfg.device)
     fake_src = cfg.get("fake") or cfg.get("ckpt")
     if not fake_src:
@@ -97,7 +109,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         dm = instantiate(data_cfg)
     else:
         raise UsageError("fake= is a folder: pass the real images with real=DIR")
-    features = load_feature_net(cfg.feature, cfg.weights, device=device)
+    features = load_feature_net(cfg.feature, cfg.weights, device=device, key="feature")
 
     def new_metrics(**settings) -> GANMetrics:
         kw = dict(inception_score=cfg.inception_score, precision_recall=cfg.precision_recall, pr_k=cfg.pr_k)
@@ -136,6 +148,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             metrics.add_fake(batch[: cfg.n - metrics.n_fake].to(device))
             if metrics.n_fake >= cfg.n:
                 break
+        if metrics.n_fake < cfg.n:
+            log.warning(
+                "fake=%s holds %d images, fewer than n=%d: the metrics below are on %d images (FID and KID "
+                "depend on the sample count: compare results at the same n)", fake_src, metrics.n_fake, cfg.n,
+                metrics.n_fake,
+            )  # fmt: skip
         provenance = {"fake": str(Path(fake_src).resolve())}
     if device.type == "cuda":
         torch.cuda.synchronize()

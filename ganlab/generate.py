@@ -1,10 +1,17 @@
 """Sample from a checkpoint: ``python -m ganlab.generate ckpt=... n=64 out=dir``.
 
-Each PNG carries its provenance as PNG text chunks (read them with PIL's ``Image.open(p).text``):
-``ganlab.ckpt_sha256``, ``ganlab.config_sha256`` (the run's resolved config), ``ganlab.seed``,
-``ganlab.latent_index`` (the row of the seeded latent batch: the same seed and index give the
-same z), ``ganlab.iteration``. ``interpolate=K`` adds rows of K images along the great circle
-between pairs of latents (slerp; White 2016, "Sampling Generative Networks").
+``out`` holds the samples and nothing else (``000000.png`` ..., or ``seed0000.png`` ... with
+``seeds=``), so that the folder can be evaluated as it is (``ganlab-evaluate fake=out``, or any
+FID tool); the previews go beside it: ``<out>.grid.png`` and, with ``interpolate=K``,
+``<out>.interpolation.png``: rows of K images along the great circle between pairs of latents
+(slerp; White 2016, "Sampling Generative Networks").
+
+Latents: ``n`` images from one generator seeded ``seed`` (``ganlab.latent_index``: the row of
+that batch), or ``seeds=0-35`` (stylegan2-ada's convention: a list ``1,5,7`` or ranges ``0-35``):
+one image per seed, each from its own generator seeded with it, so an image is the same whatever
+else is generated with it. Each PNG carries its provenance as PNG text chunks (read them with
+PIL's ``Image.open(p).text``): ``ganlab.ckpt_sha256``, ``ganlab.config_sha256`` (the run's
+resolved config), ``ganlab.seed``, ``ganlab.latent_index``, ``ganlab.iteration``.
 
 Conditional generators: ``class=cat`` (a name or an index) draws that class only; without it
 the classes take turns (one grid column per class). ``truncation=0.7``: the truncation trick
@@ -26,8 +33,9 @@ import hydra
 from omegaconf import DictConfig
 
 import ganlab.config  # noqa: F401
-from ganlab.errors import UsageError, report_user_errors
+from ganlab.errors import UsageError, bad_setting, report_user_errors
 from ganlab.evaluate import pick_device, require_count
+from ganlab.validate import check_missing
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -81,28 +89,66 @@ def d_scores(D, images: Tensor, labels: Tensor | None, batch_size: int) -> Tenso
     return torch.cat(out)
 
 
+def parse_seeds(spec) -> list[int]:
+    """``0-35``, ``1,5,7``, ``0-3,10`` or a list of ints -> the seeds, in order."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return [spec]
+    parts = str(spec).split(",") if isinstance(spec, str) else list(spec)  # a list, or Hydra's ListConfig
+    seeds: list[int] = []
+    for part in parts:
+        text = str(part).strip()
+        low, dash, high = text.partition("-")
+        if not (low.isdigit() and (not dash or high.isdigit())):
+            raise bad_setting("seeds must be whole numbers >= 0 or ranges a-b", "seeds", spec, "seeds=0-35")
+        seeds += list(range(int(low), int(high) + 1)) if dash else [int(low)]
+    if not seeds:
+        raise bad_setting("seeds names no seed", "seeds", spec, "seeds=0-35")
+    return seeds
+
+
+def preview_path(out: Path, name: str) -> Path:
+    """``<out>.<name>.png`` beside the samples folder (``samples`` -> ``samples.grid.png``)."""
+    out = out.resolve()
+    return out.with_name(f"{out.name}.{name}.png")
+
+
+def check_generate_settings(cfg: DictConfig) -> None:
+    check_missing(cfg)
+    require_count(cfg, "n", "batch_size")
+    if isinstance(cfg.interpolate, bool) or not isinstance(cfg.interpolate, int) or cfg.interpolate < 0:
+        raise bad_setting("the interpolation steps must be a whole number >= 0 (0: none)", "interpolate",
+                          cfg.interpolate, "interpolate=8")  # fmt: skip
+    if cfg.truncation is not None and not (isinstance(cfg.truncation, (int, float)) and cfg.truncation > 0):
+        raise bad_setting("truncation must be a positive threshold, or null", "truncation", cfg.truncation,
+                          "truncation=0.7")  # fmt: skip
+    if cfg.select not in (None, "top_d"):
+        raise bad_setting("select must be null or top_d", "select", cfg.select, "select=top_d")
+    if cfg.select and not 0 < cfg.keep <= 1:
+        raise bad_setting(
+            "keep (the share of candidates kept) must be in (0, 1]", "keep", cfg.keep, "keep=0.1"
+        )
+    if cfg.select and cfg.get("seeds") is not None:
+        raise UsageError("select=top_d draws n / keep candidates from seed=, not one image per seed (seeds): "
+                         "leave seeds= out, or select= out")  # fmt: skip
+
+
 def generate(cfg: DictConfig) -> Path:
     import torch
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
-    from torchvision.utils import make_grid, save_image
 
+    from ganlab.callbacks import grid_uint8
     from ganlab.checkpoints import config_hash, file_digest, load_discriminator, load_generator
     from ganlab.metrics import to_uint8
+    from ganlab.rundir import check_writable
 
-    require_count(cfg, "n", "batch_size")
-    if cfg.truncation is not None and not cfg.truncation > 0:
-        raise UsageError(
-            f"truncation must be a positive threshold (e.g. 0.7) or null, got {cfg.truncation!r}"
-        )
-    if cfg.select not in (None, "top_d"):
-        raise UsageError(f"select must be null or top_d, got {cfg.select!r}")
-    if cfg.select and not 0 < cfg.keep <= 1:
-        raise UsageError(f"keep must be in (0, 1] (the share of candidates kept), got {cfg.keep!r}")
+    check_generate_settings(cfg)
+    seeds = parse_seeds(cfg.seeds) if cfg.get("seeds") is not None else None
+    n = len(seeds) if seeds else cfg.n
     device = pick_device(cfg.device)
     gen = load_generator(cfg.ckpt, device)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable({"out": out})
     provenance = {
         "ganlab.ckpt": str(Path(cfg.ckpt).resolve()),
         "ganlab.ckpt_sha256": file_digest(cfg.ckpt),
@@ -113,9 +159,14 @@ def generate(cfg: DictConfig) -> Path:
     if cfg.truncation is not None:
         provenance["ganlab.truncation"] = str(cfg.truncation)
     # With select=top_d, n / keep candidates, of which D's favourite n are kept.
-    m = math.ceil(cfg.n / cfg.keep) if cfg.select else cfg.n
-    g = torch.Generator().manual_seed(cfg.seed)
-    z = truncated_latent(gen.sample_z, m, cfg.truncation, g)  # (m, nz)
+    m = math.ceil(n / cfg.keep) if cfg.select else n
+    if seeds:  # one generator per seed: an image depends on its seed only
+        z = torch.cat([truncated_latent(gen.sample_z, 1, cfg.truncation, torch.Generator().manual_seed(s))
+                       for s in seeds])  # fmt: skip
+    else:
+        z = truncated_latent(
+            gen.sample_z, m, cfg.truncation, torch.Generator().manual_seed(cfg.seed)
+        )  # (m, nz)
     labels = gen.labels(m, cfg.get("class"))  # (m,): the class asked for, or every class in turn
     images = torch.cat([
         gen(z[i : i + cfg.batch_size], None if labels is None else labels[i : i + cfg.batch_size]).cpu()
@@ -125,37 +176,43 @@ def generate(cfg: DictConfig) -> Path:
     scores = None
     if cfg.select:
         scores = d_scores(load_discriminator(cfg.ckpt, device), images, labels, cfg.batch_size)
-        index = scores.argsort(descending=True)[: cfg.n]  # D's most "real" first
+        index = scores.argsort(descending=True)[:n]  # D's most "real" first
         images, scores = images[index], scores[index]
         labels = labels[index] if labels is not None else None
     pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (n, H, W, C)
+    out.mkdir(parents=True, exist_ok=True)
     for i, px in enumerate(pixels):
         info = PngInfo()
-        extra = {"ganlab.latent_index": str(int(index[i]))}  # the seeded batch's row: same seed, same z
+        if seeds:
+            extra = {"ganlab.seed": str(seeds[i]), "ganlab.latent_index": "0"}  # z = the seed's first draw
+        else:
+            extra = {"ganlab.latent_index": str(int(index[i]))}  # the seeded batch's row: same seed, same z
         if labels is not None:
             extra["ganlab.class"] = gen.class_names[int(labels[i])]
         if scores is not None:
             extra["ganlab.d_score"] = f"{float(scores[i]):.6g}"  # D's logit: > 0 leans "real"
         for k, v in {**provenance, **extra}.items():
             info.add_text(k, v)
-        Image.fromarray(px[..., 0] if px.shape[-1] == 1 else px).save(out / f"{i:06d}.png", pnginfo=info)
+        name = f"seed{seeds[i]:04d}.png" if seeds else f"{i:06d}.png"
+        Image.fromarray(px[..., 0] if px.shape[-1] == 1 else px).save(out / name, pnginfo=info)
     columns = gen.num_classes if labels is not None and cfg.get("class") is None and not cfg.select else None
-    nrow = cfg.nrow or columns or max(1, int(math.sqrt(cfg.n)))  # conditional: one column per class
-    save_image(make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)), out / "grid.png")
+    nrow = cfg.nrow or columns or max(1, int(math.sqrt(n)))  # conditional: one column per class
+    written = [preview_path(out, "grid")]
+    Image.fromarray(grid_uint8(images, nrow).permute(1, 2, 0).numpy()).save(written[0])
     if cfg.interpolate > 0:
         z = z[index]
-        rows = min(cfg.interpolate_rows, cfg.n // 2) or 1
-        a, b = z[:rows], z[rows : 2 * rows] if cfg.n >= 2 * rows else z.roll(1, 0)[:rows]
+        rows = min(cfg.interpolate_rows, n // 2) or 1
+        a, b = z[:rows], z[rows : 2 * rows] if n >= 2 * rows else z.roll(1, 0)[:rows]
         path = slerp(a, b, torch.linspace(0, 1, cfg.interpolate)).reshape(-1, z.shape[1])
         y = (
             None if labels is None else labels[:rows].repeat_interleave(cfg.interpolate)
         )  # each row: a's class
         frames = gen(path, y).cpu()
-        grid = make_grid(frames, nrow=cfg.interpolate, normalize=True, value_range=(-1, 1))
-        save_image(grid, out / "interpolation.png")
+        written.append(preview_path(out, "interpolation"))
+        Image.fromarray(grid_uint8(frames, cfg.interpolate).permute(1, 2, 0).numpy()).save(written[-1])
     log.info(
-        "wrote %d images%s, grid.png%s to %s", cfg.n, f" (D's top {cfg.n} of {m})" if cfg.select else "",
-        " and interpolation.png" if cfg.interpolate else "", out,
+        "wrote %d images%s to %s; previews: %s", n, f" (D's top {n} of {m})" if cfg.select else "", out,
+        ", ".join(str(p) for p in written),
     )  # fmt: skip
     return out
 

@@ -123,10 +123,10 @@ class DivergenceGuard(L.Callback):
         module.load_state_dict(ckpt["state_dict"])
         for opt, state in zip(trainer.optimizers, ckpt["optimizer_states"]):
             opt.load_state_dict(state)
-        for opt in trainer.optimizers:
-            for group in opt.param_groups:
-                group["lr"] *= self.rollback_lr_factor
         module.optim.scale(self.rollback_lr_factor)  # the base rates, which the schedules multiply
+        module.apply_optimizer_settings()  # every param group at the lowered rates
+        module.schedule_lr(module.images_last_iteration)
+        lr_g, lr_d = (float(opt.param_groups[0]["lr"]) for opt in trainer.optimizers)
         module.states_replaced()
         module.stats.reset_health()
         self.rollbacks += 1
@@ -134,8 +134,8 @@ class DivergenceGuard(L.Callback):
             "iteration": module.iterations,
             "checkpoint": str(path),
             "checkpoint_iteration": ckpt["ganlab"]["counters"]["iterations"],
-            "lr_g": module.optim.lr["g"],
-            "lr_d": module.optim.lr["d"],
+            "lr_g": lr_g,  # what the optimizers now use
+            "lr_d": lr_d,
             "rollbacks": self.rollbacks,
         }
         log.warning(

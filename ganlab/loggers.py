@@ -1,14 +1,32 @@
-"""Loggers that continue across resumes: CSV appends, W&B continues the same run."""
+"""Loggers that continue across resumes: CSV appends, W&B continues the same run, and every
+logged iteration reaches W&B exactly once across kills and resumes.
+
+W&B and kill -9: the W&B service buffers its run file (``run-<id>.wandb``) and writes it out
+every ``x_transaction_log_flush_interval`` seconds (15 by default in wandb 0.31) or per 32 KiB
+block, so a killed process loses the rows it logged last, checkpointed or not; and rows it logged
+after its last checkpoint are logged again by the resumed run. So a resumed run first reads what
+the earlier files of its W&B run hold (``wandb_history``), logs only the (iteration, metric)
+pairs they lack, and restores the checkpointed iterations they lost from ``csv/metrics.csv``,
+which is written through at every log (``backfill_wandb``). The result: each logged iteration
+once in the union of the run's W&B files (what ``wandb sync`` uploads), the first record kept.
+"""
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import struct
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
+
+log = logging.getLogger(__name__)
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -66,6 +84,104 @@ def wandb_has_key() -> bool:
         return False
 
 
+def wandb_history(save_dir: str | Path, run_id: str) -> dict[int, set[str]]:
+    """The metrics each earlier file of W&B run ``run_id`` under ``save_dir`` recorded, by
+    ``trainer/global_step`` (the GAN iteration ganlab logs at): {iteration: {metric, ...}}.
+
+    wandb 0.31 ships no reader for its run files, so this reads the format itself: LevelDB's log
+    format (32 KiB blocks of records with a CRC-32 over type and data, records split across
+    blocks as FIRST/MIDDLE/LAST) after a 7-byte ``:W&B`` header, each record a protobuf
+    ``wandb_internal_pb2.Record``. A file cut short by a kill ends at its last whole record."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    recorded: dict[int, set[str]] = {}
+    for path in sorted(Path(save_dir, "wandb").glob(f"*-{run_id}/run-{run_id}.wandb")):
+        for raw in _log_records(path.read_bytes()):
+            record = pb.Record()
+            try:
+                record.ParseFromString(raw)
+            except Exception:  # noqa: BLE001  (a damaged record: what follows is unreadable too)
+                break
+            if record.WhichOneof("record_type") != "history":
+                continue
+            items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
+            step = items.get("trainer/global_step")
+            if step is None:
+                continue
+            keys = {k for k in items if not k.startswith("_") and k != "trainer/global_step"}
+            recorded.setdefault(int(float(step)), set()).update(keys)
+    return recorded
+
+
+def _log_records(data: bytes, block: int = 32768) -> list[bytes]:
+    """The whole records of a LevelDB-format log (after W&B's 7-byte header), up to the first
+    truncated or corrupt one."""
+    if data[:4] != b":W&B":
+        return []
+    out, pending, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 and length == 0:  # zero padding to the end of the block
+            pos += left
+            continue
+        chunk = data[pos + 7 : pos + 7 + length]
+        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != crc:
+            break
+        pos += 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk  # FULL/FIRST start a record
+        if kind in (1, 4):  # FULL/LAST end one
+            out.append(pending)
+            pending = b""
+    return out
+
+
+class GANWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` that leaves out what the run's earlier files already hold
+    (``recorded``, from ``wandb_history``): each (iteration, metric) is logged once."""
+
+    def __init__(self, *args: Any, recorded: dict[int, set[str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recorded = recorded or {}
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        done = self.recorded.get(int(step)) if step is not None else None
+        if done:
+            metrics = {k: v for k, v in metrics.items() if k not in done}
+            if not metrics:
+                return
+        super().log_metrics(metrics, step)
+
+
+def backfill_wandb(loggers: list[Logger], until: int) -> int:
+    """After a resume to iteration ``until``: log to W&B the CSV rows up to ``until`` that the W&B
+    run's earlier files lack (a kill lost them before they were written); returns how many rows."""
+    wb = next((lg for lg in loggers if isinstance(lg, GANWandbLogger)), None)
+    table = next((lg for lg in loggers if isinstance(lg, ResumableCSVLogger)), None)
+    if wb is None or table is None or not os.path.isfile(table.experiment.metrics_file_path):
+        return 0
+    with open(table.experiment.metrics_file_path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("step") not in (None, "")]
+    restored = 0
+    for row in rows:
+        step = int(float(row["step"]))
+        done = wb.recorded.setdefault(step, set())
+        missing = {
+            k: float(v) for k, v in row.items() if k != "step" and v not in (None, "") and k not in done
+        }
+        if step <= until and missing:
+            wb.log_metrics(missing, step)
+            done.update(missing)
+            restored += 1
+    if restored:
+        log.info("W&B: %d logged iteration(s) lost by the killed run restored from csv/metrics.csv", restored)
+    return restored
+
+
 def wandb_logger(
     mode: str = "auto", save_dir: str = ".", resume_from: str | None = None, **kwargs: Any
 ) -> WandbLogger:
@@ -80,6 +196,7 @@ def wandb_logger(
         run_id = read_checkpoint(resume_from)["ganlab"].get("wandb_id")
         if run_id:
             kwargs.update(id=run_id, resume="allow")
+    recorded = wandb_history(save_dir, kwargs["id"]) if kwargs.get("id") else {}
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_has_key() else "offline")
         # wandb itself sets WANDB_MODE to its legacy names once a run starts (multirun jobs).
@@ -87,4 +204,6 @@ def wandb_logger(
     if mode not in ("online", "offline", "disabled"):
         raise ValueError(f"logger.wandb.mode must be auto, online, offline or disabled, got {mode!r}")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(save_dir=save_dir, offline=mode == "offline", mode=mode, **kwargs)
+    return GANWandbLogger(
+        save_dir=save_dir, offline=mode == "offline", mode=mode, recorded=recorded, **kwargs
+    )

@@ -479,6 +479,7 @@ class GANModule(L.LightningModule):
             "counters": {c: getattr(self, c) for c in COUNTERS},
             "rng": all_rank_states(),  # every rank's stream, indexed by global rank
             "config": self.run_config,
+            "optim": self.optim.state_dict(),
             # The W&B run to continue on resume (ganlab.loggers.wandb_logger reads it back).
             "wandb_id": next((lg.version for lg in self.loggers if isinstance(lg, WandbLogger)), None),
         }
@@ -490,6 +491,7 @@ class GANModule(L.LightningModule):
         for c, v in state["counters"].items():
             setattr(self, c, v)
         self._pending_rng = state["rng"]
+        self.optim.load_state_dict(state.get("optim", {}))
 
 
 def generator_call(G: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:

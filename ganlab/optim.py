@@ -56,6 +56,7 @@ class GANOptimizers:
             raise UsageError(f"optimizer.decay_start must be in [0, 1), got {decay_start!r}")
         self.decay_start = decay_start
         self.scheduled = any(s != "constant" for s in self.schedules.values())
+        self.lr_scale = 1.0  # product of the divergence guard's rollback factors, checkpointed
 
     @classmethod
     def adam(cls, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), **kwargs) -> GANOptimizers:
@@ -85,5 +86,14 @@ class GANOptimizers:
 
     def scale(self, factor: float) -> None:
         """Multiply both base learning rates (the divergence guard's rollback)."""
+        self.lr_scale *= factor
         for name in NETWORKS:
             self.lr[name] *= factor
+
+    def state_dict(self) -> dict[str, float]:
+        """What a checkpoint keeps: the rollbacks' scale, so that a resumed run continues at the
+        rates it rolled back to (the configured rates times the scale), not the diverging ones."""
+        return {"lr_scale": self.lr_scale}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.scale(float(state.get("lr_scale", 1.0)) / self.lr_scale)

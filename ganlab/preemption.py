@@ -1,42 +1,55 @@
-"""Preemption: SIGTERM or SIGUSR1 (Colab, SLURM, spot instances) -> a checkpoint at the next
-iteration boundary, then a clean exit; on SLURM, the job is requeued and resumes from it.
+"""Preemption: SIGTERM, SIGUSR1 or SIGUSR2 (Colab, SLURM, spot instances, Hydra's submitit
+launcher) -> a checkpoint at the next iteration boundary, then a clean exit; on SLURM, the job is
+requeued and resumes from it.
 
 The signal handler only sets a flag: the checkpoint is written between two iterations, where it
 is as exact as the periodic ones (a resume continues bit-identically). A single process looks at
 the flag after every iteration; under DDP the ranks agree on it every ``sync_every`` iterations
-(one small all-reduce then), since a signal may reach only some of them.
+(one small all-reduce then), since a signal may reach only some of them. Data-loader workers
+ignore these signals (``ganlab.data.loader.ignore_stop_signals``): a signal sent to the whole
+process group, as SLURM, ``timeout`` and Ctrl-C send it, reaches them too.
 
-SLURM: submit with ``#SBATCH --signal=SIGUSR1@90`` (the signal 90 s before the time limit) and
-run ``srun python -m ganlab.train ... hydra.run.dir=outputs/run_$SLURM_JOB_ID ckpt_path=last``:
-after the checkpoint rank 0 calls ``scontrol requeue $SLURM_JOB_ID`` (as Lightning's
-``SLURMEnvironment(auto_requeue=True)`` does), and the requeued job, with the same job id and so
-the same run directory, resumes from ``last.ckpt``. This replaces Lightning's own SIGUSR1
-handler for the run, which would save in the middle of an iteration.
+Requeue, once the run has stopped and its loggers are closed (``after_run``, called by
+``ganlab.train``; a requeue that stops the job while W&B is still closing fails it):
+- under Hydra's submitit launcher (``hydra/launcher=slurm``), submitit's own handler of the signal
+  (SIGUSR2, ``--signal=USR2@signal_delay_s``), which the run replaced while it trained, is called:
+  it requeues the job through submitit, which reruns the same job, resuming from ``last.ckpt``;
+- under a plain ``sbatch --signal=SIGUSR1@90`` (or USR2) script, rank 0 runs
+  ``scontrol requeue $SLURM_JOB_ID`` (as Lightning's ``SLURMEnvironment(auto_requeue=True)``
+  does); the requeued job has the same job id, so the same run directory and run lock.
+SIGTERM (``scancel``, the time limit itself) checkpoints and stops without a requeue. A requeued
+job (``SLURM_RESTART_COUNT`` > 0) resumes from its run directory's ``last.ckpt`` by itself
+(``ganlab.train.resolve_ckpt_path``). This replaces Lightning's own SIGUSR1 handler for the run,
+which would save in the middle of an iteration.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import subprocess
 import threading
 
 import lightning as L
 import torch
 
+from ganlab import slurm
 from ganlab.cadence import due
 from ganlab.callbacks import GANCheckpoint
 
 log = logging.getLogger(__name__)
 
+REQUEUE_SIGNALS = ("SIGUSR1", "SIGUSR2")  # sent by SLURM ahead of a time limit: requeue after the checkpoint
+
 
 class Preemption(L.Callback):
-    def __init__(self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"), sync_every: int = 10) -> None:
+    def __init__(
+        self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2"), sync_every: int = 10
+    ) -> None:
         self.signals = [getattr(signal, name) for name in signals if hasattr(signal, name)]
         self.sync_every = sync_every
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self._handed_back: dict[int, object] = {}  # the handlers restored at teardown, for after_run
 
     def _handler(self, signum, frame) -> None:
         self.received = signum
@@ -50,6 +63,7 @@ class Preemption(L.Callback):
     def teardown(self, trainer, module, stage: str) -> None:
         for s, previous in self._previous.items():
             signal.signal(s, previous)
+        self._handed_back = dict(self._previous)
         self._previous.clear()
 
     def _stop_requested(self, trainer, module) -> bool:
@@ -57,13 +71,17 @@ class Preemption(L.Callback):
             return self.received is not None
         if not due(self.sync_every, module.iterations):
             return False
-        flag = torch.tensor(float(self.received is not None), device=module.device)
-        return bool(trainer.strategy.reduce(flag, reduce_op="sum") > 0)
+        # Every rank learns which signal stopped the run, also where it did not arrive (rank 0 requeues).
+        flag = torch.tensor(float(self.received or 0), device=module.device)
+        received = int(trainer.strategy.reduce(flag, reduce_op="max"))
+        if received:
+            self.received = received
+        return received > 0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not self._stop_requested(trainer, module):
             return
-        name = signal.Signals(self.received).name if self.received else "a signal on another rank"
+        name = signal.Signals(self.received).name
         saved = None
         for cb in trainer.checkpoint_callbacks:
             if isinstance(cb, GANCheckpoint):
@@ -74,12 +92,15 @@ class Preemption(L.Callback):
             "received %s: checkpoint at GAN iteration %d written to %s; stopping. Resume with ckpt_path=%s",
             name, module.iterations, saved, saved,
         )  # fmt: skip
-        if self.received == getattr(signal, "SIGUSR1", None) and "SLURM_JOB_ID" in os.environ:
-            if trainer.is_global_zero:
-                job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ["SLURM_JOB_ID"])
-                task = os.environ.get("SLURM_ARRAY_TASK_ID")
-                job = f"{job}_{task}" if task else job
-                result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-                log.warning(
-                    "requeued SLURM job %s: %s", job, result.returncode == 0 and "ok" or result.stderr
-                )
+
+    def after_run(self, is_global_zero: bool) -> None:
+        """Once training stopped for a signal and the loggers are closed: requeue the job."""
+        if self.received is None or signal.Signals(self.received).name not in REQUEUE_SIGNALS:
+            return
+        previous = self._handed_back.get(self.received)
+        if callable(previous):  # e.g. submitit's handler: it requeues through submitit and exits
+            name = signal.Signals(self.received).name
+            log.warning("handing %s to the handler installed before the run (%s)", name, previous)
+            previous(self.received, None)
+        elif slurm.job_id() and is_global_zero:
+            slurm.requeue()

@@ -1,7 +1,10 @@
 """Honest resume: the run's configuration compared with the checkpoint's before training.
 
-- Architecture and data shape (networks, ``nz``, image size, channels, batch size, k D steps):
-  cannot change in a resumed run; one error names every such key with both values.
+- Architecture and data shape (networks, ``nz``, image size, channels, batch size, k D steps,
+  the classes of a conditional run, the fixed-noise batch, whether ``G_ema`` exists): cannot
+  change in a resumed run; one error names every such key with both values. After the model is
+  built, its weights' names and shapes are compared with the checkpoint's too
+  (``check_weights``), so that no other setting can turn into a crash inside Lightning's loading.
 - Data and seed (which images, their preprocessing, the seed): refused unless
   ``train.allow_resume_changes=true``: the run would silently become a different experiment.
 - Everything else that describes training (learning rates and optimizer settings, loss options,
@@ -30,6 +33,9 @@ SHAPE = (
     "data.channels",
     "data.batch_size",
     "model.d_steps_per_g",
+    "model.num_classes",
+    "model.n_fixed",
+    "data.conditional",
 )
 DATA = (
     "seed",
@@ -45,6 +51,7 @@ DATA = (
     "data.random_crop",
     "data.hflip",
     "data.seed",
+    "model.class_names",
 )
 IGNORED = (
     "paths",
@@ -99,6 +106,8 @@ def compare(old: dict, new: dict) -> list[dict[str, Any]]:
         if a.get(key) == b.get(key) or _under(key, IGNORED):
             continue
         kind = "shape" if _under(key, SHAPE) else "data" if _under(key, DATA) else "applied"
+        if key == "model.ema_half_life_kimg" and (a.get(key) is None) != (b.get(key) is None):
+            kind = "shape"  # G_ema appears or disappears; another half-life is an applied change
         changes.append({"key": key, "checkpoint": a.get(key), "now": b.get(key), "kind": kind})
     return changes
 
@@ -122,6 +131,35 @@ def check(changes: list[dict[str, Any]], ckpt_path: str, allow_changes: bool) ->
             "Use the checkpoint's values, or set train.allow_resume_changes=true to continue on purpose."
         )
     return changes
+
+
+def check_weights(model, ckpt: dict[str, Any], changes: list[dict[str, Any]], ckpt_path: str) -> None:
+    """The built model's state (weights and buffers: names and shapes) is the checkpoint's;
+    otherwise one ``ResumeConfigError`` naming what differs and the settings that changed."""
+    saved = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(built) - set(saved))
+    extra = sorted(set(saved) - set(built))
+    reshaped = sorted(k for k in set(built) & set(saved) if built[k] != saved[k])
+    if not (missing or extra or reshaped):
+        return
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"this run has {some(missing)}, the checkpoint not")
+    if extra:
+        parts.append(f"the checkpoint has {some(extra)}, this run not")
+    if reshaped:
+        parts.append("other shapes: " + some([f"{k} {saved[k]} -> {built[k]}" for k in reshaped]))
+    changed = "; ".join(f"{c['key']}: {c['checkpoint']!r} -> {c['now']!r}" for c in changes) or "none"
+    raise ResumeConfigError(
+        f"ckpt_path={ckpt_path} does not fit the model this configuration builds ({'; '.join(parts)}; "
+        f"settings changed since the checkpoint: {changed}) (ckpt_path): resume with the checkpoint's "
+        "settings, or start a new run without ckpt_path"
+    )
 
 
 def record(changes: list[dict[str, Any]], ckpt_path: str, run_dir: str | Path, loggers: list) -> None:

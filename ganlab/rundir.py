@@ -11,6 +11,8 @@ import re
 import socket
 from pathlib import Path
 
+from ganlab import slurm
+
 log = logging.getLogger(__name__)
 
 # What ganlab's atomic writes leave behind when killed mid-write: ".<name>.tmp<pid>".
@@ -40,16 +42,20 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """``<run dir>/run.lock`` holding the owner's PID and host, created exclusively. A second
-    process gets an error naming the owner; a lock whose process is gone (a killed run on this
-    host) is taken over. Released when this process exits."""
+    """``<run dir>/run.lock`` holding the owner's PID and host (and SLURM job and attempt),
+    created exclusively. A second process gets an error naming the owner; a lock whose process
+    is gone (a killed run on this host), or that an earlier attempt of this same SLURM job left
+    (SLURM runs one attempt of a job at a time, so after a requeue on another host the previous
+    attempt is gone, even if its host never cleaned up), is taken over. Released when this
+    process exits."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / "run.lock"
         self.held = False
 
     def acquire(self) -> RunLock:
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "slurm_job": slurm.job_id(),
+              "slurm_attempt": slurm.restart_count()}  # fmt: skip
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
@@ -60,13 +66,23 @@ class RunLock:
                 except (OSError, ValueError):
                     owner = {}
                 pid, host = owner.get("pid"), owner.get("host")
-                if isinstance(pid, int) and (host != me["host"] or _alive(pid)):
+                earlier_attempt = (
+                    bool(me["slurm_job"])
+                    and owner.get("slurm_job") == me["slurm_job"]
+                    and (owner.get("slurm_attempt", 0) < me["slurm_attempt"])
+                )
+                if isinstance(pid, int) and not earlier_attempt and (host != me["host"] or _alive(pid)):
                     raise RunDirError(
                         f"run directory '{self.path.parent}' is in use by process {pid} on {host} "
-                        f"(lock file {self.path}). Wait for it, or give this run its own directory "
-                        "(hydra.run.dir=...); if that process is gone, delete the lock file."
+                        "(hydra.run.dir): wait for it, or give this run its own directory "
+                        f"(hydra.run.dir=...); if that process is gone, delete the lock file {self.path}"
                     ) from None
-                log.warning("taking over a stale run lock %s (process %s is gone)", self.path, pid)
+                why = (
+                    f"was an earlier attempt of SLURM job {me['slurm_job']}" if earlier_attempt else "is gone"
+                )
+                log.warning(
+                    "taking over a stale run lock %s (process %s on %s %s)", self.path, pid, host, why
+                )
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
@@ -82,10 +98,11 @@ class RunLock:
             self.held = False
 
 
-def check_writable(*dirs: str | Path) -> None:
-    """Create each directory and write a probe file in it now, rather than fail at the first
-    checkpoint (iteration 1000) or after an evaluation's features were computed."""
-    for d in dirs:
+def check_writable(dirs: dict[str, str | Path]) -> None:
+    """Create each directory (by the setting that names it) and write a probe file in it now,
+    rather than fail at the first checkpoint (iteration 1000) or after an evaluation's features
+    were computed."""
+    for key, d in dirs.items():
         d = Path(d)
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -94,8 +111,8 @@ def check_writable(*dirs: str | Path) -> None:
             probe.unlink()
         except OSError as e:
             raise RunDirError(
-                f"cannot write to '{d}' ({e.strerror}). Choose a writable location (hydra.run.dir=..., "
-                "paths.data_dir=...) or fix its permissions."
+                f"cannot write to '{d}' ({e.strerror}) ({key}): choose a writable location, e.g. "
+                f"{key}=/path/with/space, or fix its permissions"
             ) from None
 
 

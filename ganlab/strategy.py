@@ -40,6 +40,7 @@ START_METHODS = {
     "ddp_fork": "fork",
     "ddp_notebook": "fork",
 }
+KNOWN_STRATEGIES = {*START_METHODS, "auto", "single_device"}  # what resolve_strategy accepts by name
 
 
 class CommCounter:

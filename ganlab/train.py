@@ -36,22 +36,31 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
-def build(cfg: DictConfig, extra_callbacks: list | None = None):
-    """The instantiate chain: (datamodule, model, trainer, loggers). Shared by ganlab.bench."""
+def build_data(cfg: DictConfig) -> L.LightningDataModule:
+    """The data module; for a conditional run it also sets ``model.num_classes`` and
+    ``model.class_names`` from the data's classes (cheap: no image is read), which the networks
+    are built with and which a resume compares with the checkpoint's."""
+    # k D updates per iteration each take a fresh real minibatch: the loader yields k of them.
+    datamodule: L.LightningDataModule = instantiate(
+        cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1))
+    )
+    if cfg.data.get("conditional"):
+        names = datamodule.class_names()
+        with open_dict(cfg):
+            cfg.model.num_classes, cfg.model.class_names = len(names), names
+    return datamodule
+
+
+def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None):
+    """The instantiate chain: (datamodule, model, trainer). Shared by ganlab.bench."""
     from lightning.pytorch.callbacks import ProgressBar
 
     from ganlab.guard import DivergenceGuard
     from ganlab.runlength import RunLength
     from ganlab.strategy import resolve_strategy
 
-    # k D updates per iteration each take a fresh real minibatch: the loader yields k of them.
-    datamodule: L.LightningDataModule = instantiate(
-        cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1))
-    )
-    if cfg.data.get("conditional"):  # the networks are sized from the data's classes
-        names = datamodule.class_names()
-        with open_dict(cfg):
-            cfg.model.num_classes, cfg.model.class_names = len(names), names
+    if datamodule is None:
+        datamodule = build_data(cfg)
     loss = instantiate(cfg.loss)
     optimizer = instantiate(cfg.optimizer)
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
@@ -86,66 +95,114 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None):
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """``ckpt_path=last``: this run directory's ``checkpoints/last.ckpt`` when it exists (a
-    requeued SLURM job, a restarted command), else a fresh start."""
+    """``ckpt_path=last``: this run directory's newest intact checkpoint (``last.ckpt``, or the
+    newest readable ``it*.ckpt`` when a kill or a full disk cut ``last.ckpt`` short) when there
+    is one (a requeued SLURM job, a restarted command), else a fresh start. A requeued SLURM job
+    (``SLURM_RESTART_COUNT`` > 0) resumes this way without being told."""
+    from ganlab import slurm
+
     path = cfg.get("ckpt_path")
+    if path is None and slurm.restart_count() > 0:
+        log.info("SLURM job %s, attempt %d: resuming from this run's last checkpoint", slurm.job_id(),
+                 slurm.restart_count() + 1)  # fmt: skip
+        path = "last"
     if path == "last":
-        last = Path(OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None) or
-                    Path(cfg.paths.output_dir) / "checkpoints") / "last.ckpt"  # fmt: skip
-        path = str(last) if last.is_file() else None
+        from ganlab.checkpoints import newest_intact_checkpoint
+
+        ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+        found = newest_intact_checkpoint(ckpt_dir or Path(cfg.paths.output_dir) / "checkpoints")
+        path = str(found) if found else None
         log.info(
-            "ckpt_path=last: %s", f"resuming from {path}" if path else "no last.ckpt yet, starting fresh"
+            "ckpt_path=last: %s", f"resuming from {path}" if path else "no checkpoint yet, starting fresh"
         )
     return path
 
 
 def prepare_run_dir(cfg: DictConfig) -> RunLock | None:
     """On the launching process (rank 0): lock the run directory, check that the run's output
-    and cache directories are writable, and clear what killed runs left half-written."""
+    and cache directories are writable, clear what killed runs left half-written, and only then
+    write the composed configuration to ``.hydra/`` (Hydra's own writing is turned off in
+    ``conf/hydra/default.yaml``: it happens before the task runs, so a second process refused by
+    the lock would have overwritten the live run's files)."""
     if launch_rank() != 0:
         return None
     lock = RunLock(cfg.paths.output_dir).acquire()
-    ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
-    caches = [OmegaConf.select(cfg, "data.cache_dir", default=None) if cfg.data.get("cache") else None,
-              OmegaConf.select(cfg, "callbacks.evaluation.cache_dir", default=None)]  # fmt: skip
-    dirs = [d for d in (cfg.paths.output_dir, ckpt_dir, *caches) if d]
-    check_writable(*dirs)
-    remove_stale_temps(*dirs)
+    keys = ["hydra.run.dir", "callbacks.checkpoint.dirpath", "callbacks.evaluation.cache_dir"]
+    keys += ["data.cache_dir"] if cfg.data.get("cache") else []
+    dirs = {
+        k: OmegaConf.select(cfg, "paths.output_dir" if k == "hydra.run.dir" else k, default=None)
+        for k in keys
+    }
+    dirs = {k: d for k, d in dirs.items() if d}
+    check_writable(dirs)
+    remove_stale_temps(*dirs.values())
+    write_hydra_files(cfg)
     return lock
 
 
+def write_hydra_files(cfg: DictConfig) -> None:
+    """``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` in the run directory, as
+    Hydra writes them."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ganlab.atomic import write_text
+
+    out = Path(cfg.paths.output_dir) / ".hydra"
+    write_text(out / "config.yaml", OmegaConf.to_yaml(cfg))
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        write_text(out / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra_cfg}))
+        write_text(out / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.overrides.task))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
+    from ganlab.validate import validate_train
+
+    validate_train(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     with open_dict(cfg):
         cfg.ckpt_path = ckpt_path
-    changes = None
+    datamodule = build_data(cfg)  # before the resume check: it sets the class count of a conditional run
+    changes, ckpt = None, None
     if ckpt_path:
         from ganlab.checkpoints import read_checkpoint
 
-        saved = read_checkpoint(ckpt_path)["ganlab"]["config"]
+        ckpt = read_checkpoint(ckpt_path)
         now = OmegaConf.to_container(cfg, resolve=True)
-        changes = resume.check(resume.compare(saved, now), ckpt_path, cfg.train.allow_resume_changes)
+        changes = resume.check(resume.compare(ckpt["ganlab"]["config"], now), ckpt_path,
+                               cfg.train.allow_resume_changes)  # fmt: skip
     lock = prepare_run_dir(cfg)
     if launch_rank() == 0:  # what runs, resolved, at the top of the log (as lightning-hydra-template does)
         log.info("configuration:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     try:
-        return _fit(cfg, ckpt_path, changes)
+        return _fit(cfg, datamodule, ckpt_path, ckpt, changes)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _fit(cfg: DictConfig, ckpt_path: str | None, changes: list | None) -> dict[str, Any]:
+def _fit(
+    cfg: DictConfig, datamodule, ckpt_path: str | None, ckpt: dict | None, changes: list | None
+) -> dict[str, Any]:
     import lightning as L
 
+    from ganlab.loggers import backfill_wandb
+    from ganlab.preemption import Preemption
+
     L.seed_everything(cfg.seed, workers=True)
-    datamodule, model, trainer = build(cfg)
-    if changes is not None and launch_rank() == 0:
-        resume.record(changes, ckpt_path, cfg.paths.output_dir, trainer.loggers)
+    datamodule, model, trainer = build(cfg, datamodule=datamodule)
+    if ckpt is not None:
+        resume.check_weights(model, ckpt, changes or [], ckpt_path)
+        if launch_rank() == 0:
+            resume.record(changes, ckpt_path, cfg.paths.output_dir, trainer.loggers)
+            backfill_wandb(trainer.loggers, ckpt["ganlab"]["counters"]["iterations"])
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:
         finish_wandb()
+    for cb in trainer.callbacks:  # after the loggers closed: a requeue ends this process
+        if isinstance(cb, Preemption):
+            cb.after_run(trainer.is_global_zero)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     # With ddp_spawn the counters advanced in the spawned processes; the logged ones came back.
     iterations = int(metrics.get("train/iterations", model.iterations))

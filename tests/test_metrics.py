@@ -262,13 +262,14 @@ def test_generate_cli(trained_ckpt, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "s").iterdir())
-    assert files == [f"{i:06d}.png" for i in range(6)] + ["grid.png", "interpolation.png"]
+    assert files == [f"{i:06d}.png" for i in range(6)]  # the samples only: the folder evaluates as it is
+    assert (tmp_path / "s.grid.png").is_file() and (tmp_path / "s.interpolation.png").is_file()
     img = Image.open(tmp_path / "s" / "000004.png")
     assert img.size == (32, 32)
     assert img.text["ganlab.ckpt_sha256"] == file_digest(ckpt)
     assert img.text["ganlab.latent_index"] == "4" and img.text["ganlab.seed"] == "3"
     assert len(img.text["ganlab.config_sha256"]) == 64 and img.text["ganlab.iteration"] == "5"
-    assert Image.open(tmp_path / "s" / "interpolation.png").size[0] > 5 * 32  # 5 frames per row
+    assert Image.open(tmp_path / "s.interpolation.png").size[0] > 5 * 32  # 5 frames per row
     # Same seed and index -> same image: the provenance is enough to regenerate it.
     r2 = run_tool(
         "ganlab.generate", [f"ckpt={ckpt}", "n=6", f"out={tmp_path / 't'}", "seed=3", "device=cpu"], tmp_path
@@ -276,6 +277,15 @@ def test_generate_cli(trained_ckpt, tmp_path):
     assert r2.returncode == 0
     a = np.asarray(Image.open(tmp_path / "s" / "000004.png"))
     assert np.array_equal(a, np.asarray(Image.open(tmp_path / "t" / "000004.png")))
+    # seeds= (stylegan2-ada's convention): one image per seed, the same whatever else is generated
+    for out, seeds in (("u", "2-4"), ("v", "[4]")):
+        args = [f"ckpt={ckpt}", f"seeds={seeds}", f"out={tmp_path / out}", "device=cpu"]
+        r3 = run_tool("ganlab.generate", args, tmp_path)
+        assert r3.returncode == 0, r3.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [f"seed000{i}.png" for i in (2, 3, 4)]
+    four = Image.open(tmp_path / "u" / "seed0004.png")
+    assert four.text["ganlab.seed"] == "4"
+    assert np.array_equal(np.asarray(four), np.asarray(Image.open(tmp_path / "v" / "seed0004.png")))
 
 
 def test_evaluate_cli_bad_checkpoint(tmp_path):

@@ -316,22 +316,24 @@ def test_make_train_default_dataset_two_iterations(tmp_path):
     )
 
 
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    """A save that dies half-way leaves the previous checkpoint whole and no stray file."""
-    from ganlab.checkpoints import AtomicCheckpointIO
+def test_checkpoint_write_is_atomic_and_a_full_disk_is_one_message(tmp_path):
+    """A save that fails half-way (here a real ENOSPC: the temporary file is /dev/full) leaves the
+    previous checkpoint whole and no stray file, and ends in one user error naming the file,
+    the reason and the setting to change."""
+    import os
+
+    from ganlab.checkpoints import AtomicCheckpointIO, CheckpointError
 
     io = AtomicCheckpointIO()
     target = tmp_path / "ckpts" / "last.ckpt"
     io.save_checkpoint({"v": torch.arange(1000)}, target)
-
-    def dies(obj, f):
-        f.write(b"partial bytes")
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(torch, "save", dies)
-    with pytest.raises(OSError, match="No space"):
+    (target.parent / f".last.ckpt.tmp{os.getpid()}").symlink_to("/dev/full")  # writes fail: disk full
+    with pytest.raises(CheckpointError) as err:
         io.save_checkpoint({"v": torch.zeros(1000)}, target)
-    monkeypatch.undo()
+    message = str(err.value)
+    assert f"could not write the checkpoint '{target}'" in message
+    assert "(callbacks.checkpoint.dirpath)" in message
+    assert "the previous checkpoint is intact" in message and "\n" not in message
     assert torch.equal(torch.load(target, weights_only=True)["v"], torch.arange(1000))
     assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
 

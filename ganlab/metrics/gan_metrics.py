@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from ganlab.errors import UsageError
 from ganlab.metrics.features import FIDFeatures, to_uint8
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,10 @@ class GANMetrics:
             if n >= max_n:
                 break
         if n < 2:
-            raise ValueError(f"need at least 2 real images for FID statistics, got {n}")
+            raise UsageError(
+                f"FID statistics need at least 2 real images, the real set gave {n} ({self.settings_prefix}"
+                f"n_real / the real images): point it at a set of at least 2 (thousands for a meaningful FID)"
+            )
         return {"sum": s, "cov_sum": cov, "n": n, "kid_features": torch.cat(kid)[:kid_max]}
 
     def load_or_compute_real(
@@ -201,6 +205,11 @@ class GANMetrics:
         if self._real_n < 2:
             raise RuntimeError("real statistics are not set: call load_or_compute_real() or set_real() first")
         fake = torch.cat(self._fake)
+        if fake.shape[0] < 2:
+            raise UsageError(
+                f"FID needs at least 2 generated images, got {fake.shape[0]} ({self.settings_prefix}n / "
+                "the fake images): evaluate at least 2 (thousands for a meaningful FID)"
+            )
         d = self.features.num_features
         fid = FrechetInceptionDistance(feature=_Given(d), reset_real_features=False, sync_on_compute=False)
         fid.real_features_sum = self._real_sum.clone()
