@@ -146,9 +146,9 @@ def generate(cfg: DictConfig) -> Path:
     seeds = parse_seeds(cfg.seeds) if cfg.get("seeds") is not None else None
     n = len(seeds) if seeds else cfg.n
     device = pick_device(cfg.device)
-    gen = load_generator(cfg.ckpt, device)
     out = Path(cfg.out)
     check_writable({"out": out})
+    gen = load_generator(cfg.ckpt, device)
     provenance = {
         "ganlab.ckpt": str(Path(cfg.ckpt).resolve()),
         "ganlab.ckpt_sha256": file_digest(cfg.ckpt),

@@ -104,7 +104,9 @@ def wandb_history(save_dir: str | Path, run_id: str) -> dict[int, set[str]]:
                 break
             if record.WhichOneof("record_type") != "history":
                 continue
-            items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
+            # An item is a logged key (``key``, or the first element of ``nested_key``: an image
+            # logged as ``samples/fixed_noise`` comes as its fields, ``[samples/fixed_noise, filenames]``...).
+            items = {i.key or i.nested_key[0]: i.value_json for i in record.history.item}
             step = items.get("trainer/global_step")
             if step is None:
                 continue

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from ganlab.errors import UsageError
+from ganlab.errors import UsageError, bad_setting
 
 SCHEDULES = ("constant", "linear")
 NETWORKS = ("g", "d")
@@ -46,7 +46,8 @@ class GANOptimizers:
         for name, factory in self.factories.items():
             lr = factory.keywords.get("lr") if isinstance(factory, functools.partial) else None
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-                raise UsageError(f"optimizer.{name}.lr must be a positive number, got {lr!r}")
+                what = f"{name.upper()}'s learning rate must be a positive number"
+                raise bad_setting(what, f"optimizer.{name}.lr", lr, f"optimizer.{name}.lr=2e-4")
             self.lr[name] = float(lr)
         self.schedules = {"g": schedule_g, "d": schedule_d}
         for name, schedule in self.schedules.items():

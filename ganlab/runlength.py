@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning as L
+
+log = logging.getLogger(__name__)
 
 
 class RunLength(L.Callback):
@@ -31,6 +34,14 @@ class RunLength(L.Callback):
         if self.max_kimg is not None and images_per_iteration > 0:
             totals.append(math.ceil(self.max_kimg * 1000 / images_per_iteration))
         return min(totals)
+
+    def on_train_start(self, trainer, module) -> None:
+        # A resume from a run that already reached its length trains nothing more.
+        if self.reached(module):
+            log.info(
+                "this run already reached its length at iteration %d: nothing to train", module.iterations
+            )
+            trainer.should_stop = True
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.reached(module):

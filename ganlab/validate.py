@@ -163,11 +163,11 @@ TRAIN_RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
             f"callbacks.{cb}.{c}",
             off_or_every,
             f"the {cb} cadence must be a positive number, or 0/null (off)",
-            f"callbacks.{cb}.{c}=0",
+            f"callbacks.{cb}.{c}={good}",
         )
-        for cb in ("checkpoint", "samples", "evaluation")
-        for c in CADENCES
-    ],  # fmt: skip
+        for cb, every in (("checkpoint", 1000), ("samples", 500), ("evaluation", 5000))
+        for c, good in zip(CADENCES, (every, 100, 30))
+    ],
 ]
 
 

@@ -348,6 +348,12 @@ def test_evaluate_two_folders_like_pytorch_fid(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(same.read_text())["fid"] < result["fid"] / 10  # a set against itself: about 0
     assert "real statistics from cache" in r.stdout + r.stderr
+    # a folder with fewer images than n= is evaluated on what it holds, and says so
+    r = run_tool(
+        "ganlab.evaluate", [real, f"fake={tmp_path / 'fake'}", "n=50", f"out={same}", *common], tmp_path
+    )
+    assert r.returncode == 0 and "holds 30 images, fewer than n=50" in r.stdout + r.stderr
+    assert json.loads(same.read_text())["n_fake"] == 30
 
 
 def test_evaluate_needs_something_to_evaluate(tmp_path):

@@ -18,7 +18,7 @@ import torch
 from ganlab.checkpoints import CheckpointError, read_checkpoint
 from ganlab.guard import DivergenceError
 from ganlab.resume import ResumeConfigError
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import TINY, run_cli
 from tests.test_smoke import fit, load
 
 
@@ -201,9 +201,14 @@ def test_a_second_process_in_the_same_directory_is_refused(tmp_path, image_dir):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("the live run's configuration\n")
     r = run_cli([*TINY, "data=image_folder", f"data.root={image_dir}", f"hydra.run.dir={run}"], tmp_path)
     assert r.returncode == 1 and f"in use by process {os.getpid()}" in r.stderr
     assert "Traceback" not in r.stderr
+    # the refused process wrote nothing into the live run's directory
+    assert (run / ".hydra" / "config.yaml").read_text() == "the live run's configuration\n"
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == ["config.yaml"]
 
 
 def test_unwritable_output_directory_is_found_at_start(tmp_path, image_dir):
@@ -245,21 +250,191 @@ def test_bad_checkpoint_files_are_named(tmp_path):
         assert "weights_only=False" not in str(err.value)
 
 
+def run_main(tool: str, args: list[str], cwd: Path, capsys) -> tuple[int, str]:
+    """``ganlab-<tool> args`` in this process (Hydra's main, as the console script runs it, without
+    a new interpreter per case): (exit status, stderr)."""
+    import importlib
+
+    main = importlib.import_module(f"ganlab.{tool}").main
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv, code = [f"ganlab-{tool}", *args], 0
+    os.chdir(cwd)
+    capsys.readouterr()
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    return code, capsys.readouterr().err
+
+
+BAD_TRAIN = {  # override -> the setting the one-line message must name
+    "model.nz=0": "model.nz",
+    "model.generator.ngf=0": "model.generator.ngf",
+    "optimizer.g.betas=[0.5]": "optimizer.g.betas",
+    "model.n_fixed=0": "model.n_fixed",
+    "callbacks.evaluation.n=0": "callbacks.evaluation.n",
+    "trainer.max_steps=abc": "trainer.max_steps",
+    "model.d_steps_per_g=0": "model.d_steps_per_g",
+    "data.num_workers=-1": "data.num_workers",
+    "trainer.devices=0": "trainer.devices",
+    "train.on_divergence=explode": "train.on_divergence",
+    "trainer.strategy=fsdp": "trainer.strategy",
+    "train.max_kimg=-1": "train.max_kimg",
+    "train.max_iterations=0": "train.max_iterations",
+    "train.rollback_lr_factor=0": "train.rollback_lr_factor",
+    "callbacks.checkpoint.every_n_iterations=-5": "callbacks.checkpoint.every_n_iterations",
+    "model.ema_half_life_kimg=-1": "model.ema_half_life_kimg",
+    "data=image_folder": "data.root",
+    "hydra.run.dir=/proc/ganlab/run": "hydra.run.dir",
+    "data.batch_size=0": "data.batch_size",
+    "optimizer.g.lr=abc": "optimizer.g.lr",
+}
+
+
+@pytest.mark.parametrize("override", list(BAD_TRAIN))
+def test_bad_training_settings_end_in_one_line_naming_the_key(override, tmp_path, capsys):
+    """``ganlab: <what> (<the key>): <the fix>``, exit status 1, no traceback, before anything
+    is built (none of these needs data: they are refused first)."""
+    args = ["trainer=cpu", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}", override]
+    if override.startswith("hydra.run.dir"):
+        args = ["trainer=cpu", "logger=csv", override]
+    code, err = run_main("train", args, tmp_path, capsys)
+    lines = [line for line in err.splitlines() if line.startswith("ganlab: ")]
+    assert code == 1 and len(lines) == 1 and f"({BAD_TRAIN[override]}): " in lines[0], err[-2000:]
+    assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def small_folders(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    from tests.conftest import rng_images
+
+    root = tmp_path_factory.mktemp("folders")
+    for name, n in (("real", 6), ("one_real", 1), ("one_fake", 1)):
+        (root / name).mkdir()
+        for i, a in enumerate(rng_images(n, 32, seed=len(name))):
+            Image.fromarray(a).save(root / name / f"{i}.png")
+    return root
+
+
 @pytest.mark.parametrize(
-    ("tool", "args", "message"),
+    ("tool", "args", "key"),
     [
-        ("ganlab.train", ["data.batch_size=0"], "data.batch_size must be a whole number >= 1, got 0"),
-        ("ganlab.train", ["optimizer.g.lr=abc"], "optimizer.g.lr must be a positive number, got 'abc'"),
-        ("ganlab.generate", ["n=0", "out=x"], "n must be a whole number >= 1, got 0"),
-        ("ganlab.evaluate", ["n=-3"], "n must be a whole number >= 1, got -3"),
+        ("generate", ["ckpt=x.ckpt"], "out"),
+        ("generate", ["ckpt=x.ckpt", "out=/proc/ganlab/samples"], "out"),
+        ("generate", ["ckpt=x.ckpt", "out=s", "device=cuda"], "device"),
+        ("generate", ["ckpt=x.ckpt", "out=s", "interpolate=-2"], "interpolate"),
+        ("generate", ["ckpt=x.ckpt", "out=s", "n=0"], "n"),
+        ("generate", ["ckpt=x.ckpt", "out=s", "seeds=3-x"], "seeds"),
+        ("evaluate", ["real={f}/real", "fake={f}/one_fake", "feature=tiny"], "n"),
+        ("evaluate", ["real={f}/one_real", "fake={f}/real", "feature=tiny"], "n_real"),
+        ("evaluate", ["real={f}/real", "fake={f}/real", "feature=/nope.pt"], "feature"),
+        ("evaluate", ["n=-3", "ckpt=x.ckpt"], "n"),
     ],
 )
-def test_bad_settings_end_in_one_message(tool, args, message, tmp_path):
-    ckpt = tmp_path / "x.ckpt"
-    extra = [f"ckpt={ckpt}"] if tool != "ganlab.train" else [*TINY]
-    r = subprocess.run(
-        [sys.executable, "-m", tool, *extra, *args], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"},
-    )  # fmt: skip
-    assert r.returncode == 1 and message in r.stderr, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+def test_bad_generate_and_evaluate_inputs_end_in_one_line(tool, args, key, small_folders, tmp_path, capsys):
+    if tool == "generate" and "device=cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = [a.format(f=small_folders) for a in args]  # all refused before the (missing) checkpoint is read
+    code, err = run_main(tool, [*args, f"cache_dir={tmp_path / 'cache'}"] if tool == "evaluate" else args,
+                         tmp_path, capsys)  # fmt: skip
+    lines = [line for line in err.splitlines() if line.startswith("ganlab: ")]
+    assert code == 1 and len(lines) == 1 and f"({key}" in lines[0], err[-2000:]
+    assert "Traceback" not in err
+
+
+# --- defects of the shipped path (issue 17), each named by what a user did ----------------------------
+
+
+def test_a_conditional_run_resumes_and_state_changes_are_refused_by_name(tmp_path, image_dir):
+    """A conditional run (classes set from the data) resumes; turning G_ema or the labels on or
+    off at resume is refused in one message naming the setting, not a crash in load_state_dict."""
+    first = tmp_path / "first"
+    fit(["data.conditional=true"], first, image_dir)
+    ckpt = first / "checkpoints" / "last.ckpt"
+    result, _ = fit(
+        ["data.conditional=true", f"ckpt_path={ckpt}", "trainer.max_epochs=2"], tmp_path / "r", image_dir
+    )
+    assert result["iterations"] == 10 and load(tmp_path / "r" / "checkpoints" / "last.ckpt")["ganlab"][
+        "config"
+    ]["model"]["class_names"] == ["class_0", "class_1", "class_2"]
+    refused = {
+        "model.ema_half_life_kimg=5": "model.ema_half_life_kimg: None -> 5",
+        "data.conditional=false": "data.conditional: True -> False",
+    }
+    for change, named in refused.items():
+        overrides = ["data.conditional=true", change, f"ckpt_path={ckpt}", "trainer.max_epochs=2"]
+        with pytest.raises(ResumeConfigError) as err:
+            fit(overrides, tmp_path / change.split("=")[0], image_dir)
+        assert named in str(err.value), str(err.value)
+
+
+def test_rollback_rates_are_logged_as_used_and_kept_by_a_resume(tmp_path, image_dir):
+    """After a rollback the logged rate is the rate the optimizers use, and a resume from a
+    checkpoint written after it continues at that rate, not at the configured one that diverged."""
+    fit([], tmp_path / "good", image_dir)  # 5 sound iterations
+    good = tmp_path / "good" / "checkpoints" / "last.ckpt"
+    # lr 1e30 from there diverges; the rollback to the good checkpoint scales it to 1e30 * 1e-34 = 1e-4
+    options = ["optimizer.g.lr=1e30", "train.on_divergence=rollback", "train.rollback_lr_factor=1e-34",
+               "callbacks.checkpoint.every_n_iterations=0"]  # fmt: skip
+    run = tmp_path / "run"
+    fit([*options, f"ckpt_path={good}", "trainer.max_epochs=2"], run, image_dir)
+    (event,) = [json.loads(line) for line in (run / "rollbacks.jsonl").read_text().splitlines()]
+    lr_g = load(run / "checkpoints" / "last.ckpt")["optimizer_states"][0]["param_groups"][0]["lr"]
+    assert event["lr_g"] == pytest.approx(1e-4) and lr_g == pytest.approx(1e-4)
+    with open(run / "csv" / "metrics.csv") as f:
+        logged = [float(r["train/lr_g"]) for r in csv.DictReader(f) if r.get("train/lr_g")]
+    assert logged[-1] == pytest.approx(1e-4)
+    resumed = tmp_path / "resumed"
+    last = run / "checkpoints" / "last.ckpt"
+    result, _ = fit([*options, f"ckpt_path={last}", "trainer.max_epochs=3"], resumed, image_dir)
+    assert result["iterations"] == 15 and not (resumed / "rollbacks.jsonl").exists()  # no second divergence
+    resumed_lr = load(resumed / "checkpoints" / "last.ckpt")["optimizer_states"][0]["param_groups"][0]["lr"]
+    assert resumed_lr == pytest.approx(1e-4)
+
+
+def test_ckpt_path_last_skips_a_truncated_last_ckpt(tmp_path, image_dir):
+    run = tmp_path / "run"
+    fit(["callbacks.checkpoint.every_n_iterations=2"], run, image_dir)
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut short, as a copy or another tool may leave it
+    result, _ = fit(
+        ["callbacks.checkpoint.every_n_iterations=2", "ckpt_path=last", "trainer.max_epochs=2"],
+        run,
+        image_dir,
+    )
+    assert result["iterations"] == 10  # resumed from it0000005.ckpt, the newest intact snapshot
+    assert load(last)["ganlab"]["counters"]["iterations"] == 10
+
+
+def test_a_requeued_slurm_job_takes_over_its_own_lock_from_another_host(tmp_path, monkeypatch):
+    from ganlab.rundir import RunDirError, RunLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = {"pid": 1, "host": "node-17", "slurm_job": "4242", "slurm_attempt": 0}
+    (run / "run.lock").write_text(json.dumps(stale))
+    with pytest.raises(RunDirError, match="in use by process 1 on node-17"):
+        RunLock(run).acquire()  # not a SLURM job: another host's lock stands
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    lock = RunLock(run).acquire()  # the requeued attempt of the same job
+    assert json.loads((run / "run.lock").read_text())["slurm_attempt"] == 1
+    lock.release()
+    (run / "run.lock").write_text(json.dumps(stale))
+    monkeypatch.setenv("SLURM_JOB_ID", "5555")  # another job: refused
+    with pytest.raises(RunDirError):
+        RunLock(run).acquire()
+
+
+def test_a_requeued_slurm_job_resumes_without_being_told(tmp_path, image_dir, monkeypatch):
+    run = tmp_path / "run"
+    fit([], run, image_dir)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    result, cfg = fit(["trainer.max_epochs=2"], run, image_dir)
+    assert cfg.ckpt_path == str(run / "checkpoints" / "last.ckpt") and result["iterations"] == 10

@@ -4,6 +4,7 @@ schedules, TensorBoard, and the run report."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -49,7 +50,9 @@ def test_schedule_factors():
     assert [opt.factor("d", p) for p in (0.0, 0.75, 1.0)] == [1.0, 1.0, 1.0]
     with pytest.raises(UsageError, match="optimizer.schedule_g must be one of"):
         GANOptimizers.adam(schedule_g="cosine")
-    with pytest.raises(UsageError, match=r"optimizer.d.lr must be a positive number, got -1"):
+    with pytest.raises(
+        UsageError, match=r"D's learning rate must be a positive number, got -1 \(optimizer.d.lr\)"
+    ):
         GANOptimizers(GANOptimizers.adam().factories["g"], functools.partial(torch.optim.Adam, lr=-1))
 
 
@@ -183,6 +186,12 @@ def test_wheel_installs_console_scripts_that_train_from_an_empty_folder(installe
         installed, "ganlab-generate", ["ckpt=run/checkpoints/last.ckpt", "n=4", "out=samples"], empty
     )
     assert r.returncode == 0 and len(list((empty / "samples").glob("0*.png"))) == 4, r.stderr[-2000:]
+    # generate's folder, evaluated as it is (feature=auto: offline, the shipped InceptionV3 of fid-helper)
+    r = run_script(installed, "ganlab-evaluate", [f"real={image_dir}", "fake=samples", "n=4", "n_real=8",
+                   "batch_size=4", "kid_subset_size=4", f"cache_dir={empty / 'cache'}"], empty)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((empty / "samples.eval.json").read_text())
+    assert result["n_fake"] == 4 and result["feature_net"].startswith("fid_helper") and result["fid"] > 0
 
     # Hydra's tab completion through the console script
     r = run_script(installed, "ganlab-train", ["-sc", "query=bash"], empty, COMP_LINE="ganlab-train loss=h")

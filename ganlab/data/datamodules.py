@@ -31,7 +31,7 @@ from ganlab.data.datasets import (
     select_classes,
 )
 from ganlab.data.loader import ResumableLoader, ignore_stop_signals
-from ganlab.errors import UsageError
+from ganlab.errors import bad_setting
 
 
 class GANDataModule(L.LightningDataModule):
@@ -76,7 +76,8 @@ class GANDataModule(L.LightningDataModule):
         self.labels: np.ndarray | None = None  # (N,) int64 of the training set, when conditional
         self._labels_on_device: torch.Tensor | None = None
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError(f"data.batch_size must be a whole number >= 1, got {batch_size!r}")
+            raise bad_setting("the batch size must be a whole number >= 1", "data.batch_size", batch_size,
+                              "data.batch_size=64")  # fmt: skip
         if int(batches_per_iteration) < 1:
             raise ValueError(f"batches_per_iteration must be >= 1, got {batches_per_iteration}")
         self.batches_per_iteration = int(batches_per_iteration)
