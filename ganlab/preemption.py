@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 
 import lightning as L
@@ -62,7 +63,10 @@ class Preemption(L.Callback):
 
     def teardown(self, trainer, module, stage: str) -> None:
         for s, previous in self._previous.items():
-            signal.signal(s, previous)
+            # USR1/USR2 warn of a coming time limit and kill by default: one that arrives after
+            # the run finished must not turn a finished job into a failed one (exit status 138).
+            late_warning = previous == signal.SIG_DFL and signal.Signals(s).name in REQUEUE_SIGNALS
+            signal.signal(s, signal.SIG_IGN if late_warning else previous)
         self._handed_back = dict(self._previous)
         self._previous.clear()
 
@@ -97,6 +101,11 @@ class Preemption(L.Callback):
         """Once training stopped for a signal and the loggers are closed: requeue the job."""
         if self.received is None or signal.Signals(self.received).name not in REQUEUE_SIGNALS:
             return
+        wandb = sys.modules.get("wandb")
+        if wandb is not None:
+            # The requeue stops this job's processes, W&B's service among them: shut it down first,
+            # or W&B's exit hook fails on the lost connection and the attempt exits 1.
+            wandb.teardown()
         previous = self._handed_back.get(self.received)
         if callable(previous):  # e.g. submitit's handler: it requeues through submitit and exits
             name = signal.Signals(self.received).name

@@ -53,6 +53,7 @@ def build_data(cfg: DictConfig) -> L.LightningDataModule:
 
 def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None):
     """The instantiate chain: (datamodule, model, trainer). Shared by ganlab.bench."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.pytorch.callbacks import ProgressBar
 
     from ganlab.guard import DivergenceGuard
@@ -88,7 +89,15 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
         t.get("accelerator", "auto"), t.get("devices", "auto"), t.get("num_nodes", 1),
         t.get("sync_batchnorm", False),
     )  # fmt: skip
-    trainer: L.Trainer = instantiate(t, callbacks=callbacks, logger=loggers or False, strategy=strategy)
+    plugins = [instantiate(p) for p in t.get("plugins") or []]
+    if SLURMEnvironment.detect():
+        # ganlab.preemption checkpoints at the iteration's end and requeues once the loggers are
+        # closed; Lightning's own SLURM handlers would save in the middle of an iteration and
+        # requeue while W&B is still closing.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    trainer: L.Trainer = instantiate(
+        t, callbacks=callbacks, logger=loggers or False, strategy=strategy, plugins=plugins or None
+    )
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
     return datamodule, model, trainer
