@@ -32,8 +32,8 @@ data: $(VENV)/.installed  ## fetch the embedded datasets (emoji 64 px, Fashion-M
 train: install data  ## a first run: 64 px emoji on a GPU, Fashion-MNIST 32 px on a CPU; ARGS=... to override
 	$(BIN)/python -m ganlab.train $(or $(ARGS),$(FIRST_RUN))
 
-test: install data  ## unit, config and smoke tests (CPU, ~5 minutes on 2 cores)
-	$(BIN)/python -m pytest -q
+test: install data  ## unit, config, smoke and shipped-defaults tests (CPU, 2 workers)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install data  ## throughput of the training path vs the plain PyTorch step; BENCH_ARGS=... to override
 	$(BIN)/python -m ganlab.bench $(BENCH_ARGS)

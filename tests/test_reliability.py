@@ -291,6 +291,7 @@ BAD_TRAIN = {  # override -> the setting the one-line message must name
     "hydra.run.dir=/proc/ganlab/run": "hydra.run.dir",
     "data.batch_size=0": "data.batch_size",
     "optimizer.g.lr=abc": "optimizer.g.lr",
+    "loss.r1_gamma=-1": "in loss",  # a constructor's own check, unwrapped from Hydra's three lines
 }
 
 
