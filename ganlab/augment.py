@@ -1,17 +1,64 @@
 """Transforms applied to every image D sees, real and fake alike, in both phases.
 
-The module wraps D so that ``D(x)`` becomes ``D(aug(x))``; the augmentations are differentiable,
-so G's gradient flows through them (the point of DiffAugment). All run on the batch's device.
+The training module calls D as ``D(aug(x))``; the augmentations are differentiable, so G's
+gradient flows through them (the point of DiffAugment). All run on the batch's device.
+
+Every augmentation is an ``Augment``: an ``nn.Module`` with two explicit hooks the training
+module calls, ``on_iteration(images_seen)`` before each iteration (schedules) and ``capturable``
+(whether it can be replayed inside a CUDA graph: nothing decided on the host per iteration).
+``AugmentPipeline`` applies a list of them in order.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganlab.errors import UsageError
 
-class DiffAugment(nn.Module):
+
+class Augment(nn.Module):
+    """Base of D's augmentations: ``forward(x)`` on images (B, C, H, W) in [-1, 1]."""
+
+    #: False when the augmentation decides on the host during an iteration (a CUDA graph replay
+    #: would freeze that decision).
+    capturable = True
+
+    def on_iteration(self, images_seen: int) -> None:
+        """Before each iteration: ``images_seen`` real images (all ranks) were shown to D so far."""
+
+
+class AugmentPipeline(nn.ModuleList):
+    """The augmentations of ``model.d_augment``, applied in order; empty: the identity."""
+
+    def __init__(self, augments: Iterable[nn.Module] = ()) -> None:
+        augments = list(augments)
+        for a in augments:
+            if not isinstance(a, Augment):
+                raise UsageError(
+                    f"{type(a).__name__} is not a ganlab.augment.Augment (model.d_augment): derive it from "
+                    "ganlab.augment.Augment, whose on_iteration hook the training module calls"
+                )
+        super().__init__(augments)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for aug in self:
+            x = aug(x)
+        return x
+
+    def on_iteration(self, images_seen: int) -> None:
+        for aug in self:
+            aug.on_iteration(images_seen)
+
+    @property
+    def capturable(self) -> bool:
+        return all(aug.capturable for aug in self)
+
+
+class DiffAugment(Augment):
     """Differentiable Augmentation (Zhao et al., "Differentiable Augmentation for Data-Efficient
     GAN Training", NeurIPS 2020; follows their reference DiffAugment_pytorch.py, MIT licence).
 
@@ -81,14 +128,7 @@ class DiffAugment(nn.Module):
         return x * mask.unsqueeze(1)
 
 
-class ScheduledAugment(nn.Module):
-    """An augmentation whose strength follows training progress: the training module sets
-    ``images_seen`` (real images shown to D so far, all ranks) before every iteration."""
-
-    images_seen: int = 0
-
-
-class InstanceNoise(ScheduledAugment):
+class InstanceNoise(Augment):
     """Gaussian instance noise (Sønderby et al., "Amortised MAP Inference for Image
     Super-resolution", ICLR 2017, sec. 3.2; Arjovsky & Bottou 2017): x + N(0, sigma^2), with sigma
     annealed linearly from ``sigma`` to 0 over ``anneal_kimg`` thousand images (None: constant).
@@ -97,6 +137,11 @@ class InstanceNoise(ScheduledAugment):
     def __init__(self, sigma: float = 0.1, anneal_kimg: float | None = None) -> None:
         super().__init__()
         self.sigma, self.anneal_kimg = sigma, anneal_kimg
+        self.images_seen = 0
+        self.capturable = not anneal_kimg  # the annealed sigma changes on the host
+
+    def on_iteration(self, images_seen: int) -> None:
+        self.images_seen = images_seen
 
     def current_sigma(self) -> float:
         if not self.anneal_kimg:

@@ -63,13 +63,13 @@ class Throughput(L.Callback):
         self.host_seconds += time.thread_time() - self._host0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        it = module.iterations
+        it = module.progress.iterations
         counter = trainer.strategy.comm if isinstance(trainer.strategy, GANDDPStrategy) else None
         if it == self.warmup:
             _sync(module.device)
             if module.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(module.device)
-            self.updates = {"D": module.d_updates, "G": module.g_updates}
+            self.updates = {"D": module.progress.d_updates, "G": module.progress.g_updates}
             if counter is not None:
                 counter.reset()
             if self.reference is not None:
@@ -91,8 +91,8 @@ class Throughput(L.Callback):
             self.done = True
             trainer.should_stop = True
             self.updates = {
-                "D": module.d_updates - self.updates["D"],
-                "G": module.g_updates - self.updates["G"],
+                "D": module.progress.d_updates - self.updates["D"],
+                "G": module.progress.g_updates - self.updates["G"],
             }
             if counter is not None:
                 self.comm = self._comm_report(counter, module)
@@ -202,7 +202,9 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     finally:
         finish_wandb()
     if not timer.done:
-        raise RuntimeError(f"training stopped after {model.iterations} iterations, before warmup + iters")
+        raise RuntimeError(
+            f"training stopped after {model.progress.iterations} iterations, before warmup + iters"
+        )
     device = model.device
     batch, world = cfg.data.batch_size, trainer.world_size
     result: dict[str, Any] = {

@@ -20,9 +20,8 @@ def due_kimg(every_kimg: float | None, images_seen: int, images_this_iteration: 
     return int(images_seen // step) > int((images_seen - images_this_iteration) // step)
 
 
-def due_at(module, every_n_iterations: int | None, every_kimg: float | None) -> bool:
-    """Either cadence, after the module's latest iteration (``iterations``, ``images_seen`` and
-    ``images_last_iteration`` of a ``GANModule``)."""
-    return due(every_n_iterations, module.iterations) or due_kimg(
-        every_kimg, module.images_seen, module.images_last_iteration
+def due_at(progress, every_n_iterations: int | None, every_kimg: float | None) -> bool:
+    """Either cadence, after the latest iteration of ``progress`` (a ``ganlab.runstate.Progress``)."""
+    return due(every_n_iterations, progress.iterations) or due_kimg(
+        every_kimg, progress.images_seen, progress.last_images
     )

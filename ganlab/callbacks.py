@@ -45,7 +45,7 @@ class SampleGrid(L.Callback):
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, module) -> Path | None:
-        it = module.iterations
+        it = module.progress.iterations
         if it == self._last:
             return None
         self._last = it
@@ -68,7 +68,7 @@ class SampleGrid(L.Callback):
         return path
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if due_at(module, self.every_n_iterations, self.every_kimg):
+        if due_at(module.progress, self.every_n_iterations, self.every_kimg):
             self.write(trainer, module)
 
     def on_train_epoch_end(self, trainer, module) -> None:
@@ -148,11 +148,11 @@ class GANCheckpoint(ModelCheckpoint):
     def _should_skip_saving_checkpoint(self, trainer) -> bool:
         if trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
             return True
-        return self._last_iteration_saved == getattr(trainer.lightning_module, "iterations", 0)
+        return self._last_iteration_saved == trainer.lightning_module.progress.iterations
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
-        self._last_iteration_saved = getattr(trainer.lightning_module, "iterations", 0)
+        self._last_iteration_saved = trainer.lightning_module.progress.iterations
         self._last_time = time.monotonic()
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -167,8 +167,8 @@ class GANCheckpoint(ModelCheckpoint):
         return bool(trainer.strategy.broadcast(late)) if trainer.world_size > 1 else late
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if due_at(pl_module, self.every_n_iterations, self.every_kimg) or self._time_due(
-            trainer, pl_module.iterations
+        if due_at(pl_module.progress, self.every_n_iterations, self.every_kimg) or self._time_due(
+            trainer, pl_module.progress.iterations
         ):
             self.save_now(trainer)
 
@@ -183,7 +183,7 @@ class GANCheckpoint(ModelCheckpoint):
 
     def _monitor_candidates(self, trainer):
         candidates = super()._monitor_candidates(trainer)
-        candidates["iteration"] = torch.tensor(getattr(trainer.lightning_module, "iterations", 0))
+        candidates["iteration"] = torch.tensor(trainer.lightning_module.progress.iterations)
         return candidates
 
 
@@ -269,7 +269,7 @@ class FIDEvaluation(L.Callback):
             return self._evaluate(trainer, module)
 
     def _evaluate(self, trainer, module) -> dict | None:
-        it = module.iterations
+        it = module.progress.iterations
         if it == self._last:
             return None
         self._last = it
@@ -282,7 +282,7 @@ class FIDEvaluation(L.Callback):
         labels = torch.arange(n_local) % module.num_classes if module.num_classes else None
         feats, logits = metrics.generated_features(
             module.generate,
-            module.sample_z,
+            module.prior.sample,
             n_local,
             self.batch_size,
             self.seed + trainer.global_rank,
@@ -314,7 +314,7 @@ class FIDEvaluation(L.Callback):
         for name, v in values.items():
             trainer.callback_metrics[name] = torch.tensor(v)
         for logger in trainer.loggers:  # directly: the evaluation cadence is not log_every_n_steps
-            logger.log_metrics(values, step=module.iterations)
+            logger.log_metrics(values, step=module.progress.iterations)
         log.info("iteration %d: %s", result["iteration"], {n: round(v, 4) for n, v in values.items()})
         if trainer.is_global_zero and self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ class FIDEvaluation(L.Callback):
                 trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if due_at(module, self.every_n_iterations, self.every_kimg):
+        if due_at(module.progress, self.every_n_iterations, self.every_kimg):
             self.evaluate(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -17,22 +15,11 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
 from ganlab.atomic import atomic_path
-from ganlab.module import sample_latent
+from ganlab.errors import CheckpointError, UsageError
+from ganlab.hashing import config_hash, file_digest  # noqa: F401  (provenance helpers, imported from here)
+from ganlab.latent import sample_latent
 
 log = logging.getLogger(__name__)
-
-
-def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass
@@ -56,8 +43,6 @@ class LoadedGenerator:
 
     def class_index(self, name: str | int) -> int:
         """A class by name (``cat``) or index (``3``, ``"3"``); a clear error otherwise."""
-        from ganlab.errors import UsageError
-
         if not self.class_names:
             raise UsageError(f"{self.path} is an unconditional generator: leave class= out")
         if str(name) in self.class_names:
@@ -84,10 +69,6 @@ class LoadedGenerator:
         if y is None and self.num_classes:
             raise ValueError("a conditional generator needs labels: gen(z, y)")
         return (self.G(z.to(device)) if y is None else self.G(z.to(device), y.to(device))).float()
-
-
-class CheckpointError(ValueError):
-    """A checkpoint path that cannot be used; the message names the file and what to pass."""
 
 
 HOW = "pass a checkpoint written by a ganlab run, e.g. outputs/train/runs/<date>/checkpoints/last.ckpt"

@@ -14,20 +14,33 @@ class UsageError(ValueError):
     """A setting or argument has a value that cannot work; the message names it and the fix."""
 
 
+class DatasetError(RuntimeError):
+    """A dataset is missing, empty or unreadable; the message says what to do."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that cannot be used; the message names the file and what to pass."""
+
+
+class ResumeConfigError(ValueError):
+    """The resumed run's configuration contradicts its checkpoint's."""
+
+
+class RunDirError(RuntimeError):
+    """The run directory (or a cache directory) cannot be used; the message says why and what to do."""
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged; the message names the checkpoint to resume from."""
+
+
 def bad_setting(what: str, key: str, value: Any, example: str) -> UsageError:
     """``<what>, got <value> (<key>): set e.g. <example>``."""
     return UsageError(f"{what}, got {value!r} ({key}): set e.g. {example}")
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types whose message is the whole story (no traceback helps the user)."""
-    from ganlab.checkpoints import CheckpointError
-    from ganlab.data.datasets import DatasetError
-    from ganlab.guard import DivergenceError
-    from ganlab.resume import ResumeConfigError
-    from ganlab.rundir import RunDirError
-
-    return (UsageError, DatasetError, CheckpointError, ResumeConfigError, RunDirError, DivergenceError)
+USER_ERRORS = (UsageError, DatasetError, CheckpointError, ResumeConfigError, RunDirError, DivergenceError)
+"""The exception types whose message is the whole story (no traceback helps the user)."""
 
 
 def user_message(error: BaseException) -> str | None:
@@ -40,12 +53,12 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, InstantiationException):
         cause = error.__cause__
         node = str(error).rsplit("full_key:", 1)[-1].strip() if "full_key:" in str(error) else ""
-        if isinstance(cause, user_errors()):
+        if isinstance(cause, USER_ERRORS):
             return str(cause)
         if isinstance(cause, (ValueError, TypeError)):
             return f"{cause} (in {node or 'the configuration'}): check the settings of {node or 'that node'}"
         return None
-    if isinstance(error, user_errors()):
+    if isinstance(error, USER_ERRORS):
         return str(error)
     return None
 

@@ -26,12 +26,9 @@ import torch
 from ganlab.cadence import due, due_at
 from ganlab.callbacks import GANCheckpoint
 from ganlab.checkpoints import read_checkpoint
+from ganlab.errors import DivergenceError
 
 log = logging.getLogger(__name__)
-
-
-class DivergenceError(FloatingPointError):
-    """Training diverged; the message names the checkpoint to resume from."""
 
 
 class DivergenceGuard(L.Callback):
@@ -61,12 +58,12 @@ class DivergenceGuard(L.Callback):
 
     # -- when to look ----------------------------------------------------------------------------
     def _due(self, trainer, module) -> bool:
-        it = module.iterations
+        it = module.progress.iterations
         if due(self.check_every, it) or due(trainer.log_every_n_steps, it):
             return True
         # Checkpoint callbacks run after this one (Lightning orders them last): look first.
         return any(
-            due_at(module, cb.every_n_iterations, cb.every_kimg)
+            due_at(module.progress, cb.every_n_iterations, cb.every_kimg)
             for cb in trainer.checkpoint_callbacks
             if isinstance(cb, GANCheckpoint)
         )
@@ -113,9 +110,10 @@ class DivergenceGuard(L.Callback):
             else "No checkpoint was written before it"
         )
         return (
-            f"training diverged by GAN iteration {module.iterations}{context}: a loss or statistic became "
-            f"NaN/inf or exceeded train.loss_bound={self.loss_bound:g}. {resume} and lower optimizer.g.lr / "
-            "optimizer.d.lr (or set train.on_divergence=rollback), or try trainer.precision=32-true."
+            f"training diverged by GAN iteration {module.progress.iterations}{context}: a loss or statistic "
+            f"became NaN/inf or exceeded train.loss_bound={self.loss_bound:g}. {resume} and lower "
+            "optimizer.g.lr / optimizer.d.lr (or set train.on_divergence=rollback), or try "
+            "trainer.precision=32-true."
         )
 
     def rollback(self, trainer, module, path: Path) -> None:
@@ -124,14 +122,16 @@ class DivergenceGuard(L.Callback):
         for opt, state in zip(trainer.optimizers, ckpt["optimizer_states"]):
             opt.load_state_dict(state)
         module.optim.scale(self.rollback_lr_factor)  # the base rates, which the schedules multiply
-        module.apply_optimizer_settings()  # every param group at the lowered rates
-        module.schedule_lr(module.images_last_iteration)
+        module.optim.reapply(trainer.optimizers, module.device, module.capturable)  # every param group
+        module.optim.on_iteration(
+            trainer.optimizers, trainer, module.progress.iterations, module.progress.last_images
+        )
         lr_g, lr_d = (float(opt.param_groups[0]["lr"]) for opt in trainer.optimizers)
         module.states_replaced()
         module.stats.reset_health()
         self.rollbacks += 1
         event = {
-            "iteration": module.iterations,
+            "iteration": module.progress.iterations,
             "checkpoint": str(path),
             "checkpoint_iteration": ckpt["ganlab"]["counters"]["iterations"],
             "lr_g": lr_g,  # what the optimizers now use
@@ -147,7 +147,7 @@ class DivergenceGuard(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(
                 {"train/rollbacks": self.rollbacks, "train/lr_g": event["lr_g"], "train/lr_d": event["lr_d"]},
-                step=module.iterations,
+                step=module.progress.iterations,
             )
         if trainer.is_global_zero and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganlab.rundir import RunDirError, check_writable
+from ganlab.errors import RunDirError
+from ganlab.rundir import check_writable
 
 
 class CheckRunDir(Callback):

@@ -13,11 +13,13 @@ optimization). Schedules:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 
 import torch
 
 from ganlab.errors import UsageError, bad_setting
+from ganlab.runlength import planned_iterations
 
 SCHEDULES = ("constant", "linear")
 NETWORKS = ("g", "d")
@@ -58,6 +60,7 @@ class GANOptimizers:
         self.decay_start = decay_start
         self.scheduled = any(s != "constant" for s in self.schedules.values())
         self.lr_scale = 1.0  # product of the divergence guard's rollback factors, checkpointed
+        self._planned: float | None = None  # the run's planned iterations, for the schedules
 
     @classmethod
     def adam(cls, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), **kwargs) -> GANOptimizers:
@@ -68,6 +71,38 @@ class GANOptimizers:
     def make(self, name: str, params: Iterable, **extra) -> torch.optim.Optimizer:
         """The optimizer of network ``name`` (``g`` or ``d``) at its base learning rate."""
         return self.factories[name](params, **{**extra, "lr": self.lr[name]})
+
+    def build(self, g_params: Iterable, d_params: Iterable, capturable: bool = False) -> list:
+        """[G's optimizer, D's]; ``capturable``: the step counter lives on the GPU, as a CUDA
+        graph that replays the optimizer step needs."""
+        extra = {"capturable": True} if capturable else {}
+        return [self.make("g", g_params, **extra), self.make("d", d_params, **extra)]
+
+    def reapply(self, optimizers: list, device: torch.device, capturable: bool = False) -> None:
+        """Set every hyperparameter (lr, betas, eps, ...) of ``optimizers`` from this run's
+        settings. A resumed run gets the checkpoint's optimizer state, param groups included:
+        without this a new ``optimizer.d.lr`` or ``optimizer.g.betas`` would be silently ignored."""
+        extra = {"capturable": True} if capturable else {}
+        for name, opt in zip(NETWORKS, optimizers):
+            fresh = self.make(name, [torch.zeros(1, device=device, requires_grad=True)], **extra).defaults
+            for group in opt.param_groups:
+                group.update({k: v for k, v in fresh.items() if k in group})
+
+    def on_iteration(self, optimizers: list, trainer, iterations: int, images_per_iteration: int) -> None:
+        """The learning rates of this iteration under the schedules (a function of ``iterations``
+        / the run's planned iterations); nothing to do for constant schedules."""
+        if not self.scheduled:
+            return
+        if self._planned is None:
+            total = planned_iterations(trainer, images_per_iteration)
+            if not math.isfinite(total):
+                raise UsageError(
+                    "a linear learning-rate schedule decays to 0 at the run's end, and this run has no "
+                    "end (optimizer.schedule_g/_d): set train.max_kimg, train.max_iterations or "
+                    "trainer.max_epochs"
+                )
+            self._planned = total
+        self.apply(optimizers, iterations / self._planned)
 
     def factor(self, name: str, progress: float) -> float:
         """The learning-rate multiplier of network ``name`` at ``progress`` in [0, 1]."""

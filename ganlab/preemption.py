@@ -73,7 +73,7 @@ class Preemption(L.Callback):
     def _stop_requested(self, trainer, module) -> bool:
         if trainer.world_size == 1:
             return self.received is not None
-        if not due(self.sync_every, module.iterations):
+        if not due(self.sync_every, module.progress.iterations):
             return False
         # Every rank learns which signal stopped the run, also where it did not arrive (rank 0 requeues).
         flag = torch.tensor(float(self.received or 0), device=module.device)
@@ -94,7 +94,7 @@ class Preemption(L.Callback):
         trainer.should_stop = True
         log.warning(
             "received %s: checkpoint at GAN iteration %d written to %s; stopping. Resume with ckpt_path=%s",
-            name, module.iterations, saved, saved,
+            name, module.progress.iterations, saved, saved,
         )  # fmt: skip
 
     def after_run(self, is_global_zero: bool) -> None:

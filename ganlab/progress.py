@@ -53,7 +53,7 @@ class GANProgressBar(ProgressBar):
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0 = time.monotonic()
         self._next = self._t0 + self.refresh_seconds
-        self._images0 = pl_module.images_seen
+        self._images0 = pl_module.progress.images_seen
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.monotonic()
@@ -67,9 +67,9 @@ class GANProgressBar(ProgressBar):
             self._write(self.line(trainer, pl_module, time.monotonic()), final=True)
 
     def line(self, trainer, module, now: float) -> str:
-        it, images = module.iterations, module.images_seen
+        it, images = module.progress.iterations, module.progress.images_seen
         rate = (images - self._images0) / max(now - self._t0, 1e-9)  # images/s since this run began
-        total_it = planned_iterations(trainer, module.images_last_iteration)
+        total_it = planned_iterations(trainer, module.progress.last_images)
         parts = [f"it {it}" + (f"/{int(total_it)}" if math.isfinite(total_it) else "")]
         kimg = images / 1000
         per_it = images / it if it else 0

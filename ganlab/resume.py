@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ganlab.atomic import write_text
+from ganlab.errors import ResumeConfigError
 
 SHAPE = (
     "model._target_",
@@ -79,10 +80,6 @@ IGNORED = (
     "model.compile",
     "model.cuda_graph",
 )
-
-
-class ResumeConfigError(ValueError):
-    """The resumed run's configuration contradicts its checkpoint's."""
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:

@@ -12,15 +12,12 @@ import socket
 from pathlib import Path
 
 from ganlab import slurm
+from ganlab.errors import RunDirError
 
 log = logging.getLogger(__name__)
 
 # What ganlab's atomic writes leave behind when killed mid-write: ".<name>.tmp<pid>".
 _TEMP = re.compile(r"^\..+\.tmp(\d+)$")
-
-
-class RunDirError(RuntimeError):
-    """The run directory (or a cache directory) cannot be used; the message says why and what to do."""
 
 
 def launch_rank() -> int:

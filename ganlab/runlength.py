@@ -22,8 +22,8 @@ class RunLength(L.Callback):
         self.max_kimg, self.max_iterations = max_kimg, max_iterations
 
     def reached(self, module) -> bool:
-        return (self.max_iterations is not None and module.iterations >= self.max_iterations) or (
-            self.max_kimg is not None and module.images_seen >= self.max_kimg * 1000
+        return (self.max_iterations is not None and module.progress.iterations >= self.max_iterations) or (
+            self.max_kimg is not None and module.progress.images_seen >= self.max_kimg * 1000
         )
 
     def total_iterations(self, images_per_iteration: int) -> float:
@@ -39,7 +39,8 @@ class RunLength(L.Callback):
         # A resume from a run that already reached its length trains nothing more.
         if self.reached(module):
             log.info(
-                "this run already reached its length at iteration %d: nothing to train", module.iterations
+                "this run already reached its length at iteration %d: nothing to train",
+                module.progress.iterations,
             )
             trainer.should_stop = True
 

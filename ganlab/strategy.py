@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
@@ -74,6 +74,17 @@ class CommCounter:
         return allreduce
 
 
+@runtime_checkable
+class TwoNetworks(Protocol):
+    """What ``GANDDPStrategy`` needs of the LightningModule it trains (``ganlab.module.GANModule``)."""
+
+    def ddp_networks(self) -> dict[str, nn.Module]:
+        """The networks trained with gradients, by name, each to be wrapped in its own DDP."""
+
+    def use_ddp(self, wrappers: dict[str, nn.Module]) -> None:
+        """Call the networks through these wrappers from now on (``{}``: directly)."""
+
+
 class GANDDPStrategy(DDPStrategy):
     """DDP with one ``DistributedDataParallel`` per network of a ``GANModule``.
 
@@ -91,11 +102,11 @@ class GANDDPStrategy(DDPStrategy):
         self.comm = CommCounter()
 
     def configure_ddp(self) -> None:
-        from ganlab.module import GANModule
-
         module = self.model
-        if not isinstance(module, GANModule):
-            raise TypeError(f"GANDDPStrategy trains a ganlab GANModule, got {type(module).__name__}")
+        if not isinstance(module, TwoNetworks):
+            raise TypeError(
+                f"GANDDPStrategy trains a module with ddp_networks/use_ddp, got {type(module).__name__}"
+            )
         device_ids = self.determine_ddp_device_ids()
         # DDP's own advice: build the wrappers on a side stream on CUDA (Lightning does the same).
         ctx = torch.cuda.stream(torch.cuda.Stream()) if device_ids is not None else contextlib.nullcontext()
@@ -108,9 +119,7 @@ class GANDDPStrategy(DDPStrategy):
         module.use_ddp(wrappers)
 
     def teardown(self) -> None:
-        from ganlab.module import GANModule
-
-        if isinstance(self.lightning_module, GANModule):
+        if isinstance(self.lightning_module, TwoNetworks):
             self.lightning_module.use_ddp({})
         super().teardown()
 

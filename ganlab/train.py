@@ -56,29 +56,22 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.pytorch.callbacks import ProgressBar
 
-    from ganlab.guard import DivergenceGuard
-    from ganlab.runlength import RunLength
+    from ganlab.runstate import RunState
     from ganlab.strategy import resolve_strategy
+    from ganlab.validate import check_model
 
     if datamodule is None:
         datamodule = build_data(cfg)
     loss = instantiate(cfg.loss)
     optimizer = instantiate(cfg.optimizer)
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
+    check_model(model)
+    config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
+    # The divergence guard and the run length come first in conf/callbacks (the guard looks before
+    # any callback saves); callbacks.<name>=null turns an optional one off. RunState always runs:
+    # it writes what a checkpoint keeps beside the weights.
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks += extra_callbacks or []  # (callbacks.<name>=null turns one off)
-    policy = cfg.train
-    guard = DivergenceGuard(
-        policy.on_divergence,
-        policy.loss_bound,
-        policy.check_every,
-        policy.rollback_lr_factor,
-        policy.max_rollbacks,
-        cfg.paths.output_dir,
-    )
-    callbacks.insert(0, guard)  # first: it looks before any callback saves
-    callbacks.append(RunLength(policy.get("max_kimg"), policy.get("max_iterations")))
+    callbacks += [RunState(cfg.seed, config), *(extra_callbacks or [])]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
@@ -99,7 +92,7 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
         t, callbacks=callbacks, logger=loggers or False, strategy=strategy, plugins=plugins or None
     )
     for logger in loggers:
-        logger.log_hyperparams(model.run_config)
+        logger.log_hyperparams(config)
     return datamodule, model, trainer
 
 
@@ -214,8 +207,8 @@ def _fit(
             cb.after_run(trainer.is_global_zero)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     # With ddp_spawn the counters advanced in the spawned processes; the logged ones came back.
-    iterations = int(metrics.get("train/iterations", model.iterations))
-    images = int(metrics.get("train/images_seen", model.images_seen))
+    iterations = int(metrics.get("train/iterations", model.progress.iterations))
+    images = int(metrics.get("train/images_seen", model.progress.images_seen))
     log.info("finished after %d GAN iterations (%d images): %s", iterations, images, metrics)
     return {"metrics": metrics, "iterations": iterations, "output_dir": cfg.paths.output_dir}
 

@@ -9,6 +9,7 @@ Values the constructors check themselves with a message of this form (``optimize
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from ganlab.errors import UsageError, bad_setting
+
+log = logging.getLogger(__name__)
 
 
 def _number(v: Any) -> bool:
@@ -216,3 +219,44 @@ def validate_train(cfg: DictConfig) -> None:
                 "data-parallel modules)", "trainer.strategy", strategy, "trainer.strategy=auto (GAN DDP on "
                 "several devices), trainer.strategy=ddp or trainer.strategy=ddp_spawn",
             )  # fmt: skip
+
+
+def check_model(model) -> None:
+    """The built networks, the loss and the data agree (latent size, classes, pair discriminator,
+    ACGAN head); one ``UsageError`` naming the setting otherwise. Run at build time."""
+    from ganlab.models.base import Discriminator, Generator
+
+    G, D, loss, k = model.G, model.D, model.loss, model.num_classes
+    for net, base, key in ((G, Generator, "model.generator"), (D, Discriminator, "model.discriminator")):
+        if not isinstance(net, base):
+            raise UsageError(
+                f"{type(net).__name__} does not derive from ganlab.models.{base.__name__} ({key}): derive "
+                "it, so that the training module knows its latent size and classes"
+            )
+    if G.nz != model.prior.nz:
+        what = f"G takes nz={G.nz}; the latent size must match it"
+        raise bad_setting(what, "model.nz", model.prior.nz, f"model.nz={G.nz}")
+    if loss.pairwise != D.pairwise:
+        need = "a pair discriminator (model=siamese)" if loss.pairwise else "a single-image discriminator"
+        raise UsageError(
+            f"loss {type(loss).__name__} needs {need}, got {type(D).__name__} (model): pick a matching "
+            "model= and loss="
+        )
+    if G.num_classes != k or D.num_classes != k:
+        raise UsageError(
+            f"the data has {k} classes but G is built for {G.num_classes} and D for {D.num_classes} "
+            "(data.conditional): pass model.num_classes to both networks (model=dcgan and model=resnet "
+            f"do), or set data.conditional={'false' if k == 0 else 'true'}"
+        )
+    if k and loss.pairwise:
+        raise UsageError(
+            "a pair discriminator has no class-conditional form (data.conditional): "
+            "set data.conditional=false"
+        )
+    if loss.acgan_weight > 0 and not D.aux_classes:
+        raise UsageError(
+            "the ACGAN term needs D's auxiliary classifier (loss.acgan_weight): set "
+            "model.discriminator.aux_classifier=true (and data.conditional=true), or loss.acgan_weight=0"
+        )
+    if D.aux_classes and loss.acgan_weight == 0:
+        log.warning("model.discriminator.aux_classifier=true but loss.acgan_weight=0: the classifier idles")

@@ -32,11 +32,11 @@ class RankProbe(L.Callback):
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         b = trainer.datamodule.batch_size
         with torch.random.fork_rng(devices=[]):
-            self._z = digest([module.sample_z(b)])
+            self._z = digest([module.prior.sample(b)])
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         row = {
-            "iteration": module.iterations,
+            "iteration": module.progress.iterations,
             "z": self._z,
             "G": digest(module.G.parameters()),
             "D": digest(module.D.parameters()),

@@ -15,15 +15,16 @@ import torch
 from PIL import Image
 from scipy import linalg
 
+from ganlab.assembly import gan_module
 from ganlab.checkpoints import load_generator
 from ganlab.data import CIFAR10DataModule, DatasetError, ImageFolderDataModule, MNISTDataModule
 from ganlab.data.datasets import FASHION_MNIST_CLASSES
-from ganlab.losses import HingeLoss, NonSaturatingLoss
+from ganlab.losses import BCELoss, HingeLoss
 from ganlab.metrics.gan_metrics import precision_recall
 from ganlab.models import DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator, ResNetGenerator
-from ganlab.module import GANModule
 from ganlab.optim import GANOptimizers
 from ganlab.train import train
+from ganlab.validate import check_model
 from tests.conftest import TINY, compose_cfg
 
 SMALL = dict(batch_size=4, num_workers=0, image_size=32)
@@ -113,7 +114,7 @@ def test_labels_reach_the_loss(cifar_dir, tmp_path, monkeypatch):
     """A conditional run: every D and G loss call gets the minibatch's labels, in the class
     filter's range, and the checkpoint names the classes."""
     seen = []
-    d_loss, g_loss = NonSaturatingLoss.d_loss, NonSaturatingLoss.g_loss
+    d_loss, g_loss = BCELoss.d_loss, BCELoss.g_loss
 
     def spy_d(self, D, real, fake, step=0, labels=None):
         seen.append(("d", real.shape[0], labels.clone()))
@@ -123,8 +124,8 @@ def test_labels_reach_the_loss(cifar_dir, tmp_path, monkeypatch):
         seen.append(("g", real.shape[0], labels.clone()))
         return g_loss(self, D, real, fake, labels)
 
-    monkeypatch.setattr(NonSaturatingLoss, "d_loss", spy_d)
-    monkeypatch.setattr(NonSaturatingLoss, "g_loss", spy_g)
+    monkeypatch.setattr(BCELoss, "d_loss", spy_d)
+    monkeypatch.setattr(BCELoss, "g_loss", spy_g)
     cfg = compose_cfg(
         [
             *TINY,
@@ -205,22 +206,17 @@ def test_every_loss_works_conditionally_with_an_acgan_term():
     assert with_aux.item() == pytest.approx(plain.item() + ce.item(), rel=1e-5)
     assert "d_class_acc" in stats
     G = DCGANGenerator(32, 3, nz=8, ngf=8)
+    m = gan_module(G, DCGANDiscriminator(32, 3, ndf=8), BCELoss(acgan_weight=1.0), GANOptimizers.adam(), nz=8)
     with pytest.raises(ValueError, match="aux_classifier=true"):
-        GANModule(
-            G,
-            DCGANDiscriminator(32, 3, ndf=8),
-            NonSaturatingLoss(acgan_weight=1.0),
-            GANOptimizers.adam(),
-            nz=8,
-        )
+        check_model(m)  # at build time (ganlab.train.build)
 
 
 def test_fixed_noise_grid_has_one_row_per_class():
     G, D = DCGANGenerator(32, 1, nz=8, ngf=8, num_classes=3), DCGANDiscriminator(32, 1, ndf=8, num_classes=3)
-    m = GANModule(
+    m = gan_module(
         G,
         D,
-        NonSaturatingLoss(),
+        BCELoss(),
         GANOptimizers.adam(),
         nz=8,
         n_fixed=16,

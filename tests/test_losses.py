@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from ganlab.losses import (
+    BCELoss,
     HingeLoss,
     LabelNoise,
     MinimaxLoss,
-    NonSaturatingLoss,
     RaSGANLoss,
     RSGANLoss,
     SiameseLoss,
@@ -44,11 +44,11 @@ def g_value(loss, lr=LR, lf=LF):
 def test_minimax_and_nonsaturating():
     d_expected = mean([sp(-2.0), sp(1.0)]) + mean([sp(0.5), sp(-3.0)])
     assert d_value(MinimaxLoss())[0] == pytest.approx(d_expected, rel=1e-6)
-    assert d_value(NonSaturatingLoss())[0] == pytest.approx(d_expected, rel=1e-6)
+    assert d_value(BCELoss())[0] == pytest.approx(d_expected, rel=1e-6)
     # minimax G: mean log(1 - s(l_f)) = -mean softplus(l_f)
     assert g_value(MinimaxLoss()) == pytest.approx(-mean([sp(0.5), sp(-3.0)]), rel=1e-6)
     # non-saturating G: -mean log s(l_f) = mean softplus(-l_f)
-    assert g_value(NonSaturatingLoss()) == pytest.approx(mean([sp(-0.5), sp(3.0)]), rel=1e-6)
+    assert g_value(BCELoss()) == pytest.approx(mean([sp(-0.5), sp(3.0)]), rel=1e-6)
 
 
 def test_rsgan():
@@ -75,14 +75,14 @@ def test_hinge():
 
 
 def test_one_and_two_sided_smoothing():
-    one = d_value(NonSaturatingLoss(real_smoothing=0.1))[0]
+    one = d_value(BCELoss(real_smoothing=0.1))[0]
     assert one == pytest.approx(mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0), bce(-3.0, 0)]))
-    two = d_value(NonSaturatingLoss(real_smoothing=0.1, fake_smoothing=0.05))[0]
+    two = d_value(BCELoss(real_smoothing=0.1, fake_smoothing=0.05))[0]
     assert two == pytest.approx(
         mean([bce(2.0, 0.9), bce(-1.0, 0.9)]) + mean([bce(0.5, 0.05), bce(-3.0, 0.05)])
     )
     # Smoothing is D-only: G's objective is unchanged.
-    assert g_value(NonSaturatingLoss(real_smoothing=0.1)) == pytest.approx(g_value(NonSaturatingLoss()))
+    assert g_value(BCELoss(real_smoothing=0.1)) == pytest.approx(g_value(BCELoss()))
 
 
 def test_label_flips():
@@ -97,13 +97,13 @@ def test_label_flips():
 
 
 def test_stats():
-    _, stats = d_value(NonSaturatingLoss())
+    _, stats = d_value(BCELoss())
     assert stats["d_real"].item() == pytest.approx(mean([1 / (1 + math.exp(-2)), 1 / (1 + math.exp(1))]))
     assert stats["d_acc_real"].item() == 0.5  # 2.0 > 0 right, -1.0 wrong
     assert stats["d_acc_fake"].item() == 0.5  # 0.5 wrong, -3.0 right
 
 
-@pytest.mark.parametrize("loss", [NonSaturatingLoss(), RSGANLoss(), RaSGANLoss(), HingeLoss(), MinimaxLoss()])
+@pytest.mark.parametrize("loss", [BCELoss(), RSGANLoss(), RaSGANLoss(), HingeLoss(), MinimaxLoss()])
 def test_g_gradient_raises_fake_logits(loss):
     """Sign convention: minimising any G objective pushes D(G(z)) towards "real"."""
     lf = LF.clone().requires_grad_(True)
@@ -126,4 +126,4 @@ def test_siamese_pairs():
     assert value.item() == pytest.approx(expected, rel=1e-6)
     g, _ = loss.g_loss(pair_d, real, fake)
     assert g.item() == pytest.approx(mean([bce(v, 1) for v in diff.tolist()]), rel=1e-6)
-    assert SiameseLoss.pairwise and not NonSaturatingLoss.pairwise
+    assert SiameseLoss.pairwise and not BCELoss.pairwise

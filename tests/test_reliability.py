@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.checkpoints import CheckpointError, read_checkpoint
-from ganlab.guard import DivergenceError
-from ganlab.resume import ResumeConfigError
+from ganlab.checkpoints import read_checkpoint
+from ganlab.errors import CheckpointError, DivergenceError, ResumeConfigError
 from tests.conftest import TINY, run_cli
 from tests.test_smoke import fit, load
 
@@ -413,7 +412,8 @@ def test_ckpt_path_last_skips_a_truncated_last_ckpt(tmp_path, image_dir):
 
 
 def test_a_requeued_slurm_job_takes_over_its_own_lock_from_another_host(tmp_path, monkeypatch):
-    from ganlab.rundir import RunDirError, RunLock
+    from ganlab.errors import RunDirError
+    from ganlab.rundir import RunLock
 
     run = tmp_path / "run"
     run.mkdir()

@@ -60,16 +60,16 @@ def test_schedule_counts(tmp_path, image_dir):
 def test_k_d_steps_draw_fresh_reals_and_latents(tmp_path, image_dir, monkeypatch):
     """Algorithm 1 (Goodfellow et al. 2014): each of the k D updates of an iteration gets its own
     real minibatch and its own z; the real images of one epoch are each shown to D once."""
-    from ganlab.losses import NonSaturatingLoss
+    from ganlab.losses import BCELoss
 
     seen = []
-    original = NonSaturatingLoss.d_loss
+    original = BCELoss.d_loss
 
     def recording(self, D, real, fake, step=0, labels=None):
         seen.append((real.clone(), fake.clone()))
         return original(self, D, real, fake, step, labels)
 
-    monkeypatch.setattr(NonSaturatingLoss, "d_loss", recording)
+    monkeypatch.setattr(BCELoss, "d_loss", recording)
     result, _ = fit(["model.d_steps_per_g=3", "data.batch_size=4"], tmp_path, image_dir)
     assert result["iterations"] == 3  # 40 images // (3 x 4)
     assert len(seen) == 9 and all(r.shape[0] == 4 and f.shape[0] == 4 for r, f in seen)
@@ -163,7 +163,7 @@ def test_resume_is_exact(resume_from, data_mode, tmp_path, image_dir):
 
 
 def test_missing_checkpoint_is_named(tmp_path, image_dir):
-    from ganlab.checkpoints import CheckpointError
+    from ganlab.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="ckpt_path=.*nope.ckpt: no such file"):
         fit([f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path, image_dir)
@@ -210,7 +210,7 @@ def test_debug_configs_run_quickly_and_print_the_config(mode, tmp_path, image_di
     out = r.stdout + r.stderr
     assert (
         "configuration:" in out
-        and "_target_: ganlab.module.GANModule" in out
+        and "_target_: ganlab.assembly.gan_module" in out
         and "limit_train_batches: 5" in out
     )
     if mode == "default":
@@ -253,7 +253,7 @@ def test_cli_multirun_two_jobs(tmp_path, image_dir):
     targets = [
         load(sweep / j / "checkpoints" / "last.ckpt")["ganlab"]["config"]["loss"]["_target_"] for j in "01"
     ]
-    assert targets == ["ganlab.losses.NonSaturatingLoss", "ganlab.losses.RaSGANLoss"]
+    assert targets == ["ganlab.losses.bce.BCELoss", "ganlab.losses.rasgan.RaSGANLoss"]
     runs = [list((sweep / j / "wandb").glob("offline-run-*")) for j in "01"]
     assert all(len(r) == 1 for r in runs) and runs[0][0].name != runs[1][0].name  # one W&B run per job
 
@@ -322,7 +322,8 @@ def test_checkpoint_write_is_atomic_and_a_full_disk_is_one_message(tmp_path):
     the reason and the setting to change."""
     import os
 
-    from ganlab.checkpoints import AtomicCheckpointIO, CheckpointError
+    from ganlab.checkpoints import AtomicCheckpointIO
+    from ganlab.errors import CheckpointError
 
     io = AtomicCheckpointIO()
     target = tmp_path / "ckpts" / "last.ckpt"

@@ -3,18 +3,18 @@
 import pytest
 import torch
 
+from ganlab.assembly import gan_module
 from ganlab.augment import DiffAugment, InstanceNoise
-from ganlab.losses import LeastSquaresLoss, NonSaturatingLoss, SiameseLoss
+from ganlab.losses import BCELoss, LSGANLoss, SiameseLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.attention import SelfAttention
-from ganlab.module import GANModule
 from ganlab.optim import GANOptimizers
 from tests.conftest import TINY, compose_cfg
 
 
 def tiny_module(**kw):
     G, D = DCGANGenerator(32, 3, nz=8, ngf=8), DCGANDiscriminator(32, 3, ndf=8)
-    return GANModule(G, D, NonSaturatingLoss(), GANOptimizers.adam(), nz=8, **kw)
+    return gan_module(G, D, BCELoss(), GANOptimizers.adam(), nz=8, **kw)
 
 
 def test_ema_update_is_the_half_life_lerp():
@@ -23,7 +23,7 @@ def test_ema_update_is_the_half_life_lerp():
     with torch.no_grad():
         for p in m.G.parameters():
             p.add_(1.0)
-    m.update_ema(batch_images=64)  # one half-life: beta = 0.5
+    m.ema.update(m.G_ema, m.G, m.ema.weight(m.progress.images_seen, 64))  # one half-life: beta = 0.5
     for e0, e, p in zip(ema0, m.G_ema.parameters(), m.G.parameters()):
         assert torch.allclose(e, 0.5 * e0 + 0.5 * p)
     assert not any(p.requires_grad for p in m.G_ema.parameters())
@@ -31,12 +31,12 @@ def test_ema_update_is_the_half_life_lerp():
 
 def test_ema_rampup_shortens_early_half_life():
     m = tiny_module(ema_half_life_kimg=10, ema_rampup=0.05)
-    m.images_seen = 640  # half-life min(10000, 640 * 0.05 = 32) images
+    m.progress.images_seen = 640  # half-life min(10000, 640 * 0.05 = 32) images
     before = [p.clone() for p in m.G_ema.parameters()]
     with torch.no_grad():
         for p in m.G.parameters():
             p.add_(1.0)
-    m.update_ema(batch_images=32)
+    m.ema.update(m.G_ema, m.G, m.ema.weight(m.progress.images_seen, 32))
     e, b, p = next(m.G_ema.parameters()), before[0], next(m.G.parameters())
     assert torch.allclose(e, 0.5 * b + 0.5 * p)
 
@@ -105,9 +105,9 @@ def test_instance_noise_anneals_to_zero():
     noise = InstanceNoise(sigma=0.2, anneal_kimg=1)
     x = torch.zeros(1000, 3, 4, 4)
     assert noise(x).std().item() == pytest.approx(0.2, rel=0.05)
-    noise.images_seen = 500
+    noise.on_iteration(500)
     assert noise.current_sigma() == pytest.approx(0.1)
-    noise.images_seen = 2000
+    noise.on_iteration(2000)
     assert torch.equal(noise(x), x)
 
 
@@ -119,8 +119,8 @@ def test_r1_penalty_by_hand():
         return (x * w).flatten(1).sum(1)
 
     real, fake = torch.rand(3, 1, 1, 2), torch.rand(3, 1, 1, 2)
-    plain, _ = NonSaturatingLoss().d_loss(D, real, fake)
-    loss = NonSaturatingLoss(r1_gamma=2.0, r1_every=4)
+    plain, _ = BCELoss().d_loss(D, real, fake)
+    loss = BCELoss(r1_gamma=2.0, r1_every=4)
     lazy, stats = loss.d_loss(D, real, fake, step=8)
     assert stats["r1"].item() == pytest.approx(5.0)
     assert (lazy - plain).item() == pytest.approx(2.0 / 2 * 5.0 * 4)  # gamma/2 * R1 * interval
@@ -132,9 +132,9 @@ def test_r1_penalty_by_hand():
 
 def test_least_squares_by_hand():
     lr, lf = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
-    d, _ = LeastSquaresLoss().d_loss(lambda x: x, lr, lf)
+    d, _ = LSGANLoss().d_loss(lambda x: x, lr, lf)
     assert d.item() == pytest.approx(0.5 * ((1 + 4) / 2) + 0.5 * ((0.25 + 9) / 2))
-    g, _ = LeastSquaresLoss().g_loss(lambda x: x, lr, lf)
+    g, _ = LSGANLoss().g_loss(lambda x: x, lr, lf)
     assert g.item() == pytest.approx(0.5 * ((0.25 + 16) / 2))
 
 

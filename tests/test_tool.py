@@ -174,12 +174,12 @@ def test_wheel_installs_console_scripts_that_train_from_an_empty_folder(installe
     # your own config group entries from your own folder, beside the shipped ones
     own = empty / "my_conf" / "loss"
     own.mkdir(parents=True)
-    (own / "my_lsgan.yaml").write_text("_target_: ganlab.losses.LeastSquaresLoss\n")
+    (own / "my_lsgan.yaml").write_text("_target_: ganlab.losses.lsgan.LSGANLoss\n")
     r = run_script(installed, "ganlab-train", ["--config-dir", "my_conf", *TINY, "loss=my_lsgan",
                    "data=image_folder", f"data.root={image_dir}", "hydra.run.dir=run"], empty)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     ck = torch.load(empty / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ck["ganlab"]["config"]["loss"]["_target_"] == "ganlab.losses.LeastSquaresLoss"
+    assert ck["ganlab"]["config"]["loss"]["_target_"] == "ganlab.losses.lsgan.LSGANLoss"
     assert ck["ganlab"]["counters"]["iterations"] == 5
 
     r = run_script(

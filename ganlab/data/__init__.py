@@ -1,13 +1,15 @@
-"""Datasets and LightningDataModules. All yield image tensors (C, H, W) scaled to [-1, 1]."""
+"""Datasets and LightningDataModules. All yield image tensors (C, H, W) scaled to [-1, 1].
 
-from ganlab.data.datamodules import (
-    CelebADataModule,
-    CIFAR10DataModule,
-    GANDataModule,
-    ImageFolderDataModule,
-    MNISTDataModule,
-)
-from ganlab.data.datasets import DatasetError
+A new dataset layout is one file here (a ``GANDataModule`` subclass, see ``base.py``) plus one
+``conf/data/<name>.yaml`` naming it by its module path; the names below are re-exported for scripts.
+"""
+
+from ganlab.data.base import GANDataModule
+from ganlab.data.celeba import CelebADataModule
+from ganlab.data.cifar10 import CIFAR10DataModule
+from ganlab.data.image_folder import ImageFolderDataModule
+from ganlab.data.mnist import MNISTDataModule
+from ganlab.errors import DatasetError
 
 __all__ = [
     "CIFAR10DataModule",

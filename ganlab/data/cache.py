@@ -13,8 +13,6 @@ streams that training uses.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -24,12 +22,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ganlab.atomic import atomic_path
+from ganlab.hashing import cache_key
 
 log = logging.getLogger(__name__)
 
 
 def cache_path(cache_dir: str | Path, fingerprint: dict) -> Path:
-    key = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    key = cache_key(fingerprint)
     return Path(cache_dir) / f"images_{fingerprint.get('load_size', 'x')}px_{key}.npy"
 
 

@@ -14,14 +14,11 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ganlab.data.scan import scan
+from ganlab.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class DatasetError(RuntimeError):
-    """A dataset is missing, empty or unreadable; the message says what to do."""
 
 
 def require_dir(path: Path, how_to_get: str) -> Path:

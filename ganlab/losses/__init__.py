@@ -1,18 +1,24 @@
 """Loss objects own both GAN objectives: ``d_loss(D, real, fake)`` and ``g_loss(D, real, fake)``.
 
-A new loss is a new file here plus a ``conf/loss/*.yaml``; the training module never changes.
+A new loss is a new file here (``ganlab/losses/<name>.py`` with ``<Name>Loss``) plus
+``conf/loss/<name>.yaml`` whose ``_target_`` names it by its module path; the training module,
+this file and the tests never change. The names below are re-exported for scripts.
 """
 
 from ganlab.losses.base import GANLoss, LabelNoise
+from ganlab.losses.bce import BCELoss, NonSaturatingLoss
 from ganlab.losses.hinge import HingeLoss
-from ganlab.losses.least_squares import LeastSquaresLoss
-from ganlab.losses.relativistic import RaSGANLoss, RSGANLoss
+from ganlab.losses.lsgan import LeastSquaresLoss, LSGANLoss
+from ganlab.losses.minimax import MinimaxLoss
+from ganlab.losses.rasgan import RaSGANLoss
+from ganlab.losses.rsgan import RSGANLoss
 from ganlab.losses.siamese import SiameseLoss
-from ganlab.losses.standard import MinimaxLoss, NonSaturatingLoss
 
 __all__ = [
+    "BCELoss",
     "GANLoss",
     "HingeLoss",
+    "LSGANLoss",
     "LabelNoise",
     "LeastSquaresLoss",
     "MinimaxLoss",

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganlab.checkpoints import file_digest
 from ganlab.errors import UsageError
+from ganlab.hashing import file_digest
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,6 @@ Kynkaanniemi et al. 2019, "Improved Precision and Recall Metric for Assessing Ge
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +30,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from ganlab.errors import UsageError
+from ganlab.hashing import cache_key
 from ganlab.metrics.features import FIDFeatures, to_uint8
 
 log = logging.getLogger(__name__)
@@ -302,5 +301,5 @@ def inception_score(logits: Tensor, splits: int = 10, seed: int = 2020) -> tuple
 
 def real_cache_file(cache_dir: str | Path, meta: dict, identity: str) -> Path:
     """``<cache_dir>/real_<res>px_<hash>.pt``, the hash over the data description and network."""
-    key = hashlib.sha1(json.dumps({"meta": meta, "net": identity}, sort_keys=True).encode()).hexdigest()[:16]
+    key = cache_key({"meta": meta, "net": identity})
     return Path(cache_dir) / f"real_{meta.get('image_size', 'x')}px_{key}.pt"

@@ -1,10 +1,13 @@
 """Pure ``nn.Module`` networks: no Lightning, no config."""
 
+from ganlab.models.base import Discriminator, Generator
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 from ganlab.models.resnet import ResNetDiscriminator, ResNetGenerator
 from ganlab.models.siamese import SiameseDiscriminator
 
 __all__ = [
+    "Discriminator",
+    "Generator",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "ResNetDiscriminator",

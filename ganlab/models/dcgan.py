@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from ganlab.models.attention import SelfAttention
+from ganlab.models.base import Discriminator, Generator
 from ganlab.models.conditional import ConditionalBatchNorm, CondSequential, batch_norm, with_aux
 
 SUPPORTED_SIZES = (32, 64, 128)
@@ -77,7 +78,7 @@ def dcgan_init_(module: nn.Module) -> None:
             m.reset_parameters()
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Generator):
     """z (B, nz) or (B, nz, 1, 1) -> image (B, channels, image_size, image_size) in [-1, 1].
 
     ``first_layer="conv"`` projects z with a 4x4 transposed convolution (pytorch/examples);
@@ -152,7 +153,7 @@ class DCGANGenerator(nn.Module):
         return self.body(self.project(z))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Discriminator):
     """image (B, channels, s, s) -> logit (B,): positive means "real". No sigmoid, so the losses
     can use the numerically stable, autocast-safe ``*_with_logits`` forms.
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.models.attention import SelfAttention
+from ganlab.models.base import Discriminator, Generator
 from ganlab.models.conditional import ProjectionHead, apply, batch_norm, with_aux
 from ganlab.models.dcgan import apply_spectral_norm_, check_conditioning
 
@@ -100,7 +101,7 @@ class DBlock(nn.Module):
         return h + sc
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(Generator):
     """z (B, nz) [, labels y (B,)] -> images (B, channels, image_size, image_size) in [-1, 1].
 
     ``num_classes`` > 0: conditional BN in every block (Miyato & Koyama 2018).
@@ -149,7 +150,7 @@ class ResNetGenerator(nn.Module):
         return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(Discriminator):
     """images (B, channels, s, s) [, labels y (B,)] -> logits (B,), or (B, 1 + K) with
     ``aux_classifier`` (ACGAN). ``num_classes`` > 0 with ``projection``: the projection
     discriminator. ``spectral_norm`` on every layer (SNGAN's D), on by default.

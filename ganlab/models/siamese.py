@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganlab.models.base import Discriminator
 from ganlab.models.dcgan import DCGANDiscriminator, apply_spectral_norm_, dcgan_init_
 
 
-class SiameseDiscriminator(nn.Module):
+class SiameseDiscriminator(Discriminator):
     """(a, b): two images (B, C, s, s) -> similarity logit (B,); positive means "same kind".
 
     ``shared_weights=True`` uses one branch for both inputs (a true Siamese net, symmetric in

@@ -1,4 +1,4 @@
-"""The original GAN objectives (Goodfellow et al., "Generative Adversarial Nets", NIPS 2014).
+"""The original minimax GAN (Goodfellow et al., "Generative Adversarial Nets", NIPS 2014).
 
 D maximises log D(x) + log(1 - D(G(z))), i.e. minimises BCE(l_r, 1) + BCE(l_f, 0).
 """
@@ -24,11 +24,3 @@ class MinimaxLoss(GANLoss):
     def g_objective(self, real_logits, fake_logits) -> Tensor:
         # log(1 - sigmoid(l)) = -softplus(l); minimising it pushes l_f up.
         return -F.softplus(fake_logits.float()).mean()
-
-
-class NonSaturatingLoss(MinimaxLoss):
-    """The non-saturating ("-log D trick") G objective, section 3 of Goodfellow et al.:
-    G minimises -log D(G(z)) = BCE(l_f, 1) = softplus(-l_f). The DCGAN default."""
-
-    def g_objective(self, real_logits, fake_logits) -> Tensor:
-        return bce(fake_logits, 1.0)

@@ -14,19 +14,6 @@ from torch import Tensor
 from ganlab.losses.base import GANLoss, bce
 
 
-class RSGANLoss(GANLoss):
-    """Relativistic standard GAN: L_D = BCE(l_r - l_f, 1), L_G = BCE(l_f - l_r, 1)."""
-
-    g_needs_real = True
-
-    def d_objective(self, real_logits, fake_logits, real_t, fake_t) -> Tensor:
-        # Flipped or smoothed samples use target real_t on the relativistic logit.
-        return bce(real_logits - fake_logits, real_t)
-
-    def g_objective(self, real_logits, fake_logits) -> Tensor:
-        return bce(fake_logits - real_logits, 1.0)
-
-
 class RaSGANLoss(GANLoss):
     """Relativistic average standard GAN:
     L_D = BCE(l_r - mean(l_f), 1) + BCE(l_f - mean(l_r), 0)

@@ -12,7 +12,7 @@ from torch import Tensor
 from ganlab.losses.base import GANLoss
 
 
-class LeastSquaresLoss(GANLoss):
+class LSGANLoss(GANLoss):
     def d_objective(self, real_logits, fake_logits, real_t, fake_t) -> Tensor:
         return (
             0.5 * ((real_logits.float() - real_t) ** 2).mean()
@@ -21,3 +21,6 @@ class LeastSquaresLoss(GANLoss):
 
     def g_objective(self, real_logits, fake_logits) -> Tensor:
         return 0.5 * ((fake_logits.float() - 1.0) ** 2).mean()
+
+
+LeastSquaresLoss = LSGANLoss  # the name in earlier configurations

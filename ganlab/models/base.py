@@ -1,0 +1,29 @@
+"""What the training module knows of a network: the attributes below, set by each model.
+
+A new model derives from these (one file in ``ganlab/models/`` plus one yaml in ``conf/model/``):
+``ganlab.validate.check_model`` reads the attributes, at build time, to check that G, D, the
+loss and the data agree (latent size, classes, pair discriminator, ACGAN head)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class Generator(nn.Module):
+    """G(z) -> images (B, C, H, W) in [-1, 1]; G(z, y) with class labels y (B,) when conditional."""
+
+    nz: int = 100  # latent size
+    image_size: int = 64
+    channels: int = 3
+    num_classes: int = 0  # > 0: class-conditional
+
+
+class Discriminator(nn.Module):
+    """D(x) -> logits (B,), or (B, 1 + aux_classes) with an ACGAN head; D(x, y) when conditional;
+    D(a, b) for a pair discriminator (``pairwise``)."""
+
+    image_size: int = 64
+    channels: int = 3
+    num_classes: int = 0
+    aux_classes: int = 0  # an ACGAN classifier's classes (0: none)
+    pairwise: bool = False
