@@ -128,6 +128,21 @@ def celeba_dir(tmp_path_factory) -> Path:
     return root
 
 
+def fit(overrides: list[str], tmp_path: Path, image_dir: Path, base: list[str] = TINY):
+    """``ganlab.train.train`` in this process on the fixture image tree: (result, config)."""
+    from ganlab.train import train
+
+    cfg = compose_cfg([*base, "data=image_folder", f"data.root={image_dir}", *overrides], tmp_path)
+    return train(cfg), cfg
+
+
+def load(path: Path) -> dict:
+    """A checkpoint, whole (tests only: ganlab itself loads with weights_only=True)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def compose_cfg(overrides: list[str], output_dir: Path) -> DictConfig:
     """Compose conf/train.yaml as `python -m ganlab.train` would, outside a Hydra app."""
     return api.compose(overrides, output_dir)

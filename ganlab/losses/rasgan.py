@@ -1,10 +1,7 @@
-"""Relativistic GANs (Jolicoeur-Martineau, "The relativistic discriminator: a key element
-missing from standard GAN", ICLR 2019, arXiv:1807.00734).
-
-D estimates the probability that real data is *more realistic* than fake data. With logits
-C(x): RSGAN uses C(x_r) - C(x_f) on paired samples; RaSGAN compares each sample with the mean
-logit of the other batch. G's objective is symmetric, so G also gets gradient through the
-real side's term (through the mean of fake logits in RaSGAN).
+"""Relativistic average standard GAN, RaSGAN (Jolicoeur-Martineau, "The relativistic
+discriminator: a key element missing from standard GAN", ICLR 2019, arXiv:1807.00734, sec. 4.2):
+each sample's logit is compared with the mean logit of the other batch (``rsgan.py`` compares
+paired samples), so G gets gradient through the real side's term too.
 """
 
 from __future__ import annotations

@@ -20,15 +20,9 @@ from PIL import Image
 from ganlab.errors import UsageError
 from ganlab.optim import GANOptimizers
 from ganlab.report import main as report_main
-from ganlab.train import train
-from tests.conftest import ROOT, TINY, compose_cfg
+from tests.conftest import ROOT, TINY, fit
 
 CLI_MODULES = ["ganlab.train", "ganlab.evaluate", "ganlab.generate", "ganlab.report"]
-
-
-def fit(overrides, tmp_path, image_dir, base=TINY):
-    cfg = compose_cfg([*base, "data=image_folder", f"data.root={image_dir}", *overrides], tmp_path)
-    return train(cfg), cfg
 
 
 # -- fast start -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ganlab.data import (
 )
 from ganlab.data.datasets import ImageFolder, read_idx, to_mode
 from ganlab.data.loader import EpochSampler, ResumableLoader
-from tests.conftest import rng_images
+from tests.conftest import ROOT, rng_images
 
 
 def first_batch(dm):
@@ -265,7 +265,7 @@ def test_loader_resumes_mid_epoch(image_dir):
 
 def test_embedded_datasets_present():
     """`make data` fetched the real embedded sets (make test runs it first)."""
-    root = Path(__file__).resolve().parents[1] / "data"
+    root = ROOT / "data"
     assert len(list((root / "emoji-google-64").glob("*.png"))) == 3786
     assert read_idx(root / "fashion-mnist" / "train-images-idx3-ubyte.gz").shape == (60000, 28, 28)
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from tests.test_smoke import fit, load
+from tests.conftest import fit, load
 
 
 def test_compiled_run_matches_eager(tmp_path, image_dir):

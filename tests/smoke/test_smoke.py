@@ -7,17 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.train import train
-from tests.conftest import CONF, ROOT, TINY, compose_cfg, run_cli
-
-
-def fit(overrides, tmp_path, image_dir):
-    cfg = compose_cfg([*TINY, "data=image_folder", f"data.root={image_dir}", *overrides], tmp_path)
-    return train(cfg), cfg
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+from tests.conftest import CONF, ROOT, TINY, fit, load, run_cli
 
 
 @pytest.mark.parametrize("loss", sorted(p.stem for p in (CONF / "loss").glob("*.yaml")))

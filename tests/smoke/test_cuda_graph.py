@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ganlab.cuda_graph
-from tests.test_smoke import fit, load
+from tests.conftest import fit, load
 
 TECHNIQUES = [
     "model.ema_half_life_kimg=0.05",

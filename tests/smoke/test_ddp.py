@@ -15,7 +15,7 @@ import torch
 
 from ganlab.rng import rank_seed, seed_rank_streams
 from ganlab.strategy import GANDDPStrategy, resolve_strategy
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, load
 
 # TINY without `trainer=cpu`: the mission command keeps the default trainer and picks the CPU.
 BASE = [o for o in TINY if o != "trainer=cpu"] + [
@@ -141,10 +141,6 @@ def probes(run_dir: Path) -> list[list[dict]]:
         [json.loads(line) for line in (run_dir / f"probe_rank{r}.jsonl").read_text().splitlines()]
         for r in (0, 1)
     ]
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def check_ranks(run_dir: Path, iterations: int, evaluated: tuple[int, ...] = ()) -> None:
