@@ -5,30 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
-from PIL import Image
-from torchvision.utils import make_grid
 
 from ganlab.cadence import due, due_at
+from ganlab.images import save_grid
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix
 from ganlab.strategy import broadcast_buffers
 
 log = logging.getLogger(__name__)
-
-
-def grid_uint8(images: torch.Tensor, columns: int) -> torch.Tensor:
-    """Images (N, C, H, W) in [-1, 1] -> one grid (3, H', W') uint8 on the CPU, rounded as
-    ``torchvision.utils.save_image`` rounds: what the PNG files, W&B and TensorBoard all show."""
-    grid = make_grid(images.float().cpu(), nrow=columns, normalize=True, value_range=(-1, 1))
-    return grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
 class SampleGrid(L.Callback):
@@ -50,12 +43,10 @@ class SampleGrid(L.Callback):
             return None
         self._last = it
         images = module.generate(module.fixed_z, module.fixed_y)  # (N, C, H, W) in [-1, 1]
-        grid = grid_uint8(images, module.grid_columns)  # (3, H', W') uint8
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"it{it:07d}.png"
-        picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
-        picture.save(path)
-        picture.save(self.dirpath / "latest.png")
+        grid = save_grid(images, module.grid_columns, path)  # (3, H', W') uint8
+        shutil.copyfile(path, self.dirpath / "latest.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 # uint8 (H, W, 3): wandb.Image reads float arrays as 0-255, so a [0, 1] grid is black.
@@ -105,54 +96,33 @@ class RunReport(L.Callback):
                 )
 
 
-class GANCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that counts GAN iterations, not ``global_step`` (which rises by two per
-    iteration with two optimizers, and unevenly with ``d_every``/``g_every``).
-
-    The filename may use ``{iteration}``. Files are written atomically by
-    ``ganlab.checkpoints.AtomicCheckpointIO`` (trainer.plugins).
-    Repeated saves are recognised by iteration too: ``global_step`` stands still on iterations
-    whose updates are all skipped (``g_every``, adaptive D skipping), and the base class would
-    then drop the end-of-epoch checkpoint as "already saved".
-    """
+class GANCheckpoint(Checkpoint):
+    """Checkpoints on a GAN cadence: every ``every_n_iterations`` GAN iterations, every
+    ``every_kimg`` thousand real images, every ``every_minutes`` of wall time (long iterations,
+    preemptible machines; rank 0's clock decides, checked every 10 iterations under DDP with one
+    small broadcast), and at the end of each epoch. Each save writes ``<dirpath>/<filename>.ckpt``
+    (``{iteration}`` in the name; every snapshot kept: GAN quality often peaks, then collapses) and
+    ``last.ckpt``, through ``trainer.save_checkpoint`` (atomic: ``ganlab.checkpoints.AtomicCheckpointIO``).
+    Repeated saves are recognised by iteration (``global_step`` counts optimizer steps and stands
+    still on iterations whose updates are all skipped)."""
 
     def __init__(
         self,
+        dirpath: str,
+        filename: str = "it{iteration:07d}",
         every_n_iterations: int = 0,
-        every_minutes: float | None = None,
         every_kimg: float | None = None,
-        **kwargs,
+        every_minutes: float | None = None,
+        save_last: bool = True,
     ) -> None:
-        """``every_minutes``: also save when this much wall time has passed since the last save
-        (long iterations, preemptible machines); rank 0's clock decides, checked every 10
-        iterations under DDP (one small broadcast then)."""
-        super().__init__(**kwargs)
-        self.every_n_iterations, self.every_minutes, self.every_kimg = (
+        self.dirpath, self.filename, self.save_last = Path(dirpath), filename, save_last
+        self.every_n_iterations, self.every_kimg, self.every_minutes = (
             every_n_iterations,
-            every_minutes,
             every_kimg,
+            every_minutes,
         )
+        self.last_model_path = ""  # the newest file written by this run
         self._last_iteration_saved = 0  # nothing to save before the first iteration
-        self._last_time = time.monotonic()
-        self._state_key: str | None = None
-
-    @property
-    def state_key(self) -> str:
-        # ModelCheckpoint rebuilds this string from its settings on every access, and Lightning
-        # reads it for every hook call (profiler action names): made once, from settings that do
-        # not change after construction.
-        if self._state_key is None:
-            self._state_key = super().state_key
-        return self._state_key
-
-    def _should_skip_saving_checkpoint(self, trainer) -> bool:
-        if trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
-            return True
-        return self._last_iteration_saved == trainer.lightning_module.progress.iterations
-
-    def _save_checkpoint(self, trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
-        self._last_iteration_saved = trainer.lightning_module.progress.iterations
         self._last_time = time.monotonic()
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -167,24 +137,28 @@ class GANCheckpoint(ModelCheckpoint):
         return bool(trainer.strategy.broadcast(late)) if trainer.world_size > 1 else late
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if due_at(pl_module.progress, self.every_n_iterations, self.every_kimg) or self._time_due(
-            trainer, pl_module.progress.iterations
+        progress = pl_module.progress
+        if due_at(progress, self.every_n_iterations, self.every_kimg) or self._time_due(
+            trainer, progress.iterations
         ):
             self.save_now(trainer)
 
-    def save_now(self, trainer) -> None:
-        """The iteration's checkpoint and ``last.ckpt``, now (also for ``ganlab.preemption``);
-        a later save at the same iteration (the epoch end) is then skipped."""
-        if self._should_skip_saving_checkpoint(trainer):
-            return
-        candidates = self._monitor_candidates(trainer)
-        self._save_topk_checkpoint(trainer, candidates)
-        self._save_last_checkpoint(trainer, candidates)
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.save_now(trainer)
 
-    def _monitor_candidates(self, trainer):
-        candidates = super()._monitor_candidates(trainer)
-        candidates["iteration"] = torch.tensor(trainer.lightning_module.progress.iterations)
-        return candidates
+    def save_now(self, trainer) -> None:
+        """The iteration's checkpoint and ``last.ckpt``, now (also for ``ganlab.preemption``); a
+        later save at the same iteration (the epoch end) is then skipped. Every rank calls it:
+        saving is collective (the RNG states of all ranks are gathered)."""
+        it = trainer.lightning_module.progress.iterations
+        if trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or it == self._last_iteration_saved:
+            return
+        path = self.dirpath / f"{self.filename.format(iteration=it)}.ckpt"
+        trainer.save_checkpoint(path)
+        if self.save_last:
+            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+        self.last_model_path = str(self.dirpath / "last.ckpt" if self.save_last else path)
+        self._last_iteration_saved, self._last_time = it, time.monotonic()
 
 
 class FIDEvaluation(L.Callback):

@@ -137,9 +137,8 @@ def generate(cfg: DictConfig) -> Path:
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from ganlab.callbacks import grid_uint8
     from ganlab.checkpoints import config_hash, file_digest, load_discriminator, load_generator
-    from ganlab.metrics import to_uint8
+    from ganlab.images import save_grid, to_uint8
     from ganlab.rundir import check_writable
 
     check_generate_settings(cfg)
@@ -198,7 +197,7 @@ def generate(cfg: DictConfig) -> Path:
     columns = gen.num_classes if labels is not None and cfg.get("class") is None and not cfg.select else None
     nrow = cfg.nrow or columns or max(1, int(math.sqrt(n)))  # conditional: one column per class
     written = [preview_path(out, "grid")]
-    Image.fromarray(grid_uint8(images, nrow).permute(1, 2, 0).numpy()).save(written[0])
+    save_grid(images, nrow, written[0])
     if cfg.interpolate > 0:
         z = z[index]
         rows = min(cfg.interpolate_rows, n // 2) or 1
@@ -209,7 +208,7 @@ def generate(cfg: DictConfig) -> Path:
         )  # each row: a's class
         frames = gen(path, y).cpu()
         written.append(preview_path(out, "interpolation"))
-        Image.fromarray(grid_uint8(frames, cfg.interpolate).permute(1, 2, 0).numpy()).save(written[-1])
+        save_grid(frames, cfg.interpolate, written[-1])
     log.info(
         "wrote %d images%s to %s; previews: %s", n, f" (D's top {n} of {m})" if cfg.select else "", out,
         ", ".join(str(p) for p in written),

@@ -90,7 +90,7 @@ class Preemption(L.Callback):
         for cb in trainer.checkpoint_callbacks:
             if isinstance(cb, GANCheckpoint):
                 cb.save_now(trainer)
-                saved = cb.last_model_path or cb.best_model_path
+                saved = cb.last_model_path
         trainer.should_stop = True
         log.warning(
             "received %s: checkpoint at GAN iteration %d written to %s; stopping. Resume with ckpt_path=%s",

@@ -12,7 +12,7 @@ Written at the end of every run (``ganlab.callbacks.RunReport``) and on demand, 
                   conditional runs: one per class) rendered by successive checkpoints, one row
                   per checkpoint
 The curves come from the CSV logger's ``metrics.csv`` (``logger.csv``, on by default), the
-timeline from ``checkpoints/it*.ckpt`` (``callbacks.checkpoint.save_top_k=-1`` keeps them).
+timeline from ``checkpoints/it*.ckpt`` (``callbacks.checkpoint`` keeps every snapshot).
 """
 
 from __future__ import annotations
@@ -106,9 +106,9 @@ def snapshot_checkpoints(ckpt_dir: Path, rows: int) -> list[tuple[int, Path]]:
 def plot_timeline(ckpt_dir: Path, out: Path, columns: int = 8, rows: int = 12) -> Path | None:
     """One row per snapshot: G (G_ema when kept) on the same ``columns`` fixed latents."""
     import torch
-    from torchvision.utils import make_grid
 
     from ganlab.checkpoints import load_generator, read_checkpoint
+    from ganlab.images import grid_uint8
 
     snaps = snapshot_checkpoints(ckpt_dir, rows)
     if not snaps:
@@ -119,7 +119,7 @@ def plot_timeline(ckpt_dir: Path, out: Path, columns: int = 8, rows: int = 12) -
         first = [int((state["fixed_y"] == c).nonzero()[0]) for c in range(int(state["fixed_y"].max()) + 1)]
         z, y = state["fixed_z"][first], state["fixed_y"][first]
     images = [load_generator(path)(z, y) for _, path in snaps]  # each (columns, C, H, W) in [-1, 1]
-    grid = make_grid(torch.cat(images), nrow=z.shape[0], normalize=True, value_range=(-1, 1), padding=2)
+    grid = grid_uint8(torch.cat(images), z.shape[0])  # (3, H', W') uint8
     h = grid.shape[1] / len(snaps)  # pixel height of one row
 
     from matplotlib.figure import Figure

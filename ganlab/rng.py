@@ -37,30 +37,29 @@ def seed_rank_streams(seed: int, rank: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """This process's global RNG states (torch, CUDA, numpy, python) in types that
+    """This process's global RNG states (torch, every CUDA device, numpy, python) in types that
     ``torch.load(weights_only=True)`` accepts, as Lightning loads checkpoints: numpy's uint32 key
-    array becomes an int64 tensor.
-
-    Lightning's private ``_collect_rng_states`` / ``_set_rng_states`` are used (here only) because
-    they are the one place that knows every generator Lightning itself seeds; no public API
-    returns them together.
-    """
-    from lightning.fabric.utilities.seed import _collect_rng_states
-
-    state = _collect_rng_states(include_cuda=torch.cuda.is_available())
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    state["numpy"] = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
+    array becomes an int64 tensor, python's state tuple a list."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "python": list(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["torch.cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    from lightning.fabric.utilities.seed import _set_rng_states
-
+    """The inverse of ``rng_state``; CUDA states are left out on a machine without CUDA."""
+    torch.set_rng_state(state["torch"])
     name, keys, pos, has_gauss, cached = state["numpy"]
-    state = {**state, "numpy": (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)}
-    if "torch.cuda" in state and not torch.cuda.is_available():
-        state = {k: v for k, v in state.items() if k != "torch.cuda"}
-    _set_rng_states(state)
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "torch.cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch.cuda"])
 
 
 def all_rank_states() -> list[dict[str, Any]]:

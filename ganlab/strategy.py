@@ -95,9 +95,13 @@ class GANDDPStrategy(DDPStrategy):
 
     strategy_name = "gan_ddp"
 
+    #: DistributedDataParallel's settings for both wrappers (not the whole LightningModule's).
+    DDP_SETTINGS = ("broadcast_buffers", "bucket_cap_mb", "gradient_as_bucket_view", "static_graph")
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("broadcast_buffers", False)
         kwargs.pop("find_unused_parameters", None)  # never needed: each wrapper is fully used
+        self.ddp_settings = {k: kwargs[k] for k in self.DDP_SETTINGS if k in kwargs}
         super().__init__(**kwargs)
         self.comm = CommCounter()
 
@@ -113,7 +117,7 @@ class GANDDPStrategy(DDPStrategy):
         wrappers: dict[str, nn.Module] = {}
         with ctx:
             for name, net in module.ddp_networks().items():
-                ddp = DistributedDataParallel(net, device_ids=device_ids, **self._ddp_kwargs)
+                ddp = DistributedDataParallel(net, device_ids=device_ids, **self.ddp_settings)
                 ddp.register_comm_hook(None, self.comm.hook(name))
                 wrappers[name] = ddp
         module.use_ddp(wrappers)

@@ -18,6 +18,7 @@ from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, 
 from ganlab.data.datasets import WithLabels
 from ganlab.data.loader import ResumableLoader, ignore_stop_signals
 from ganlab.errors import DatasetError, bad_setting
+from ganlab.images import to_uint8
 
 
 class GANDataModule(L.LightningDataModule):
@@ -151,8 +152,6 @@ class GANDataModule(L.LightningDataModule):
     def real_batches(self, batch_size: int = 200, label: int | None = None):
         """uint8 (B, C, H, W) batches of the un-augmented training images, in file order; only
         class ``label``'s with a label (intra-class FID)."""
-        from ganlab.metrics.features import to_uint8
-
         dataset = self.build_dataset(self.transform(augment=False))
         if label is not None:
             dataset = Subset(dataset, np.flatnonzero(self._labels_of(dataset) == label).tolist())

@@ -29,15 +29,11 @@ from torch import Tensor, nn
 
 from ganlab.errors import UsageError
 from ganlab.hashing import file_digest
+from ganlab.images import to_uint8  # noqa: F401  (re-exported: the metrics' input)
 
 log = logging.getLogger(__name__)
 
 FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] float images -> uint8 [0, 255], rounded as PNG writers do (x*127.5 + 127.5 + 0.5)."""
-    return (images.float() * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)
 
 
 def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:

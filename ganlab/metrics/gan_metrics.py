@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from ganlab.atomic import atomic_path
 from ganlab.errors import UsageError
 from ganlab.hashing import cache_key
 from ganlab.metrics.features import FIDFeatures, to_uint8
@@ -177,10 +178,8 @@ class GANMetrics:
         stats.update(feature_net=self.features.identity, meta=meta)
         log.info("real statistics: %d images in %.1fs", stats["n"], time.perf_counter() - t0)
         if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp")
-            torch.save(stats, tmp)
-            tmp.replace(cache_file)
+            with atomic_path(cache_file) as tmp:
+                torch.save(stats, tmp)
         self.set_real(stats)
         return stats
 
@@ -211,9 +210,12 @@ class GANMetrics:
             )
         d = self.features.num_features
         fid = FrechetInceptionDistance(feature=_Given(d), reset_real_features=False, sync_on_compute=False)
-        fid.real_features_sum = self._real_sum.clone()
-        fid.real_features_cov_sum = self._real_cov_sum.clone()
-        fid.real_features_num_samples = torch.tensor(self._real_n)
+        # The cached real statistics go in through Metric's public state API (``persistent`` puts
+        # the states in the state dict); the fake side through ``update``.
+        fid.persistent(True)
+        fid.load_state_dict({**fid.state_dict(), "real_features_sum": self._real_sum,
+                             "real_features_cov_sum": self._real_cov_sum,
+                             "real_features_num_samples": torch.tensor(self._real_n)})  # fmt: skip
         fid.update(fake, real=False)
         real_kid = torch.cat(self._real_kid)
         subset = min(self.kid_subset_size, real_kid.shape[0], fake.shape[0])
