@@ -1,19 +1,13 @@
 """The one LightningModule: it only schedules. Networks live in ``ganlab.models``, objectives in
-``ganlab.losses``, and each technique in its own module with an explicit interface: the EMA of G
-(``ganlab.ema``), the latent prior and fixed noise (``ganlab.latent``), D's augmentations
-(``ganlab.augment``), optimizers and their schedules (``ganlab.optim``), memory layout and
-compile (``ganlab.speed``), the CUDA-graph replay (``ganlab.cuda_graph``), statistics
-(``ganlab.stats``), and what a checkpoint keeps beside the weights (``ganlab.runstate``).
-``ganlab.assembly.gan_module`` builds it from the ``model.*`` settings.
+``ganlab.losses``, each technique in its own module (ema, latent, augment, optim, speed,
+cuda_graph, stats, runstate); ``ganlab.assembly.gan_module`` builds it from ``model.*``.
 
-Per batch (one "GAN iteration"), with B the per-device batch size and k = ``d_steps_per_g``
-(the loader yields k*B real images per iteration, k minibatches of B):
+Per iteration, B the per-device batch and k = ``d_steps_per_g`` (the loader yields k*B images):
   z ~ prior (B, nz);  fake = G(z) (B, C, H, W), generated once for the last D update and G
   D phase on iterations ``it % d_every == 0``: k D updates, the j-th on (real_j, G(z_j)) with a
     fresh real minibatch and fresh z each (Goodfellow et al. 2014, Algorithm 1); the last one
     uses ``fake.detach()``
   G phase on iterations ``it % g_every == g_every - 1``: one G update on D(fake), then the EMA
-Progress is counted in ``iterations`` and ``images_seen`` (all ranks): ``module.progress``.
 """
 
 from __future__ import annotations
@@ -33,6 +27,7 @@ from ganlab.cuda_graph import CUDAGraphIteration, graph_iteration
 from ganlab.ema import EMA
 from ganlab.latent import FixedNoise, LatentPrior
 from ganlab.losses.base import GANLoss
+from ganlab.models.base import call_generator
 from ganlab.optim import GANOptimizers
 from ganlab.runstate import Progress
 from ganlab.speed import Speed
@@ -42,9 +37,8 @@ from ganlab.strategy import no_sync
 
 @dataclass(frozen=True)
 class Plan:
-    """What one iteration runs: the D phase as the lazy-R1 flag of each of its k updates (empty:
-    no D phase) and whether the G phase runs. Hashable: the CUDA-graph path captures one graph
-    per distinct plan (e.g. with R1 every 16 D updates: one graph with R1, one without)."""
+    """One iteration's updates: the lazy-R1 flag of each of the k D updates (empty: no D phase) and
+    whether G updates. Hashable: the CUDA-graph path captures one graph per distinct plan."""
 
     d_r1: tuple[bool, ...]
     g: bool
@@ -72,18 +66,10 @@ class Schedule:
 
 
 class GANModule(L.LightningModule):
-    """Alternating GAN training (Goodfellow et al. 2014, Algorithm 1).
-
-    ``generator``, ``discriminator``: ``nn.Module``s; D returns logits (B,), (B, 1 + K) with an
-    ACGAN head, or for a pairwise loss is a pair discriminator ``D(a, b)``. ``loss``: a ``GANLoss``
-    owning both objectives. ``optimizer``: ``GANOptimizers`` (G's and D's, their schedules).
-    ``ema``: an ``EMA`` of G kept as ``G_ema`` (samples, metrics and ``ganlab.generate`` use it), or
-    None. ``d_augment``: ``Augment``s applied to every image D sees. ``class_names``: a
-    class-conditional run: batches are (images, labels), G is called as G(z, y) and D as D(x, y);
-    each minibatch's fakes are generated for its real labels, and the fixed-noise grid has one row
-    per class. Statistics stay on the device (``StepStats``) and reach the loggers every
-    ``trainer.log_every_n_steps`` iterations, as means over that interval.
-    """
+    """Alternating GAN training (Goodfellow et al. 2014, Algorithm 1). ``ema``: G's average, kept as
+    ``G_ema`` (samples, metrics and generate use it). ``class_names``: a conditional run: batches
+    are (images, labels), G(z, y) and D(x, y), each minibatch's fakes generated for its real labels.
+    Statistics stay on the device and reach the loggers every ``trainer.log_every_n_steps``."""
 
     def __init__(
         self,
@@ -122,23 +108,20 @@ class GANModule(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """G_ema(z[, y]) when EMA is on, else G(z[, y]), in eval mode (BatchNorm running
-        statistics); images in [-1, 1], float32. ``y`` (B,): class labels of a conditional G."""
+        """G_ema (or G) on z (and labels y) in eval mode: images in [-1, 1], float32."""
         net = self.G_ema if self.G_ema is not None else self.G
         was_training = net.training
         net.eval()
         try:
-            return generator_call(net, z.to(self.device), None if y is None else y.to(self.device)).float()
+            return call_generator(net, z.to(self.device), None if y is None else y.to(self.device)).float()
         finally:
             net.train(was_training)
 
     # -- data parallelism: the protocol of ganlab.strategy.GANDDPStrategy --------------------------
     def ddp_networks(self) -> dict[str, nn.Module]:
-        """The networks trained with gradients, each wrapped in its own DDP by the strategy."""
         return {"G": self.G, "D": self.D}
 
     def use_ddp(self, wrappers: dict[str, nn.Module]) -> None:
-        """Call G and D through these wrappers (``{}``: directly)."""
         self._ddp = dict(wrappers)
 
     # -- training -------------------------------------------------------------------------------
@@ -201,11 +184,10 @@ class GANModule(L.LightningModule):
         ema_weight: float | Tensor | None,
         labels: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], int, int]:
-        """One GAN iteration's math: returns (statistics as 0-d device tensors, D updates done,
-        D updates skipped). The eager path passes Lightning's optimizers and ``manual_backward``;
-        the CUDA-graph path (``ganlab.cuda_graph``) the raw optimizers and ``Tensor.backward``,
-        and captures this very function. Nothing here reads a device value on the host, except
-        the adaptive D skip, which the graph path refuses."""
+        """One iteration's math -> (statistics as 0-d device tensors, D updates done, skipped). The
+        eager path passes Lightning's optimizers and ``manual_backward``; the CUDA-graph path the raw
+        ones and ``Tensor.backward``, and captures this very function: nothing here reads a device
+        value on the host but the adaptive D skip, which the graph path refuses."""
         k = self.schedule.d_steps_per_g
         reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
         ys = labels.chunk(k) if labels is not None and k > 1 else (labels,) * k  # (B,) each, or None
@@ -213,7 +195,7 @@ class GANModule(L.LightningModule):
         G = self._ddp.get("G", self.G)
         z = self.prior.sample(b, device=device)
         with torch.set_grad_enabled(plan.g):  # no graph through G on D-only iterations
-            fake = generator_call(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and the G update's
+            fake = call_generator(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and the G update's
 
         logs: dict[str, Tensor] = {}
         done = skipped = 0
@@ -221,7 +203,7 @@ class GANModule(L.LightningModule):
         for j in range(len(plan.d_r1)):
             if j < k - 1:  # Algorithm 1: fresh z (and a fresh real minibatch) for each D update
                 with torch.no_grad():
-                    fake_j = generator_call(G, self.prior.sample(b, device=device), ys[j])
+                    fake_j = call_generator(G, self.prior.sample(b, device=device), ys[j])
             else:
                 fake_j = fake.detach()
             step = self.progress.d_updates + j
@@ -266,8 +248,3 @@ class GANModule(L.LightningModule):
         # Every rank must take the same decision, or DDP's gradient all-reduce would hang.
         acc = self.trainer.strategy.reduce(acc, reduce_op="mean")
         return bool(acc > self.schedule.d_skip_accuracy)
-
-
-def generator_call(G: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
-    """G(z), or G(z, y) with class labels y (B,) for a conditional G."""
-    return G(z) if y is None else G(z, y)

@@ -6,7 +6,7 @@ loss and the data agree (latent size, classes, pair discriminator, ACGAN head)."
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 
 class Generator(nn.Module):
@@ -27,3 +27,8 @@ class Discriminator(nn.Module):
     num_classes: int = 0
     aux_classes: int = 0  # an ACGAN classifier's classes (0: none)
     pairwise: bool = False
+
+
+def call_generator(G: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
+    """G(z), or G(z, y) with class labels y (B,) for a conditional G."""
+    return G(z) if y is None else G(z, y)
