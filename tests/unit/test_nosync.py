@@ -1,0 +1,100 @@
+"""No host sync in the iteration the CUDA-graph path captures, checked on the CPU: every plan
+(EMA, lazy R1 on and off, k = 2 D steps, d_every/g_every, DiffAugment, label flips, bf16 autocast,
+conditional with an ACGAN head) runs under ``ganlab.nosync.NoHostSync``, which fails on any
+device-to-host read or data-dependent shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganlab.assembly import gan_module
+from ganlab.augment import DiffAugment
+from ganlab.losses import BCELoss, HingeLoss
+from ganlab.models import DCGANDiscriminator, DCGANGenerator
+from ganlab.module import Plan
+from ganlab.nosync import HostSyncError, NoHostSync, allowed, check_iteration
+from ganlab.optim import GANOptimizers
+
+
+def test_the_check_fails_on_every_kind_of_host_read():
+    x = torch.tensor([1.0, 2.0])
+    reads = [
+        lambda: x[0].item(),
+        lambda: x.tolist(),
+        lambda: x.cpu(),
+        lambda: bool(x[0] > 0),
+        lambda: float(x[1]),
+        lambda: x.numpy(),
+        lambda: x.nonzero(),
+        lambda: x[x > 1],  # a boolean mask: the output's size depends on the data
+        lambda: x.to("cpu"),
+        # EMA as ganlab wrote it before: _foreach_lerp_ takes a Scalar, a 0-d tensor is read with .item()
+        lambda: torch._foreach_lerp_([x.clone()], [x], torch.tensor(0.5)),
+    ]
+    for read in reads:
+        with pytest.raises(HostSyncError), NoHostSync():
+            read()
+    with NoHostSync():  # device arithmetic and indexing by integer tensors are fine
+        y = x * 2 + x[torch.tensor([1, 0])]
+        with allowed():
+            assert y.tolist() == [4.0, 5.0]
+
+
+PLANS = [Plan(d_r1=(True, False), g=False), Plan(d_r1=(False, True), g=True), Plan(d_r1=(), g=True),
+         Plan(d_r1=(False, False), g=True)]  # fmt: skip
+
+
+def module_and_batch(conditional: bool):
+    """EMA, R1 every 3 D updates, k = 2 D steps per iteration, DiffAugment and label flips; or a
+    conditional G and D with an ACGAN head and the hinge loss."""
+    k = 3 if conditional else 0
+    G = DCGANGenerator(32, 3, nz=8, ngf=4, num_classes=k)
+    D = DCGANDiscriminator(32, 3, ndf=4, num_classes=k, aux_classifier=conditional)
+    if conditional:
+        loss = HingeLoss(r1_gamma=1.0, r1_every=3, acgan_weight=1.0)
+    else:
+        loss = BCELoss(r1_gamma=1.0, r1_every=3, flip_prob=0.1)
+    m = gan_module(G, D, loss, GANOptimizers.adam(), nz=8, d_steps_per_g=2, ema_half_life_kimg=0.01,
+                   d_augment=[DiffAugment()], num_classes=k)  # fmt: skip
+    real = torch.rand(8, 3, 32, 32) * 2 - 1  # k minibatches of 4
+    return m, real, torch.arange(8) % 3 if conditional else None
+
+
+@pytest.mark.parametrize(
+    ("conditional", "autocast"),
+    [(False, None), (True, None), (False, torch.bfloat16)],
+    ids=["plain", "cond", "bf16"],
+)
+def test_every_capturable_plan_runs_without_a_host_sync(conditional, autocast):
+    """The plans cover D-only, G-only, R1 and no-R1 iterations (d_every/g_every)."""
+    m, real, labels = module_and_batch(conditional)
+    before = [p.clone() for p in m.G_ema.parameters()]
+    assert check_iteration(m, real, PLANS, labels, autocast_dtype=autocast) == 2 * len(PLANS)
+    assert m.progress.d_updates == 12 and m.progress.g_updates == 6
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.G_ema.parameters()))  # the EMA moved
+
+
+def test_the_ema_with_a_tensor_weight_equals_the_float_path():
+    from ganlab.ema import EMA
+
+    ema_a, ema_b, net = (torch.nn.Linear(3, 2) for _ in range(3))
+    ema_b.load_state_dict(ema_a.state_dict())
+    EMA(1.0).update(ema_a, net, 0.25)
+    with NoHostSync():
+        EMA(1.0).update(ema_b, net, torch.tensor(0.25))
+    for a, b in zip(ema_a.parameters(), ema_b.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_check_fails_on_the_ema_as_it_was(monkeypatch):
+    """The EMA before this check existed: ``_foreach_lerp_`` with the graph's 0-d tensor weight."""
+    from ganlab.ema import EMA
+
+    def old_update(self, ema, net, weight):
+        torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), weight)
+
+    monkeypatch.setattr(EMA, "update", old_update)
+    m, real, labels = module_and_batch(False)
+    with pytest.raises(HostSyncError, match="_local_scalar_dense"):
+        check_iteration(m, real, [Plan(d_r1=(False, False), g=True)], labels)
