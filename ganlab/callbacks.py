@@ -25,15 +25,23 @@ log = logging.getLogger(__name__)
 
 
 class SampleGrid(L.Callback):
-    """G(fixed_z) as a PNG grid every ``every_n_iterations`` and at the end of each epoch,
-    written to ``<dirpath>/it{iteration:07d}.png`` (and ``latest.png``) and sent to W&B.
+    """G(fixed_z) as a PNG grid every ``every_n_iterations`` (or ``every_kimg``) and, with
+    ``every_epoch``, at the end of each epoch, written to ``<dirpath>/it{iteration:07d}.png`` (and
+    ``latest.png``) and sent to W&B.
 
     The fixed noise lives in the module (a checkpointed buffer), so a resumed run keeps
     drawing the same latents and the grids form one comparable sequence.
     """
 
-    def __init__(self, dirpath: str, every_n_iterations: int = 500, every_kimg: float | None = None) -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        every_n_iterations: int = 500,
+        every_kimg: float | None = None,
+        every_epoch: bool = True,
+    ) -> None:
         self.dirpath, self.every_n_iterations, self.every_kimg = Path(dirpath), every_n_iterations, every_kimg
+        self.every_epoch = every_epoch
         self._last = -1
 
     @rank_zero_only
@@ -63,7 +71,8 @@ class SampleGrid(L.Callback):
             self.write(trainer, module)
 
     def on_train_epoch_end(self, trainer, module) -> None:
-        self.write(trainer, module)
+        if self.every_epoch:
+            self.write(trainer, module)
 
 
 class RunReport(L.Callback):
@@ -100,10 +109,10 @@ class GANCheckpoint(Checkpoint):
     """Checkpoints on a GAN cadence: every ``every_n_iterations`` GAN iterations, every
     ``every_kimg`` thousand real images, every ``every_minutes`` of wall time (long iterations,
     preemptible machines; rank 0's clock decides, checked every 10 iterations under DDP with one
-    small broadcast), and at the end of each epoch. Each save writes ``<dirpath>/<filename>.ckpt``
-    (``{iteration}`` in the name; every snapshot kept: GAN quality often peaks, then collapses) and
-    ``last.ckpt``, through ``trainer.save_checkpoint`` (atomic: ``ganlab.checkpoints.AtomicCheckpointIO``).
-    Repeated saves are recognised by iteration (``global_step`` counts optimizer steps and stands
+    small broadcast), and at the end of each epoch (``every_epoch``). Each save writes
+    ``<dirpath>/<filename>.ckpt`` (``{iteration}`` in the name; every snapshot kept: GAN quality
+    often peaks, then collapses) and ``last.ckpt``, through ``trainer.save_checkpoint`` (atomic:
+    ``ganlab.checkpoints.AtomicCheckpointIO``). Repeated saves are recognised by iteration (``global_step`` counts optimizer steps and stands
     still on iterations whose updates are all skipped)."""
 
     def __init__(
@@ -113,6 +122,7 @@ class GANCheckpoint(Checkpoint):
         every_n_iterations: int = 0,
         every_kimg: float | None = None,
         every_minutes: float | None = None,
+        every_epoch: bool = True,
         save_last: bool = True,
     ) -> None:
         self.dirpath, self.filename, self.save_last = Path(dirpath), filename, save_last
@@ -121,6 +131,7 @@ class GANCheckpoint(Checkpoint):
             every_kimg,
             every_minutes,
         )
+        self.every_epoch = every_epoch
         self.last_model_path = ""  # the newest file written by this run
         self._last_iteration_saved = 0  # nothing to save before the first iteration
         self._last_time = time.monotonic()
@@ -144,7 +155,8 @@ class GANCheckpoint(Checkpoint):
             self.save_now(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.save_now(trainer)
+        if self.every_epoch:
+            self.save_now(trainer)
 
     def save_now(self, trainer) -> None:
         """The iteration's checkpoint and ``last.ckpt``, now (also for ``ganlab.preemption``); a
