@@ -112,8 +112,9 @@ class GANCheckpoint(Checkpoint):
     small broadcast), and at the end of each epoch (``every_epoch``). Each save writes
     ``<dirpath>/<filename>.ckpt`` (``{iteration}`` in the name; every snapshot kept: GAN quality
     often peaks, then collapses) and ``last.ckpt``, through ``trainer.save_checkpoint`` (atomic:
-    ``ganlab.checkpoints.AtomicCheckpointIO``). Repeated saves are recognised by iteration (``global_step`` counts optimizer steps and stands
-    still on iterations whose updates are all skipped)."""
+    ``ganlab.checkpoints.AtomicCheckpointIO``). Repeated saves are recognised by iteration
+    (``global_step`` counts optimizer steps and stands still on iterations whose updates are all
+    skipped)."""
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
+from ganlab.speed import backward
+
 
 def check_capturable(module, trainer) -> None:
     """Raise ``ValueError`` naming the setting when ``model.cuda_graph=true`` cannot work."""
@@ -48,11 +50,6 @@ def check_capturable(module, trainer) -> None:
         )
     if module.speed.compile:
         problems.append("model.compile=true: choose one of compile and cuda_graph")
-    if trainer.max_steps not in (-1, None):
-        problems.append(
-            "trainer.max_steps counts Lightning optimizer steps, which replays do not advance; "
-            "use trainer.max_epochs"
-        )
     if problems:
         raise ValueError("model.cuda_graph=true cannot be used here: " + "; ".join(problems))
 
@@ -64,12 +61,9 @@ def graph_iteration(module, trainer) -> CUDAGraphIteration:
     check_capturable(module, trainer)
     opt_g, opt_d = (o.optimizer for o in module.optimizers())
 
-    def raw_backward(loss: Tensor, inputs: list[Tensor] | None = None) -> None:
-        loss.backward(inputs=inputs)
-
     def step(real: Tensor, plan: Hashable, labels: Tensor | None) -> dict[str, Tensor]:
         ema = graphed.ema_weight if module.ema is not None else None
-        return module.iteration(real, plan, opt_g, opt_d, raw_backward, ema, labels)[0]
+        return module.iteration(real, plan, opt_g, opt_d, backward, ema, labels)[0]
 
     bf16 = "bf16" in str(trainer.precision)
     graphed = CUDAGraphIteration(step, module.device, autocast_dtype=torch.bfloat16 if bf16 else None,

@@ -30,7 +30,7 @@ from ganlab.losses.base import GANLoss
 from ganlab.models.base import call_generator
 from ganlab.optim import GANOptimizers
 from ganlab.runstate import Progress
-from ganlab.speed import Speed
+from ganlab.speed import Speed, backward, count_optimizer_steps, direct_updates
 from ganlab.stats import StepStats, publish
 from ganlab.strategy import no_sync
 
@@ -105,6 +105,7 @@ class GANModule(L.LightningModule):
         # keys stay "G.*", "D.*".
         self._ddp: dict[str, nn.Module] = {}
         self._g_params: list[nn.Parameter] = []
+        self.direct, self._updates = False, ()  # how updates run: set at train start
 
     @torch.no_grad()
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -139,6 +140,11 @@ class GANModule(L.LightningModule):
         self.states_replaced()
         if self.speed.cuda_graph:
             self.graphed = graph_iteration(self, self.trainer)
+        # The raw optimizers and Tensor.backward when nothing listens to Lightning's per-update hooks
+        # (Lightning's step count advanced by hand), else its wrappers and manual_backward.
+        self.direct, wrapped = direct_updates(self.trainer, self), self.optimizers()
+        raw = (*(o.optimizer for o in wrapped), backward)
+        self._updates = raw if self.direct else (*wrapped, self.manual_backward)
 
     def states_replaced(self) -> None:
         """After weights or optimizer states were loaded mid-run (``ganlab.guard``'s rollback):
@@ -165,12 +171,11 @@ class GANModule(L.LightningModule):
                 self.graphed.ema_weight.fill_(ema)
             logs, done, skipped = self.graphed(real_all, plan, labels), len(plan.d_r1), 0
         else:
-            opt_g, opt_d = self.optimizers()
-            logs, done, skipped = self.iteration(
-                real_all, plan, opt_g, opt_d, self.manual_backward, ema, labels
-            )
+            logs, done, skipped = self.iteration(real_all, plan, *self._updates, ema, labels)
+        if self.direct or self.graphed is not None:
+            count_optimizer_steps(self.trainer, done + int(plan.g))
         self.progress.advance(images, done, skipped, int(plan.g))
-        self.stats.add(logs)  # on the device: no host sync, no logger call per iteration
+        self.stats.add(logs, fresh=self.graphed is None)  # no host sync, no logger call per iteration
         if due(self.trainer.log_every_n_steps, self.progress.iterations):
             publish(self.stats, self.trainer, self.progress)
 

@@ -21,34 +21,51 @@ from torch import Tensor
 
 class StepStats:
     """Running sums of named scalar statistics, grouped by the set of names an iteration reports
-    (D-only and G-only iterations report different sets)."""
+    (D-only and G-only iterations report different sets).
+
+    ``add`` only keeps the iteration's 0-d tensors: no kernel runs per iteration. They are folded
+    into the sums (one stack and one sum per group) when statistics are read: at each
+    ``flush`` and ``within``, every ``trainer.log_every_n_steps`` or divergence check. A CUDA
+    graph's outputs are rewritten by the next replay, so those are folded at once (``fresh=False``)."""
 
     def __init__(self) -> None:
+        self._pending: list[dict[str, Tensor]] = []
         self._sums: dict[tuple[str, ...], Tensor] = {}
         self._counts: dict[tuple[str, ...], int] = {}
         self._absmax: Tensor | None = None  # 0-d, max |value| since the last reset_health()
 
-    def add(self, values: dict[str, Tensor]) -> None:
-        if not values:
-            return
-        names = tuple(values)
-        # 0-d tensors, detached by the caller; stack promotes mixed dtypes, then fp32 for the sums.
-        stacked = torch.stack(list(values.values())).float()
-        total = self._sums.get(names)
-        self._sums[names] = stacked if total is None else total.add_(stacked)
-        self._counts[names] = self._counts.get(names, 0) + 1
-        peak = stacked.abs().amax()  # NaN propagates through amax and maximum
-        self._absmax = peak if self._absmax is None else torch.maximum(self._absmax, peak)
+    def add(self, values: dict[str, Tensor], fresh: bool = True) -> None:
+        """``values``: 0-d tensors, detached; ``fresh``: tensors no later step writes into."""
+        if values:
+            self._pending.append(values)
+            if not fresh:
+                self._fold()
+
+    def _fold(self) -> None:
+        groups: dict[tuple[str, ...], list[Tensor]] = {}
+        for values in self._pending:
+            groups.setdefault(tuple(values), []).extend(values.values())
+        self._pending.clear()
+        for names, flat in groups.items():
+            # (n, k) in fp32; stack promotes mixed dtypes (bf16 losses beside fp32 statistics)
+            rows = torch.stack(flat).float().view(-1, len(names))
+            total = self._sums.get(names)
+            self._sums[names] = rows.sum(0) if total is None else total.add_(rows.sum(0))
+            self._counts[names] = self._counts.get(names, 0) + rows.shape[0]
+            peak = rows.abs().amax()  # NaN propagates through amax and maximum
+            self._absmax = peak if self._absmax is None else torch.maximum(self._absmax, peak)
 
     def within(self, bound: float) -> Tensor:
         """0-d bool on the device: every value added since ``reset_health`` was finite and at
         most ``bound`` in magnitude (False for NaN: NaN <= bound is false). No sync."""
+        self._fold()
         if self._absmax is None:
             return torch.tensor(True)
         return self._absmax <= bound
 
     def reset_health(self) -> None:
         """Forget the values seen so far (after a rollback) and the sums not yet logged."""
+        self._pending.clear()
         self._absmax = None
         self._sums.clear()
         self._counts.clear()
@@ -57,6 +74,7 @@ class StepStats:
         """Means since the last flush, by name; one device-to-host copy. Empties the sums.
         ``reduce``: applied to the concatenated sums first, e.g. the strategy's mean over ranks
         (every rank reports the same names, as they run the same schedule)."""
+        self._fold()
         if not self._sums:
             return {}
         groups = list(self._sums.items())

@@ -70,7 +70,8 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     # The divergence guard and the run length come first in conf/callbacks (the guard looks before
     # any callback saves); callbacks.<name>=null turns an optional one off. RunState always runs:
     # it writes what a checkpoint keeps beside the weights.
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    # (A node without _target_ is settings for a callback this callbacks= option does not have.)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     callbacks += [RunState(cfg.seed, config), *(extra_callbacks or [])]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]

@@ -55,7 +55,6 @@ def test_graph_path_without_capture_matches_eager(tmp_path, image_dir, monkeypat
     [
         ([], "needs a CUDA device"),
         (["model.d_skip_accuracy=0.8"], "d_skip_accuracy decides on the host"),
-        (["trainer.max_steps=10"], "use trainer.max_epochs"),
     ],
 )
 def test_refusals_name_the_setting(override, message, tmp_path, image_dir):

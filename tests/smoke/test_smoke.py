@@ -369,3 +369,32 @@ def test_run_length_and_cadences_in_kimg(tmp_path, image_dir):
 def test_max_iterations(tmp_path, image_dir):
     result, _ = fit(["trainer.max_epochs=10", "train.max_iterations=4"], tmp_path, image_dir)
     assert result["iterations"] == 4
+
+
+class CountsUpdates(__import__("lightning").Callback):
+    """Listens to a per-update hook: ganlab then routes its updates through Lightning's wrappers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        self.calls += 1
+
+
+def test_updates_go_through_lightning_when_a_callback_listens(tmp_path, image_dir, monkeypatch):
+    """Without listeners ganlab calls backward and the optimizers directly (less per-iteration
+    overhead) and keeps Lightning's step count; with one, its hooks fire at every update, and
+    both routes train to the same weights."""
+    import ganlab.train
+
+    fit(["callbacks.checkpoint.every_n_iterations=0"], tmp_path / "direct", image_dir)
+    counter = CountsUpdates()
+    build = ganlab.train.build
+    monkeypatch.setattr(ganlab.train, "build", lambda cfg, extra_callbacks=None, datamodule=None: build(
+        cfg, [counter], datamodule))  # fmt: skip
+    fit(["callbacks.checkpoint.every_n_iterations=0"], tmp_path / "hooked", image_dir)
+    assert counter.calls == 10  # 5 iterations x (D + G)
+    a, b = (load(tmp_path / d / "checkpoints" / "last.ckpt") for d in ("direct", "hooked"))
+    assert a["global_step"] == b["global_step"] == 10
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
