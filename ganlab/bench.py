@@ -200,7 +200,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(model, datamodule=datamodule)
     finally:
-        finish_wandb()
+        finish_wandb(trainer.loggers)
     if not timer.done:
         raise RuntimeError(
             f"training stopped after {model.progress.iterations} iterations, before warmup + iters"

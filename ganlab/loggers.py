@@ -17,11 +17,13 @@ import csv
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -189,13 +191,76 @@ def _log_records(data: bytes, block: int = 32768) -> list[bytes]:
     return out
 
 
+_STARTING: set[GANWandbLogger] = set()  # W&B runs starting in a background thread
+
+
+def settle() -> None:
+    """Wait for every W&B run starting in the background: before a process forks (data-loader
+    workers), whose children would inherit whatever lock that thread held at the fork."""
+    for logger in list(_STARTING):
+        logger.wait()
+
+
 class GANWandbLogger(WandbLogger):
     """Lightning's ``WandbLogger`` that leaves out what the run's earlier files already hold
-    (``recorded``, from ``wandb_history``): each (iteration, metric) is logged once."""
+    (``recorded``, from ``wandb_history``): each (iteration, metric) is logged once; and whose
+    run (``wandb.init``: about a second on a CPU, most of it W&B's service starting) need not
+    delay the first iteration: ``defer`` keeps the run's configuration, ``start_in_background``
+    starts the run in a thread once training runs (after the training loader's workers forked:
+    forking while that thread holds a lock could hang a worker), and whatever needs the run (a
+    log, its id in a checkpoint) waits for it, or starts it then (``wait``)."""
 
     def __init__(self, *args: Any, recorded: dict[int, set[str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.recorded = recorded or {}
+        self._deferred: dict[str, Any] | None = None  # hyperparameters of a run not started yet
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+
+    def defer(self, hyperparameters: dict[str, Any]) -> None:
+        self._deferred = hyperparameters
+
+    def start_in_background(self) -> None:
+        if self._deferred is None or self._starting is not None or rank_zero_only.rank != 0:
+            return
+        self._starting = threading.Thread(target=self._start, name="wandb-init", daemon=True)
+        _STARTING.add(self)
+        self._starting.start()
+
+    def _start(self) -> None:
+        try:
+            hyperparameters, self._deferred = self._deferred, None
+            self.log_hyperparams(hyperparameters)  # creates the run (wandb.init), then its config
+        except BaseException as e:  # noqa: BLE001  (raised where the run is next needed)
+            self._start_error = e
+
+    def wait(self, start: bool = True) -> None:
+        """Until the run exists: join the thread that starts it, or (``start``) start it now."""
+        starting = self._starting
+        if starting is threading.current_thread():
+            return
+        if starting is not None:
+            starting.join()
+            self._starting = None
+            _STARTING.discard(self)
+        elif start and self._deferred is not None and rank_zero_only.rank == 0:
+            self._start()
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
+            raise error
+
+    @property
+    def experiment(self):
+        if (
+            self._deferred is not None or self._starting is not None
+        ) and self._starting is not threading.current_thread():
+            return _StartingRun(self)  # Lightning touches `experiment` at setup: nothing to wait for there
+        return WandbLogger.experiment.fget(self)
+
+    @property
+    def version(self) -> str | None:
+        self.wait()
+        return WandbLogger.version.fget(self)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -205,6 +270,18 @@ class GANWandbLogger(WandbLogger):
             if not metrics:
                 return
         super().log_metrics(metrics, step)
+
+
+class _StartingRun:
+    """What ``GANWandbLogger.experiment`` returns while the run is still starting: the first use of
+    the run (``.log``, ``.id``, ...) waits for it and goes to it."""
+
+    def __init__(self, logger: GANWandbLogger) -> None:
+        self._logger = logger
+
+    def __getattr__(self, name: str) -> Any:
+        self._logger.wait()
+        return getattr(WandbLogger.experiment.fget(self._logger), name)
 
 
 def backfill_wandb(loggers: list[Logger], until: int) -> int:
@@ -257,3 +334,19 @@ def wandb_logger(
     return GANWandbLogger(
         save_dir=save_dir, offline=mode == "offline", mode=mode, recorded=recorded, **kwargs
     )
+
+
+class StartLoggers(L.Callback):
+    """Starts deferred W&B runs (``GANWandbLogger.start_in_background``) at the first batch, once
+    the training loader's workers exist."""
+
+    def __init__(self, loggers: list[Logger]) -> None:
+        self.loggers = [lg for lg in loggers if isinstance(lg, GANWandbLogger)]
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        for logger in self.loggers:
+            logger.start_in_background()
+
+    def on_fit_end(self, trainer, module) -> None:
+        for logger in self.loggers:
+            logger.wait()

@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def finish_wandb() -> None:
-    """Close the W&B run so that the next job of a multirun starts its own."""
+def finish_wandb(loggers: list | None = None) -> None:
+    """Close the W&B run (once started, if it started in the background) so that the next job of
+    a multirun starts its own."""
+    from ganlab.loggers import GANWandbLogger
+
+    for logger in loggers or []:
+        if isinstance(logger, GANWandbLogger):
+            logger.wait(start=False)  # a run that never logged anything needs no W&B run
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
@@ -56,6 +62,7 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.pytorch.callbacks import ProgressBar
 
+    from ganlab.loggers import GANWandbLogger, StartLoggers
     from ganlab.runstate import RunState
     from ganlab.strategy import resolve_strategy
     from ganlab.validate import check_model
@@ -72,10 +79,10 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     # it writes what a checkpoint keeps beside the weights.
     # (A node without _target_ is settings for a callback this callbacks= option does not have.)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
-    callbacks += [RunState(cfg.seed, config), *(extra_callbacks or [])]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks += [RunState(cfg.seed, config), StartLoggers(loggers), *(extra_callbacks or [])]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     t = cfg.trainer
     strategy = t.get("strategy", "auto")  # a name, or a config with _target_
     strategy = resolve_strategy(
@@ -92,8 +99,8 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     trainer: L.Trainer = instantiate(
         t, callbacks=callbacks, logger=loggers or False, strategy=strategy, plugins=plugins or None
     )
-    for logger in loggers:
-        logger.log_hyperparams(config)
+    for logger in loggers:  # a W&B run starts once training runs (it needs a second): StartLoggers
+        logger.defer(config) if isinstance(logger, GANWandbLogger) else logger.log_hyperparams(config)
     return datamodule, model, trainer
 
 
@@ -202,7 +209,7 @@ def _fit(
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:
-        finish_wandb()
+        finish_wandb(trainer.loggers)
     for cb in trainer.callbacks:  # after the loggers closed: a requeue ends this process
         if isinstance(cb, Preemption):
             cb.after_run(trainer.is_global_zero)

@@ -19,6 +19,7 @@ from ganlab.data.datasets import WithLabels
 from ganlab.data.loader import ResumableLoader, ignore_stop_signals
 from ganlab.errors import DatasetError, bad_setting
 from ganlab.images import to_uint8
+from ganlab.loggers import settle
 
 
 class GANDataModule(L.LightningDataModule):
@@ -155,6 +156,8 @@ class GANDataModule(L.LightningDataModule):
         dataset = self.build_dataset(self.transform(augment=False))
         if label is not None:
             dataset = Subset(dataset, np.flatnonzero(self._labels_of(dataset) == label).tolist())
+        if self.num_workers:
+            settle()  # the workers fork: no W&B run may be starting in another thread then
         loader = DataLoader(
             dataset,
             batch_size=batch_size,
