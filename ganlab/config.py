@@ -32,6 +32,26 @@ def metric_suffix(n: int) -> str:
     return suffix(int(n))
 
 
+INTERNAL_GROUPS = (
+    "bench",
+    "hydra",
+    "paths",
+    "shared",
+)  # composed by ganlab itself, not chosen on a command line
+
+
+def config_groups() -> str:
+    """``group: option, option`` per line for ``ganlab-train --help``: the shipped groups a user
+    picks from (Hydra's own listing also shows the internal ones)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent / "conf"
+    groups = sorted(
+        d for d in root.iterdir() if d.is_dir() and d.name not in INTERNAL_GROUPS and d.name[0] != "_"
+    )
+    return "\n".join(f"{d.name}: {', '.join(sorted(p.stem for p in d.glob('*.yaml')))}" for d in groups)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("auto_precision"):
         OmegaConf.register_new_resolver("auto_precision", auto_precision)
@@ -39,6 +59,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("cuda_available", cuda_available)
     if not OmegaConf.has_resolver("metric_suffix"):
         OmegaConf.register_new_resolver("metric_suffix", metric_suffix)
+    if not OmegaConf.has_resolver("ganlab_groups"):
+        OmegaConf.register_new_resolver("ganlab_groups", config_groups)
 
 
 register_resolvers()

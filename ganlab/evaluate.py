@@ -90,7 +90,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from ganlab.metrics import GANMetrics, load_feature_net
 
     check_missing(cfg)
-    require_count(cfg, "n", "n_real", "batch_size")
+    require_count(cfg, "n", "batch_size", *(() if cfg.n_real == "auto" else ("n_real",)))
     device = pick_device(cfg.device)
     fake_src = cfg.get("fake") or cfg.get("ckpt")
     if not fake_src:
@@ -127,8 +127,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     chosen = gen.class_index(only) if only is not None else None  # (an unconditional gen refuses)
     label = chosen if own_data else None
+    n_real = real_count(cfg, metrics, dm, label)
     t0 = time.perf_counter()
-    metrics.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir, label=label)
+    metrics.load_or_compute_real_for(dm, n_real, cfg.batch_size, cfg.cache_dir, label=label)
     t_real = time.perf_counter() - t0
 
     if device.type == "cuda":
@@ -177,6 +178,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def real_count(cfg: DictConfig, metrics, dm, label: int | None) -> int:
+    """``n_real=auto``: the most real images any statistics cached for this data (and class) and
+    network hold, else ``max(n, 2000)`` (a quick look at ``n=64`` does not wait for 50,000 real
+    images; FID on few images is biased, so compare results at equal counts)."""
+    if cfg.n_real != "auto":
+        return cfg.n_real
+    cached = metrics.cached_real_counts(dm, cfg.cache_dir, label)
+    n_real = max(cached) if cached else max(cfg.n, 2000)
+    log.info(
+        "n_real=auto: %d real images (%s)", n_real, "cached" if cached else "none cached yet; at least n"
+    )
+    return n_real
+
+
 def intra_class_fid(
     new_metrics, dm, class_names: list[str], feats, labels, cfg: DictConfig
 ) -> dict[str, Any]:
@@ -186,7 +201,7 @@ def intra_class_fid(
     per_class = {}
     for c, name in enumerate(class_names):
         m = new_metrics(precision_recall=False, inception_score=False)  # FID is what is reported per class
-        m.load_or_compute_real_for(dm, cfg.n_real, cfg.batch_size, cfg.cache_dir, label=c)
+        m.load_or_compute_real_for(dm, real_count(cfg, m, dm, c), cfg.batch_size, cfg.cache_dir, label=c)
         m.add_fake_features(feats[labels == c])
         per_class[name] = m.compute()["fid"]
     return {"intra_fid": per_class, "intra_fid_mean": sum(per_class.values()) / len(per_class)}

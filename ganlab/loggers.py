@@ -212,6 +212,7 @@ class GANWandbLogger(WandbLogger):
 
     def __init__(self, *args: Any, recorded: dict[int, set[str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _drop_anonymous(self)
         self.recorded = recorded or {}
         self._deferred: dict[str, Any] | None = None  # hyperparameters of a run not started yet
         self._starting: threading.Thread | None = None
@@ -270,6 +271,14 @@ class GANWandbLogger(WandbLogger):
             if not metrics:
                 return
         super().log_metrics(metrics, step)
+
+
+def _drop_anonymous(logger: WandbLogger) -> None:
+    """Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``, which wandb 0.31 answers
+    with a deprecation warning at every start; the argument only reaches wandb through the logger's
+    private ``_wandb_init`` (no public way to leave it out)."""
+    if logger._wandb_init.get("anonymous", "unset") is None:
+        del logger._wandb_init["anonymous"]
 
 
 class _StartingRun:

@@ -39,6 +39,11 @@ def finish_wandb(loggers: list | None = None) -> None:
             logger.wait(start=False)  # a run that never logged anything needs no W&B run
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
+        run = wandb.run
+        if run.offline:  # (W&B's own banner is off: screen.quiet)
+            log.info("W&B: offline run %s; upload it with: wandb sync %s", run.id, run.sync_dir)
+        else:
+            log.info("W&B: %s", run.url)
         wandb.finish()
 
 
@@ -166,8 +171,10 @@ def write_hydra_files(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
+    from ganlab.screen import quiet
     from ganlab.validate import validate_train
 
+    quiet()
     validate_train(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     with open_dict(cfg):
@@ -182,8 +189,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         changes = resume.check(resume.compare(ckpt["ganlab"]["config"], now), ckpt_path,
                                cfg.train.allow_resume_changes)  # fmt: skip
     lock = prepare_run_dir(cfg)
-    if launch_rank() == 0:  # what runs, resolved, at the top of the log (as lightning-hydra-template does)
-        log.info("configuration:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    if launch_rank() == 0:  # the whole configuration in train.log; its path on the screen (screen.summary)
+        logging.getLogger("ganlab.config").info("configuration:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     try:
         return _fit(cfg, datamodule, ckpt_path, ckpt, changes)
     finally:
@@ -198,9 +205,18 @@ def _fit(
 
     from ganlab.loggers import backfill_wandb
     from ganlab.preemption import Preemption
+    from ganlab.screen import summary
 
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model, trainer = build(cfg, datamodule=datamodule)
+    if launch_rank() == 0:
+        if (
+            trainer.world_size == 1
+        ):  # the data's size on the first screen (Lightning's own calls then find it ready)
+            datamodule.prepare_data()
+            datamodule.setup("fit")
+        for line in summary(cfg, datamodule, model, trainer):
+            log.info(line)
     if ckpt is not None:
         resume.check_weights(model, ckpt, changes or [], ckpt_path)
         if launch_rank() == 0:
@@ -217,7 +233,8 @@ def _fit(
     # With ddp_spawn the counters advanced in the spawned processes; the logged ones came back.
     iterations = int(metrics.get("train/iterations", model.progress.iterations))
     images = int(metrics.get("train/images_seen", model.progress.images_seen))
-    log.info("finished after %d GAN iterations (%d images): %s", iterations, images, metrics)
+    log.info("finished after %d GAN iterations (%.1f kimg); checkpoints, samples and logs in %s",
+             iterations, images / 1000, cfg.paths.output_dir)  # fmt: skip
     return {"metrics": metrics, "iterations": iterations, "output_dir": cfg.paths.output_dir}
 
 

@@ -24,7 +24,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 def require_dir(path: Path, how_to_get: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise DatasetError(f"dataset directory not found: '{path}'. {how_to_get}")
+        raise DatasetError(f"dataset directory not found: '{path}' (data.root): {how_to_get}")
     return path
 
 

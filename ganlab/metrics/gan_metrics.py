@@ -30,6 +30,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from ganlab.atomic import atomic_path
+from ganlab.clock import duration
 from ganlab.errors import UsageError
 from ganlab.hashing import cache_key
 from ganlab.metrics.features import FIDFeatures, to_uint8
@@ -121,12 +122,14 @@ class GANMetrics:
         (n, K) or None), not yet added to the fake set."""
         g = torch.Generator().manual_seed(seed)
         feats, logits = [], []
+        progress = Progress("generated images", n)
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             y = labels[start : start + m] if labels is not None else None
             f, lg = self.extract(to_uint8(generate(sample_z(m, generator=g), y)))
             feats.append(f)
             logits.append(lg)
+            progress.update(start + m)
         return torch.cat(feats), (torch.cat(logits) if logits[0] is not None else None)
 
     @property
@@ -140,9 +143,10 @@ class GANMetrics:
 
     def real_stats_from(self, batches: Iterable[Tensor], max_n: int, kid_max: int = 10_000) -> dict[str, Any]:
         """Sums for FID (float64, as torchmetrics keeps them) and up to ``kid_max`` features for KID
-        from uint8 image batches."""
+        from uint8 image batches; progress logged every few seconds."""
         d = self.features.num_features
         s, cov, n, kid = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64), 0, []
+        progress = Progress("real statistics", max_n)
         for images in batches:
             images = images[: max_n - n]
             f, _ = self.extract(images)
@@ -152,6 +156,7 @@ class GANMetrics:
             if sum(k.shape[0] for k in kid) < kid_max:
                 kid.append(f.float().cpu())
             n += images.shape[0]
+            progress.update(n)
             if n >= max_n:
                 break
         if n < 2:
@@ -173,6 +178,8 @@ class GANMetrics:
                 self.set_real(stats)
                 return stats
             log.warning("cache %s was written for other data or another network: recomputing", cache_file)
+        log.info("computing the real statistics once (up to %d images, %s); later evaluations read %s",
+                 max_n, self.features.identity, cache_file or "nothing: no cache_dir")  # fmt: skip
         t0 = time.perf_counter()
         stats = self.real_stats_from(batches(), max_n)
         stats.update(feature_net=self.features.identity, meta=meta)
@@ -190,13 +197,23 @@ class GANMetrics:
         under ``cache_dir``; of class ``label``'s images only when given (intra-class FID). The
         one place that builds the cache key, so training-time evaluation and ``ganlab.evaluate``
         share one file per dataset, class, resolution, ``n_real`` and network."""
-        meta = {**datamodule.fingerprint(), "n_real": n_real}
-        if label is not None:
-            meta["label"] = label
+        meta = {**self._describe(datamodule, label), "n_real": n_real}
         cache = real_cache_file(cache_dir, meta, self.features.identity) if cache_dir else None
         return self.load_or_compute_real(
             cache, lambda: datamodule.real_batches(batch_size, label=label), n_real, meta
         )
+
+    @staticmethod
+    def _describe(datamodule, label: int | None) -> dict:
+        return {**datamodule.fingerprint(), **({"label": label} if label is not None else {})}
+
+    def cached_real_counts(
+        self, datamodule, cache_dir: str | Path | None, label: int | None = None
+    ) -> list[int]:
+        """How many real images the statistics cached for this data (and class) and network hold."""
+        if not cache_dir or not Path(cache_dir).is_dir():
+            return []
+        return cached_counts(cache_dir, self._describe(datamodule, label), self.features.identity)
 
     # -- the numbers --------------------------------------------------------------------------
     def compute(self) -> dict[str, Any]:
@@ -302,6 +319,42 @@ def inception_score(logits: Tensor, splits: int = 10, seed: int = 2020) -> tuple
 
 
 def real_cache_file(cache_dir: str | Path, meta: dict, identity: str) -> Path:
-    """``<cache_dir>/real_<res>px_<hash>.pt``, the hash over the data description and network."""
-    key = cache_key({"meta": meta, "net": identity})
-    return Path(cache_dir) / f"real_{meta.get('image_size', 'x')}px_{key}.pt"
+    """``<cache_dir>/real_<res>px_<hash>_n<n_real>.pt``: the hash over the data description (less
+    ``n_real``, which the name carries, so ``cached_counts`` can list them) and the network."""
+    described = {k: v for k, v in meta.items() if k != "n_real"}
+    key = cache_key({"meta": described, "net": identity})
+    return Path(cache_dir) / f"real_{meta.get('image_size', 'x')}px_{key}_n{meta.get('n_real', 'x')}.pt"
+
+
+def cached_counts(cache_dir: str | Path, meta: dict, identity: str) -> list[int]:
+    """The ``n_real`` of every real-statistics file cached for this data and network."""
+    stem = real_cache_file(cache_dir, {**meta, "n_real": 0}, identity).name[: -len("0.pt")]
+    return sorted(
+        int(p.name[len(stem) : -3])
+        for p in Path(cache_dir).glob(f"{stem}*.pt")
+        if p.name[len(stem) : -3].isdigit()
+    )
+
+
+class Progress:
+    """``<what>: 4,000/50,000 images, 31.2 img/s, ETA 0:24:43``, logged at most every ``every`` s."""
+
+    def __init__(self, what: str, total: int, every: float = 10.0) -> None:
+        self.what, self.total, self.every = what, total, every
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        log.info(
+            "%s: %s/%s images, %.1f img/s, ETA %s",
+            self.what,
+            f"{done:,}",
+            f"{self.total:,}",
+            rate,
+            duration(eta),
+        )

@@ -198,13 +198,15 @@ def test_debug_configs_run_quickly_and_print_the_config(mode, tmp_path, image_di
     r = run_cli([f"debug={mode}", "data=image_folder", f"data.root={image_dir}", *small], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
+    (run,) = (tmp_path / "outputs" / "debug" / "runs").iterdir()  # task_name: debug
+    assert "(configuration: .hydra/config.yaml)" in out and "device: cpu" in out  # the first screen
+    log = (run / "train.log").read_text()  # the resolved configuration at the top of the run's log
+    assert "configuration:" in log and "_target_: ganlab.assembly.gan_module" in log
     assert (
-        "configuration:" in out
-        and "_target_: ganlab.assembly.gan_module" in out
-        and "limit_train_batches: 5" in out
+        "limit_train_batches: 5" in log
+        and "limit_train_batches: 5" in (run / ".hydra" / "config.yaml").read_text()
     )
     if mode == "default":
-        (run,) = (tmp_path / "outputs" / "debug" / "runs").iterdir()  # task_name: debug
         assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "csv").exists()
         assert load(run / "checkpoints" / "last.ckpt")["ganlab"]["counters"]["iterations"] == 5
 
@@ -212,7 +214,7 @@ def test_debug_configs_run_quickly_and_print_the_config(mode, tmp_path, image_di
 def test_cli_missing_dataset(tmp_path):
     r = run_cli([*TINY, f"data.root={tmp_path / 'no_such_dir'}"], tmp_path)
     assert r.returncode != 0
-    assert "dataset directory not found" in r.stderr and "no_such_dir" in r.stderr and "make data" in r.stderr
+    assert "dataset directory not found" in r.stderr and "no_such_dir" in r.stderr and "ganlab-fetch" in r.stderr
 
 
 def test_cli_bad_override(tmp_path):
@@ -276,7 +278,7 @@ def test_cli_ddp_two_cpu_processes(tmp_path, image_dir):
     ck = load(run / "checkpoints" / "last.ckpt")
     # 40 images over 2 ranks of batch 8: 2 iterations of 16 images (the remainder is dropped).
     assert ck["ganlab"]["counters"]["iterations"] == 2 and ck["ganlab"]["counters"]["images_seen"] == 32
-    assert "distributed_backend=gloo" in r.stderr + r.stdout
+    assert "x 2, precision 32-true, strategy GANDDP" in r.stdout  # the first screen names the strategy
     results = [json.loads(p.read_text()) for p in sorted((run / "eval").glob("it*.json"))]
     assert [x["iteration"] for x in results] == [1, 2]
     assert all(x["n_fake"] == 10 and x["n_real"] == 40 for x in results)  # 5 per rank, gathered
