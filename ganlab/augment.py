@@ -3,9 +3,10 @@
 The training module calls D as ``D(aug(x))``; the augmentations are differentiable, so G's
 gradient flows through them (the point of DiffAugment). All run on the batch's device.
 
-Every augmentation is an ``Augment``: an ``nn.Module`` with two explicit hooks the training
-module calls, ``on_iteration(images_seen)`` before each iteration (schedules) and ``capturable``
-(whether it can be replayed inside a CUDA graph: nothing decided on the host per iteration).
+Every augmentation is an ``Augment``: an ``nn.Module`` with explicit hooks the training module
+calls: ``on_iteration(progress)`` before each iteration (schedules), ``observe(stats)`` after it
+(ADA's overfitting heuristic) and ``stats()`` (values to log); ``capturable`` says whether it can
+be replayed inside a CUDA graph (nothing decided on the host per iteration).
 ``AugmentPipeline`` applies a list of them in order.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -27,8 +29,17 @@ class Augment(nn.Module):
     #: would freeze that decision).
     capturable = True
 
-    def on_iteration(self, images_seen: int) -> None:
-        """Before each iteration: ``images_seen`` real images (all ranks) were shown to D so far."""
+    def on_iteration(self, progress) -> None:
+        """Before each iteration (``progress``: a ``ganlab.runstate.Progress``: iterations done,
+        real images shown to D so far, all ranks): schedules."""
+
+    def observe(self, stats: dict[str, Tensor], progress) -> None:
+        """After each iteration: its statistics (0-d device tensors: ``d_acc_real``, ...) and the
+        progress counted with it."""
+
+    def stats(self) -> dict[str, Tensor]:
+        """0-d device tensors to log with the iteration's statistics (``train/<name>``)."""
+        return {}
 
 
 class AugmentPipeline(nn.ModuleList):
@@ -49,9 +60,16 @@ class AugmentPipeline(nn.ModuleList):
             x = aug(x)
         return x
 
-    def on_iteration(self, images_seen: int) -> None:
+    def on_iteration(self, progress) -> None:
         for aug in self:
-            aug.on_iteration(images_seen)
+            aug.on_iteration(progress)
+
+    def observe(self, stats: dict[str, Tensor], progress) -> None:
+        for aug in self:
+            aug.observe(stats, progress)
+
+    def stats(self) -> dict[str, Tensor]:
+        return {k: v for aug in self for k, v in aug.stats().items()}
 
     @property
     def capturable(self) -> bool:
@@ -140,8 +158,8 @@ class InstanceNoise(Augment):
         self.images_seen = 0
         self.capturable = not anneal_kimg  # the annealed sigma changes on the host
 
-    def on_iteration(self, images_seen: int) -> None:
-        self.images_seen = images_seen
+    def on_iteration(self, progress) -> None:
+        self.images_seen = progress.images_seen
 
     def current_sigma(self) -> float:
         if not self.anneal_kimg:
@@ -151,3 +169,132 @@ class InstanceNoise(Augment):
     def forward(self, x: Tensor) -> Tensor:
         s = self.current_sigma()
         return x + s * torch.randn_like(x) if s > 0 else x
+
+
+class ADA(Augment):
+    """Adaptive discriminator augmentation (Karras et al., "Training Generative Adversarial
+    Networks with Limited Data", NeurIPS 2020): every image D sees, real or generated, goes
+    through x-flips, 90-degree rotations, integer translations, isotropic scaling and colour
+    changes (brightness, contrast, saturation), each applied to an image with probability ``p``;
+    all differentiable, so G learns through them, and all on the device (``p`` is a device
+    scalar: no host read, capturable in a CUDA graph).
+
+    ``p`` follows the overfitting heuristic r_t = E[sign(D(x_real))] = 2 P(D(x_real) > 0) - 1,
+    accumulated over ``interval`` iterations from D's accuracy on real images (``observe``): it
+    rises while r_t > ``target`` (D too sure of the reals) and falls otherwise, by
+    ``images / (speed_kimg * 1000)`` per update, so it can go from 0 to 1 in ``speed_kimg``
+    thousand images (500 in the paper; smaller for short runs). Under DDP r_t is averaged over
+    ranks. The update runs after an iteration, outside a CUDA graph's replay. ``p`` and the
+    accumulators are buffers: checkpointed with the module (exact resume),
+    and ``p`` is logged as ``train/ada_p``."""
+
+    def __init__(
+        self,
+        target: float = 0.6,
+        interval: int = 4,
+        speed_kimg: float = 500.0,
+        p: float = 0.0,
+        translate: float = 0.125,
+        scale_std: float = 0.2,
+        brightness_std: float = 0.2,
+        contrast_std: float = 0.5,
+        saturation_std: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not 0 <= target <= 1 or interval < 1 or speed_kimg <= 0 or not 0 <= p <= 1:
+            raise UsageError(
+                "ADA needs 0 <= target <= 1, interval >= 1, speed_kimg > 0 and 0 <= p <= 1 "
+                "(model.d_augment): e.g. {_target_: ganlab.augment.ADA, target: 0.6, speed_kimg: 100}"
+            )
+        self.target, self.interval, self.speed_kimg = target, interval, speed_kimg
+        self.translate, self.scale_std = translate, scale_std
+        self.brightness_std, self.contrast_std, self.saturation_std = (
+            brightness_std,
+            contrast_std,
+            saturation_std,
+        )
+        self.register_buffer("p", torch.tensor(float(p)))
+        self.register_buffer("sign_sum", torch.zeros(()))  # sum of E[sign(D(real))] since the last update
+        self.register_buffer("sign_count", torch.zeros(()))
+
+    # -- p -----------------------------------------------------------------------------------------
+    def observe(self, stats: dict[str, Tensor], progress) -> None:
+        if "d_acc_real" in stats:  # iterations with a D update
+            self.sign_sum.add_(2 * stats["d_acc_real"].float() - 1)
+            self.sign_count.add_(1)
+        if progress.iterations % self.interval:
+            return
+        total, count = self.sign_sum, self.sign_count
+        if dist.is_available() and dist.is_initialized():
+            both = torch.stack([total, count])
+            dist.all_reduce(both)  # every rank adapts p alike: r_t over all ranks
+            total, count = both
+        r_t = total / count.clamp(min=1)
+        step = torch.sign(r_t - self.target) * (count > 0) * (progress.last_images * self.interval)
+        self.p.copy_((self.p + step / (self.speed_kimg * 1000)).clamp(0, 1))
+        self.sign_sum.zero_()
+        self.sign_count.zero_()
+
+    def stats(self) -> dict[str, Tensor]:
+        return {"ada_p": self.p.detach().clone()}
+
+    # -- the pipeline ------------------------------------------------------------------------------
+    def _chosen(self, x: Tensor) -> Tensor:
+        """(B,) bool: which images get the next transformation (each with probability p)."""
+        return torch.rand(x.shape[0], device=x.device) < self.p
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        mask = self._chosen(x)[:, None, None, None]
+        x = torch.where(mask, x.flip(3), x)  # x-flip
+        if h == w:  # 90-degree rotations (square images): one of 4, chosen images only
+            k = torch.randint(0, 4, (b,), device=x.device) * self._chosen(x)
+            turns = torch.stack([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])  # (4, B, C, H, W)
+            x = turns[k, torch.arange(b, device=x.device)]
+        # integer translation by up to ``translate`` of the side, reflected at the borders
+        # (no tensor built from host values: a CUDA graph capture could not copy it)
+        chosen = self._chosen(x)
+        dy = ((torch.rand(b, device=x.device) * 2 - 1) * (self.translate * h)).round().long() * chosen
+        dx = ((torch.rand(b, device=x.device) * 2 - 1) * (self.translate * w)).round().long() * chosen
+        shift = torch.stack([dy, dx])
+        rows = _reflect(torch.arange(h, device=x.device)[None] - shift[0][:, None], h)  # (B, H)
+        cols = _reflect(torch.arange(w, device=x.device)[None] - shift[1][:, None], w)  # (B, W)
+        bi = torch.arange(b, device=x.device)[:, None, None, None]
+        ci = torch.arange(c, device=x.device)[None, :, None, None]
+        x = x[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+        # isotropic scaling by 2^N(0, scale_std), bilinear, reflected
+        s = torch.exp2(torch.randn(b, device=x.device) * self.scale_std * self._chosen(x))
+        theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        # colour: brightness, contrast, then saturation (colour images)
+        x = (
+            x
+            + torch.randn(b, 1, 1, 1, device=x.device)
+            * self.brightness_std
+            * self._chosen(x)[:, None, None, None]
+        )
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        gain = torch.exp2(
+            torch.randn(b, 1, 1, 1, device=x.device)
+            * self.contrast_std
+            * self._chosen(x)[:, None, None, None]
+        )
+        x = (x - mean) * gain + mean
+        if c == 3:
+            luma = x.mean(dim=1, keepdim=True)
+            sat = torch.exp2(
+                torch.randn(b, 1, 1, 1, device=x.device)
+                * self.saturation_std
+                * self._chosen(x)[:, None, None, None]
+            )
+            x = (x - luma) * sat + luma
+        return x
+
+
+def _reflect(index: Tensor, n: int) -> Tensor:
+    """Indices folded back into [0, n) as a mirror does (reflection without repeating the edge)."""
+    period = 2 * (n - 1)
+    index = index.remainder(period)
+    return torch.where(index >= n, period - index, index)

@@ -88,6 +88,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from ganlab.checkpoints import file_digest, load_generator
     from ganlab.metrics import GANMetrics, load_feature_net
+    from ganlab.truncation import truncate
 
     check_missing(cfg)
     require_count(cfg, "n", "batch_size", *(() if cfg.n_real == "auto" else ("n_real",)))
@@ -137,12 +138,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     fake_feats = None
     if gen is not None:
-        fake_feats = metrics.generated_features(gen, gen.sample_z, cfg.n, cfg.batch_size, cfg.seed, labels)
+        sample = truncate(gen, cfg.truncation, cfg.seed, standing=cfg.standing_stats)
+        fake_feats = metrics.generated_features(gen, sample, cfg.n, cfg.batch_size, cfg.seed, labels)
         metrics.add_fake_features(*fake_feats)
         provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),
                       "iteration": gen.iterations, "seed": cfg.seed}  # fmt: skip
         if only is not None:
             provenance["class"] = gen.class_names[chosen]
+        if cfg.truncation is not None:
+            provenance.update(truncation=cfg.truncation, standing_stats=cfg.standing_stats)
     else:
         fake_dm = folder_data(fake_src, cfg.batch_size, dm.channels, dm.image_size)
         for batch in fake_dm.real_batches(cfg.batch_size):

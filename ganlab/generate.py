@@ -15,17 +15,18 @@ resolved config), ``ganlab.seed``, ``ganlab.latent_index``, ``ganlab.iteration``
 
 Conditional generators: ``class=cat`` (a name or an index) draws that class only; without it
 the classes take turns (one grid column per class). ``truncation=0.7``: the truncation trick
-(``ganlab.truncation`` in the PNGs). ``select=top_d keep=0.1``: generate n / keep candidates
-and keep the n that the checkpoint's D scores most real, best first, a simple form of
-discriminator rejection sampling (Azadi et al., "Discriminator Rejection Sampling", ICLR 2019);
-each PNG then carries ``ganlab.d_score``, D's logit.
+(``ganlab.truncation`` in the PNGs), with BatchNorm's standing statistics recomputed over
+truncated latents (BigGAN's remedy for dim samples; ``standing_stats=false`` turns it off).
+``select=top_d keep=0.1``: generate n / keep candidates and keep the n that the checkpoint's D
+scores most real, best first, a simple form of discriminator rejection sampling (Azadi et al.,
+"Discriminator Rejection Sampling", ICLR 2019); each PNG then carries ``ganlab.d_score``, D's
+logit.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,23 +55,6 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     t = t[None, :, None]
     so = torch.sin(omega)
     return (torch.sin((1 - t) * omega) / so) * a[:, None] + (torch.sin(t * omega) / so) * b[:, None]
-
-
-def truncated_latent(sample: Callable[..., Tensor], n: int, threshold: float | None, generator) -> Tensor:
-    """(n, nz) latents from the prior; with ``threshold`` every entry whose magnitude exceeds it
-    is drawn again until none does (the truncation trick, Brock et al. 2019, section 3.1:
-    fidelity up, variety down as the threshold falls)."""
-    import torch
-
-    z = sample(n, generator=generator)
-    if threshold is None:
-        return z
-    for _ in range(10_000):
-        out = z.abs() > threshold
-        if not out.any():
-            return z
-        z = torch.where(out, sample(n, generator=generator), z)
-    raise UsageError(f"truncation={threshold} leaves almost nothing of the prior: use a larger threshold")
 
 
 def d_scores(D, images: Tensor, labels: Tensor | None, batch_size: int) -> Tensor:
@@ -140,6 +124,7 @@ def generate(cfg: DictConfig) -> Path:
     from ganlab.checkpoints import config_hash, file_digest, load_discriminator, load_generator
     from ganlab.images import save_grid, to_uint8
     from ganlab.rundir import check_writable
+    from ganlab.truncation import truncate
 
     check_generate_settings(cfg)
     seeds = parse_seeds(cfg.seeds) if cfg.get("seeds") is not None else None
@@ -159,13 +144,12 @@ def generate(cfg: DictConfig) -> Path:
         provenance["ganlab.truncation"] = str(cfg.truncation)
     # With select=top_d, n / keep candidates, of which D's favourite n are kept.
     m = math.ceil(n / cfg.keep) if cfg.select else n
+    sample = truncate(gen, cfg.truncation, cfg.seed, standing=cfg.standing_stats)
     if seeds:  # one generator per seed: an image depends on its seed only
-        z = torch.cat([truncated_latent(gen.sample_z, 1, cfg.truncation, torch.Generator().manual_seed(s))
+        z = torch.cat([sample(1, generator=torch.Generator().manual_seed(s))
                        for s in seeds])  # fmt: skip
     else:
-        z = truncated_latent(
-            gen.sample_z, m, cfg.truncation, torch.Generator().manual_seed(cfg.seed)
-        )  # (m, nz)
+        z = sample(m, generator=torch.Generator().manual_seed(cfg.seed))  # (m, nz)
     labels = gen.labels(m, cfg.get("class"))  # (m,): the class asked for, or every class in turn
     images = torch.cat([
         gen(z[i : i + cfg.batch_size], None if labels is None else labels[i : i + cfg.batch_size]).cpu()

@@ -162,7 +162,7 @@ class GANModule(L.LightningModule):
         real_all = real_all.contiguous(memory_format=self.memory_format)
         images = real_all.shape[0] * self.trainer.world_size  # this iteration's, all ranks
         plan = self.schedule.plan(self.progress, self.loss)
-        self.d_augment.on_iteration(self.progress.images_seen)
+        self.d_augment.on_iteration(self.progress)
         self.optim.on_iteration(self.trainer.optimizers, self.trainer, self.progress.iterations, images)
         g_images = images // self.schedule.d_steps_per_g
         ema = self.ema.weight(self.progress.images_seen, g_images) if self.ema is not None else None
@@ -175,6 +175,8 @@ class GANModule(L.LightningModule):
         if self.direct or self.graphed is not None:
             count_optimizer_steps(self.trainer, done + int(plan.g))
         self.progress.advance(images, done, skipped, int(plan.g))
+        self.d_augment.observe(logs, self.progress)
+        logs = {**logs, **self.d_augment.stats()}
         self.stats.add(logs, fresh=self.graphed is None)  # no host sync, no logger call per iteration
         if due(self.trainer.log_every_n_steps, self.progress.iterations):
             publish(self.stats, self.trainer, self.progress)

@@ -52,6 +52,7 @@ DATA = (
     "data.random_crop",
     "data.hflip",
     "data.seed",
+    "data.max_images",
     "model.class_names",
 )
 IGNORED = (

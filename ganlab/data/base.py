@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms as T
 
 from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, cache_path, collate_keys
@@ -58,9 +58,16 @@ class GANDataModule(L.LightningDataModule):
         batches_per_iteration: int = 1,
         skip_bad_images: bool = False,
         conditional: bool = False,
+        max_images: int | None = None,
     ) -> None:
         super().__init__()
         self.conditional = conditional
+        if max_images is not None and (
+            isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1
+        ):
+            what = "the image limit must be a whole number >= 1, or null"
+            raise bad_setting(what, "data.max_images", max_images, "data.max_images=2000")
+        self.max_images = max_images
         self.labels: np.ndarray | None = None  # (N,) int64 of the training set, when conditional
         self._labels_on_device: torch.Tensor | None = None
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -105,6 +112,15 @@ class GANDataModule(L.LightningDataModule):
         """The dataset of this layout, images through ``transform``, with ``labels`` and
         ``class_names`` attributes (None where the layout has none); subclasses implement it."""
         raise NotImplementedError
+
+    def _dataset(self, transform):
+        """``build_dataset``, cut to its first ``max_images`` images (a small-data experiment)."""
+        dataset = self.build_dataset(transform)
+        return (
+            FirstImages(dataset, self.max_images)
+            if self.max_images and self.max_images < len(dataset)
+            else dataset
+        )
 
     def class_names(self) -> list[str]:
         """The classes' names, label i named ``class_names()[i]``; cheap (no images read), so
@@ -153,7 +169,7 @@ class GANDataModule(L.LightningDataModule):
     def real_batches(self, batch_size: int = 200, label: int | None = None):
         """uint8 (B, C, H, W) batches of the un-augmented training images, in file order; only
         class ``label``'s with a label (intra-class FID)."""
-        dataset = self.build_dataset(self.transform(augment=False))
+        dataset = self._dataset(self.transform(augment=False))
         if label is not None:
             dataset = Subset(dataset, np.flatnonzero(self._labels_of(dataset) == label).tolist())
         if self.num_workers:
@@ -181,7 +197,7 @@ class GANDataModule(L.LightningDataModule):
     def _cached_view(self):
         """The deterministic view at ``load_size`` and its uint8 cache (built when missing);
         sets ``labels`` when conditional (labels are not cached: the formats read them fast)."""
-        view = self.build_dataset(self.transform(augment=False, size=self.load_size))
+        view = self._dataset(self.transform(augment=False, size=self.load_size))
         self._check_size(view)
         if self.conditional:
             self.labels = self._labels_of(view)
@@ -194,7 +210,7 @@ class GANDataModule(L.LightningDataModule):
                 self.images = self._cached_view()
                 self.train_set = Keys(len(self.images)) if self.device_resident else CachedImages(self.images)
             else:
-                dataset = self.build_dataset(self.transform())
+                dataset = self._dataset(self.transform())
                 if self.conditional:
                     self.labels = self._labels_of(dataset)
                     dataset = WithLabels(dataset, self.labels)
@@ -247,3 +263,20 @@ class GANDataModule(L.LightningDataModule):
         if self._labels_on_device is None or self._labels_on_device.device != keys.device:
             self._labels_on_device = torch.from_numpy(self.labels).to(keys.device)
         return images, self._labels_on_device.index_select(0, keys.to(torch.int64) % len(self.labels))
+
+
+class FirstImages(Dataset):
+    """The first ``n`` items of a dataset, with its ``labels`` and ``class_names`` cut alike."""
+
+    def __init__(self, base: Dataset, n: int) -> None:
+        self.base, self.n = base, n
+        self.labels = base.labels[:n] if base.labels is not None else None  # build_dataset's contract
+        self.class_names = base.class_names
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.base[i]

@@ -160,7 +160,8 @@ def test_conditional_fashion_mnist_recipe_trains(idx_dir, tmp_path):
 
 def test_generate_class_truncation_and_top_d_selection(conditional_ckpt, tmp_path):
     from ganlab.checkpoints import load_discriminator
-    from ganlab.generate import d_scores, truncated_latent
+    from ganlab.generate import d_scores
+    from ganlab.truncation import truncate, truncated_latent
 
     z = truncated_latent(
         lambda n, generator: torch.randn(n, 64, generator=generator),
@@ -191,7 +192,8 @@ def test_generate_class_truncation_and_top_d_selection(conditional_ckpt, tmp_pat
     assert scores == sorted(scores, reverse=True)
     # the kept ones are D's top 4 of the 16 candidates: recompute every candidate's score
     gen = load_generator(conditional_ckpt)
-    cand = truncated_latent(gen.sample_z, 16, 0.7, torch.Generator().manual_seed(0))
+    sample = truncate(gen, 0.7, seed=0)  # G with standing statistics over truncated latents, as generate's
+    cand = sample(16, generator=torch.Generator().manual_seed(0))
     y = gen.labels(16, "class_2")
     all_scores = d_scores(load_discriminator(conditional_ckpt), gen(cand, y), y, 5)
     assert scores == pytest.approx(all_scores.sort(descending=True).values[:4].tolist(), rel=1e-4)

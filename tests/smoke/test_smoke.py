@@ -214,7 +214,9 @@ def test_debug_configs_run_quickly_and_print_the_config(mode, tmp_path, image_di
 def test_cli_missing_dataset(tmp_path):
     r = run_cli([*TINY, f"data.root={tmp_path / 'no_such_dir'}"], tmp_path)
     assert r.returncode != 0
-    assert "dataset directory not found" in r.stderr and "no_such_dir" in r.stderr and "ganlab-fetch" in r.stderr
+    assert (
+        "dataset directory not found" in r.stderr and "no_such_dir" in r.stderr and "ganlab-fetch" in r.stderr
+    )
 
 
 def test_cli_bad_override(tmp_path):

@@ -79,3 +79,24 @@ def test_all_techniques_train_together(tmp_path, image_dir):
     assert gen.ema  # samples and metrics come from G_ema
     sd = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert not torch.equal(sd["G_ema.body.0.weight"], sd["G.body.0.weight"])
+
+
+def test_ada_adapts_p_logs_it_and_resumes_exactly(tmp_path, image_dir):
+    """ADA in a real run: D is too sure of the reals early, so p rises from 0; it is logged as
+    train/ada_p, kept in the checkpoint, and a resume ends bit-identical to an uninterrupted run."""
+    from tests.conftest import fit, load
+
+    ada = ["model.d_augment=[{_target_: ganlab.augment.ADA, interval: 1, speed_kimg: 0.05, target: 0.0}]",
+           "trainer.max_epochs=2", "callbacks.checkpoint.every_n_iterations=3"]  # fmt: skip
+    result, _ = fit(ada, tmp_path / "full", image_dir)
+    assert result["metrics"]["train/ada_p"] > 0
+    full = load(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    assert full["state_dict"]["d_augment.0.p"] > 0
+    fit(
+        [*ada, f"ckpt_path={tmp_path / 'full' / 'checkpoints' / 'it0000003.ckpt'}"],
+        tmp_path / "resumed",
+        image_dir,
+    )
+    resumed = load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    for k, v in full["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), k

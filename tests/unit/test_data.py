@@ -66,7 +66,9 @@ def test_augmentation_random_crop_and_flip(image_dir):
 
 def test_missing_dir_names_path_and_fix(tmp_path):
     dm = ImageFolderDataModule(str(tmp_path / "nope"), how_to_get="Run `ganlab-fetch --dest data`.")
-    with pytest.raises(DatasetError, match=r"dataset directory not found: '.*nope' \(data.root\): Run `ganlab-fetch"):
+    with pytest.raises(
+        DatasetError, match=r"dataset directory not found: '.*nope' \(data.root\): Run `ganlab-fetch"
+    ):
         dm.setup()
 
 

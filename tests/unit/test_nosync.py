@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganlab.assembly import gan_module
-from ganlab.augment import DiffAugment
+from ganlab.augment import ADA, DiffAugment
 from ganlab.losses import BCELoss, HingeLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
 from ganlab.module import Plan
@@ -45,7 +45,7 @@ PLANS = [Plan(d_r1=(True, False), g=False), Plan(d_r1=(False, True), g=True), Pl
          Plan(d_r1=(False, False), g=True)]  # fmt: skip
 
 
-def module_and_batch(conditional: bool):
+def module_and_batch(conditional: bool, augment=None):
     """EMA, R1 every 3 D updates, k = 2 D steps per iteration, DiffAugment and label flips; or a
     conditional G and D with an ACGAN head and the hinge loss."""
     k = 3 if conditional else 0
@@ -56,19 +56,19 @@ def module_and_batch(conditional: bool):
     else:
         loss = BCELoss(r1_gamma=1.0, r1_every=3, flip_prob=0.1)
     m = gan_module(G, D, loss, GANOptimizers.adam(), nz=8, d_steps_per_g=2, ema_half_life_kimg=0.01,
-                   d_augment=[DiffAugment()], num_classes=k)  # fmt: skip
+                   d_augment=[augment or DiffAugment()], num_classes=k)  # fmt: skip
     real = torch.rand(8, 3, 32, 32) * 2 - 1  # k minibatches of 4
     return m, real, torch.arange(8) % 3 if conditional else None
 
 
 @pytest.mark.parametrize(
-    ("conditional", "autocast"),
-    [(False, None), (True, None), (False, torch.bfloat16)],
-    ids=["plain", "cond", "bf16"],
+    ("conditional", "autocast", "ada"),
+    [(False, None, False), (True, None, False), (False, torch.bfloat16, False), (False, None, True)],
+    ids=["plain", "cond", "bf16", "ada"],
 )
-def test_every_capturable_plan_runs_without_a_host_sync(conditional, autocast):
-    """The plans cover D-only, G-only, R1 and no-R1 iterations (d_every/g_every)."""
-    m, real, labels = module_and_batch(conditional)
+def test_every_capturable_plan_runs_without_a_host_sync(conditional, autocast, ada):
+    """The plans cover D-only, G-only, R1 and no-R1 iterations (d_every/g_every); ADA at p = 0.5."""
+    m, real, labels = module_and_batch(conditional, ADA(p=0.5) if ada else None)
     before = [p.clone() for p in m.G_ema.parameters()]
     assert check_iteration(m, real, PLANS, labels, autocast_dtype=autocast) == 2 * len(PLANS)
     assert m.progress.d_updates == 12 and m.progress.g_updates == 6

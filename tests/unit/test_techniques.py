@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from ganlab.assembly import gan_module
-from ganlab.augment import DiffAugment, InstanceNoise
+from ganlab.augment import ADA, DiffAugment, InstanceNoise
 from ganlab.losses import BCELoss, LSGANLoss, SiameseLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.attention import SelfAttention
 from ganlab.optim import GANOptimizers
+from ganlab.runstate import Progress
 
 
 def tiny_module(**kw):
@@ -90,9 +91,9 @@ def test_instance_noise_anneals_to_zero():
     noise = InstanceNoise(sigma=0.2, anneal_kimg=1)
     x = torch.zeros(1000, 3, 4, 4)
     assert noise(x).std().item() == pytest.approx(0.2, rel=0.05)
-    noise.on_iteration(500)
+    noise.on_iteration(Progress(images_seen=500))
     assert noise.current_sigma() == pytest.approx(0.1)
-    noise.on_iteration(2000)
+    noise.on_iteration(Progress(images_seen=2000))
     assert torch.equal(noise(x), x)
 
 
@@ -121,3 +122,61 @@ def test_least_squares_by_hand():
     assert d.item() == pytest.approx(0.5 * ((1 + 4) / 2) + 0.5 * ((0.25 + 9) / 2))
     g, _ = LSGANLoss().g_loss(lambda x: x, lr, lf)
     assert g.item() == pytest.approx(0.5 * ((0.25 + 16) / 2))
+
+
+def test_ada_p_follows_the_overfitting_heuristic():
+    """r_t = 2 P(D(real) > 0) - 1 above the target raises p by images/(speed_kimg * 1000) per
+    update (every ``interval`` iterations), below it lowers p; p stays in [0, 1]."""
+    ada = ADA(target=0.6, interval=2, speed_kimg=1.0)  # 1k images: p moves fast
+    progress = Progress(last_images=100)
+    for it in range(1, 5):  # D 95% right on reals: r_t = 0.9 > 0.6
+        progress.iterations = it
+        ada.observe({"d_acc_real": torch.tensor(0.95)}, progress)
+    assert ada.p.item() == pytest.approx(2 * 2 * 100 / 1000)  # two updates of 2 iterations x 100 images
+    for it in range(5, 13):  # D at chance: r_t = 0 < 0.6
+        progress.iterations = it
+        ada.observe({"d_acc_real": torch.tensor(0.5)}, progress)
+    assert ada.p.item() == 0.0
+    assert ada.stats()["ada_p"].item() == 0.0
+
+
+def test_ada_is_differentiable_and_p_controls_the_augmentation():
+    x = (torch.rand(16, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    off = ADA(p=0.0)
+    assert torch.allclose(off(x), x, atol=1e-5)  # p = 0: every transformation left out (scaling by 1)
+    on = ADA(p=1.0)
+    y = on(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_standing_statistics_keep_the_scale_of_truncated_samples():
+    """BatchNorm's running statistics from full-size z shrink the activations of truncated z in
+    eval mode (dim images); recomputed over truncated z (BigGAN's standing statistics) the output's
+    spread comes back to that of full-size z, and G itself is left as it was."""
+    from ganlab.truncation import standing_statistics, truncated_latent
+
+    torch.manual_seed(0)
+    G = DCGANGenerator(32, 1, nz=16, ngf=8)
+    for m in G.modules():  # weights of a trained G's scale (DCGAN's init N(0, 0.02) keeps tanh near 0)
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.normal_(m.weight, 0, 0.3)
+    G.train()
+    with torch.no_grad():
+        for _ in range(20):  # running statistics of full-size z, as training leaves them
+            G(torch.randn(64, 16))
+    G.eval()
+    g = torch.Generator().manual_seed(1)
+
+    def truncated(n):
+        return truncated_latent(lambda m, generator: torch.randn(m, 16, generator=generator), n, 0.3, g)
+
+    with torch.no_grad():
+        full = G(torch.randn(256, 16, generator=g)).std()
+        plain = G(truncated(256)).std()
+        standing = standing_statistics(G, truncated, batches=8, batch_size=64)
+        restored = standing(truncated(256)).std()
+    assert plain < 0.6 * full  # truncation without standing statistics: the spread collapses
+    assert abs(restored / full - 1) < abs(plain / full - 1) and restored > 0.6 * full
+    assert not G.training and G is not standing
