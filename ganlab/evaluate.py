@@ -107,6 +107,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         data_cfg = dict(gen.config["data"])
         if cfg.data_root:
             data_cfg["root"] = str(cfg.data_root)
+        if cfg.full_data:
+            data_cfg["max_images"] = None
         dm = instantiate(data_cfg)
     else:
         raise UsageError("fake= is a folder: pass the real images with real=DIR")
@@ -164,6 +166,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         torch.cuda.synchronize()
     t_fake = time.perf_counter() - t0
     result = metrics.compute()
+    if labels is not None and features.num_logits == len(gen.class_names) and fake_feats[1] is not None:
+        # The feature network is a classifier over the data's classes (feature=<TorchScript>, e.g.
+        # experiments/fashion_judge.py): the share of images classified as the class asked for.
+        result["class_accuracy"] = (fake_feats[1].argmax(1) == labels.cpu()).float().mean().item()
     if labels is not None and only is None and own_data and cfg.intra_class:
         result.update(intra_class_fid(new_metrics, dm, gen.class_names, fake_feats[0], labels, cfg))
     if cfg.get("real"):

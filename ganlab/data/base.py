@@ -114,10 +114,10 @@ class GANDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def _dataset(self, transform):
-        """``build_dataset``, cut to its first ``max_images`` images (a small-data experiment)."""
+        """``build_dataset``, cut to ``max_images`` images (a small-data experiment)."""
         dataset = self.build_dataset(transform)
         return (
-            FirstImages(dataset, self.max_images)
+            SubsetImages(dataset, self.max_images)
             if self.max_images and self.max_images < len(dataset)
             else dataset
         )
@@ -265,18 +265,22 @@ class GANDataModule(L.LightningDataModule):
         return images, self._labels_on_device.index_select(0, keys.to(torch.int64) % len(self.labels))
 
 
-class FirstImages(Dataset):
-    """The first ``n`` items of a dataset, with its ``labels`` and ``class_names`` cut alike."""
+class SubsetImages(Dataset):
+    """``n`` items of a dataset drawn at random with a fixed seed (the same subset for every run
+    and every seed, as Karras et al. 2020 subsample), in the dataset's order; ``labels`` and
+    ``class_names`` cut alike. Not the first ``n``: folder layouts are sorted by class."""
+
+    SEED = 0
 
     def __init__(self, base: Dataset, n: int) -> None:
-        self.base, self.n = base, n
-        self.labels = base.labels[:n] if base.labels is not None else None  # build_dataset's contract
+        g = torch.Generator().manual_seed(self.SEED)
+        self.base, self.index = base, torch.randperm(len(base), generator=g)[:n].sort().values.tolist()
+        labels = base.labels  # build_dataset's contract: an array or None
+        self.labels = np.asarray(labels)[self.index] if labels is not None else None
         self.class_names = base.class_names
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.index)
 
     def __getitem__(self, i: int):
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        return self.base[i]
+        return self.base[self.index[i]]

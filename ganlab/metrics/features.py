@@ -13,7 +13,9 @@ Sources (``load_feature_net(source)``):
   TorchScript InceptionV3 giving pool3 features; works offline. The file is located without
   importing the package (its import pulls opencv, loguru, ...). No classifier head: no IS.
 - ``auto``: ``fidelity`` if its weights load, else ``fid_helper``.
-- a path to a TorchScript file mapping scaled 299x299 input to (B, D) features.
+- a path to a TorchScript file mapping the scaled input to (B, D) features, or to (features,
+  logits): its integer attributes ``num_features`` (default 2048), ``input_size`` (299) and
+  ``num_logits`` (0) say how (e.g. a classifier trained on the data, ``experiments/fashion_judge.py``).
 - ``tiny``: a small fixed random conv net, for tests on CPU; its numbers are not FID.
 """
 
@@ -159,6 +161,19 @@ def load_fidelity(weights: str | None = None) -> FIDFeatures:
     )
 
 
+def load_torchscript(path: Path, device) -> FIDFeatures:
+    net = torch.jit.load(str(path), map_location=device)
+    shape = {k: int(getattr(net, k, default)) for k, default in
+             (("num_features", 2048), ("input_size", 299), ("num_logits", 0))}  # fmt: skip
+    return FIDFeatures(
+        net,
+        f"torchscript:{file_digest(path, 'sha1')[:12]}",
+        num_features=shape["num_features"],
+        size=shape["input_size"],
+        num_logits=shape["num_logits"],
+    ).to(device)
+
+
 def load_feature_net(source: str = "auto", weights: str | None = None, device="cpu", key: str = "feature"):
     """See the module docstring for ``source``; ``weights``: local weights for ``fidelity``;
     ``key``: the setting that chose ``source``, for messages."""
@@ -184,8 +199,7 @@ def load_feature_net(source: str = "auto", weights: str | None = None, device="c
             return load_fid_helper(device, key).to(device)
     path = Path(source).expanduser()
     if path.is_file():
-        net = torch.jit.load(str(path), map_location=device)
-        return FIDFeatures(net, f"torchscript:{file_digest(path, 'sha1')[:12]}", num_features=2048).to(device)
+        return load_torchscript(path, device)
     raise UsageError(
         f"unknown feature network or missing file {source!r} ({key}): use {key}=auto, fidelity, fid_helper "
         "or the path of an existing TorchScript file"

@@ -212,15 +212,34 @@ def test_generate_class_truncation_and_top_d_selection(conditional_ckpt, tmp_pat
         generate(bad)
 
 
-def test_intra_class_fid_and_precision_recall_in_evaluate(conditional_ckpt, image_dir, tmp_path):
-    """ganlab.evaluate on a conditional checkpoint: FID over all classes, per-class FID equal
-    to the formula on that class's real and generated features, precision and recall."""
+class ThreeClassJudge(torch.nn.Module):
+    """A (random) classifier over the fixture's 3 classes, as a TorchScript feature network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.num_features, self.num_logits, self.input_size = 16, 3, 24
+        self.conv, self.head = torch.nn.Conv2d(3, 16, 3, 2, 1), torch.nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.conv(x).relu().mean(dim=(2, 3))
+        return f, self.head(f)
+
+
+def test_intra_class_fid_precision_recall_and_class_accuracy_in_evaluate(
+    conditional_ckpt, image_dir, tmp_path
+):
+    """ganlab.evaluate on a conditional checkpoint with a TorchScript classifier as the feature
+    network: FID over all classes, per-class FID equal to the formula on that class's real and
+    generated features, precision and recall, and the share classified as the class asked for."""
     from ganlab.metrics import GANMetrics, load_feature_net
 
+    judge = tmp_path / "judge.pt"
+    torch.jit.script(ThreeClassJudge()).save(str(judge))
     args = [
         f"ckpt={conditional_ckpt}",
         "n=30",
-        "feature=tiny",
+        f"feature={judge}",
         "kid_subset_size=5",
         "out=ev.json",
         f"cache_dir={tmp_path / 'cache'}",
@@ -233,9 +252,12 @@ def test_intra_class_fid_and_precision_recall_in_evaluate(conditional_ckpt, imag
     assert result["intra_fid_mean"] == pytest.approx(np.mean(list(result["intra_fid"].values())))
 
     gen = load_generator(conditional_ckpt)
-    metrics = GANMetrics(load_feature_net("tiny"))
+    features = load_feature_net(str(judge))
+    assert (features.num_features, features.size, features.num_logits) == (16, 24, 3)
+    metrics = GANMetrics(features)
     labels = gen.labels(30)
-    fake, _ = metrics.generated_features(gen, gen.sample_z, 30, 7, 0, labels)
+    fake, logits = metrics.generated_features(gen, gen.sample_z, 30, 7, 0, labels)
+    assert result["class_accuracy"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
     dm = ImageFolderDataModule(str(image_dir), image_size=32, conditional=True, batch_size=8, num_workers=0)
     for c, name in enumerate(gen.class_names):
         real = torch.cat([metrics.extract(b)[0] for b in dm.real_batches(8, label=c)])

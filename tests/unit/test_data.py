@@ -16,6 +16,7 @@ from ganlab.data import (
 )
 from ganlab.data.datasets import ImageFolder, read_idx, to_mode
 from ganlab.data.loader import EpochSampler, ResumableLoader
+from ganlab.errors import UsageError
 from tests.conftest import ROOT, rng_images
 
 
@@ -370,3 +371,26 @@ def test_image_cache_matches_decoded_images_and_is_reused(image_dir, tmp_path):
     )
     with pytest.raises(ValueError, match="needs data.cache=true"):
         ImageFolderDataModule(str(image_dir), device_resident=True)
+
+
+def test_max_images_is_one_fixed_random_subset_with_its_labels(image_dir):
+    """data.max_images: the same images for every run (and seed), drawn across the classes rather
+    than the first N of a class-sorted folder, labels cut alike; the cache key tells the sets apart."""
+
+    def module(**kw):
+        return ImageFolderDataModule(
+            str(image_dir), image_size=32, conditional=True, batch_size=4, num_workers=0, **kw
+        )
+
+    full, cut, again = module(), module(max_images=12, seed=1), module(max_images=12, seed=2)
+    for dm in (full, cut, again):
+        dm.setup()
+    assert len(cut.train_set) == 12 and cut.labels.tolist() == again.labels.tolist()
+    assert len(set(cut.labels.tolist())) > 1  # the first 12 of the sorted folder are one class
+    index = cut.train_set.base.index  # WithLabels(SubsetImages)
+    assert cut.labels.tolist() == full.labels[index].tolist()
+    image, label = cut.train_set[5]
+    assert torch.equal(image, full.train_set[index[5]][0]) and label == full.labels[index[5]]
+    assert cut.fingerprint()["n_images"] == 12 != full.fingerprint()["n_images"]
+    with pytest.raises(UsageError, match=r"got 0 \(data.max_images\)"):
+        module(max_images=0)
