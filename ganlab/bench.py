@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,12 @@ class ReferenceStep:
     (real, G(z).detach()), one G step, BCE on logits, Adam 2e-4 (0.5, 0.999), fused on a GPU;
     real images already on the device (``../shared/reference/dcgan_reference_step.py``).
     ``run(n)`` times n steps and adds them to the totals; it draws from forked RNG streams, so
-    interleaving it with training changes nothing there."""
+    interleaving it with training changes nothing there.
+
+    ``graphed``: the whole step captured once in a CUDA graph and replayed
+    (``../shared/reference/cuda_graph_step.py``: capturable fused Adam, warm-up on a side stream,
+    the real batch in a static buffer, z drawn inside the graph); CUDA only, run on its own (not
+    interleaved: its replays advance the CUDA generator that the graph registered)."""
 
     def __init__(
         self,
@@ -131,13 +137,19 @@ class ReferenceStep:
         device: torch.device,
         bf16: bool,
         channels_last: bool,
+        graphed: bool = False,
     ) -> None:
+        if graphed and device.type != "cuda":
+            raise ValueError("a graphed reference step needs a CUDA device")
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.G = G.to(device, memory_format=fmt).train()
         self.D = D.to(device, memory_format=fmt).train()
         fused = device.type == "cuda"
-        self.opt_g = torch.optim.Adam(self.G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
+        adam = dict(lr=2e-4, betas=(0.5, 0.999), fused=fused, capturable=graphed)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.graphed = graphed
         self.bce = nn.BCEWithLogitsLoss()
         shape = (batch, self.G.channels, self.G.image_size, self.G.image_size)
         self.real = (torch.rand(*shape, device=device) * 2 - 1).contiguous(memory_format=fmt)
@@ -161,20 +173,44 @@ class ReferenceStep:
         self.opt_g.step()
 
     def _rng(self):
+        if self.graphed:
+            return nullcontext()
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
 
     def warm_up(self, n: int) -> None:
+        if self.graphed and self.graph is None:
+            self._capture()
         with self._rng():
             for _ in range(n):
-                self.step()
+                self._iteration()
         _sync(self.device)
+
+    def _capture(self, warmup: int = 5) -> None:
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):  # cuDNN autotuning, optimizer state, allocator pools
+            for _ in range(warmup):
+                self.step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self.batches, self.turn = [torch.rand_like(self.real) * 2 - 1 for _ in range(2)], 0  # same layout
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.step()
+
+    def _iteration(self) -> None:
+        if self.graph is not None:  # a new batch into the static buffer, as the reference's loop does
+            self.turn += 1
+            self.real.copy_(self.batches[self.turn % 2])
+            self.graph.replay()
+        else:
+            self.step()
 
     def run(self, n: int) -> None:
         with self._rng():
             _sync(self.device)
             t0, host0 = time.perf_counter(), time.thread_time()
             for _ in range(n):
-                self.step()
+                self._iteration()
             _sync(self.device)
             self.seconds += time.perf_counter() - t0
             self.host_seconds += time.thread_time() - host0

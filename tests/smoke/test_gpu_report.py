@@ -1,0 +1,36 @@
+"""The GPU report command's CPU dry run, in the conditions of the lent GPU machine (no wandb)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# As the GPU machine: wandb is not installed there, so nothing on this path may import it.
+NO_WANDB = (
+    "import sys, runpy; sys.modules['wandb'] = None; "
+    "runpy.run_module('ganlab.gpu_report', run_name='__main__', alter_sys=True)"
+)
+
+
+def test_gpu_report_dry_run_writes_the_json_and_table(tmp_path):
+    out = tmp_path / "report"
+    r = subprocess.run(
+        [sys.executable, "-c", NO_WANDB, "--dry-run", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((out / "gpu_report.json").read_text())
+    cases = {(c["case"], c["batch"]): c for c in report["cases"]}
+    names = {"plain step, eager", "plain step, CUDA graph", "ganlab eager", "ganlab cuda_graph"}
+    assert {name for name, _ in cases} == names and len(cases) == 8
+    for (name, _), c in cases.items():
+        if "CUDA graph" in name or "cuda_graph" in name:
+            assert c["skipped"] == "needs CUDA"  # this machine has no GPU
+        else:
+            assert c["img_per_s"] > 0 and c["ms_per_iter"] > 0
+    # The FID of a training-time evaluation ran after the first eager ganlab case, and was timed.
+    assert report["fid_seconds"] > 0 and report["dry_run"] and report["goals"]["fid10k_s"][0] == 5.0
+    table = (out / "gpu_report.md").read_text()
+    assert table in r.stdout and "| ganlab eager | 4 |" in table and "n/a (dry run)" in table
+    assert (out / "ganlab_eager_b4" / "bench.json").is_file()
