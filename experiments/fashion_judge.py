@@ -1,5 +1,5 @@
 """An independent judge for Fashion-MNIST GANs: a small CNN classifier trained on the real training
-set (never shown to ganlab), exported as a TorchScript feature network that ganlab's own
+set (no GAN ever trains against it), exported as a TorchScript feature network that ganlab's own
 evaluation reads (``ganlab-evaluate feature=experiments/fashion_judge.pt``):
 
 - "cFID": Fréchet distance in the classifier's penultimate features (128-d), the classifier-based
@@ -8,6 +8,7 @@ evaluation reads (``ganlab-evaluate feature=experiments/fashion_judge.pt``):
 - class fidelity: the share of a conditional generator's images classified as the class asked for.
 
     python experiments/fashion_judge.py [--epochs 3] [--out experiments/fashion_judge.pt]
+    python experiments/fashion_judge.py --references   # cFID of real images: the scale to read
 
 Input: ganlab's FID protocol (uint8 images, grey replicated to RGB, resized to ``input_size``,
 ``(x - 128) / 128``); output (features (B, 128), logits (B, 10)).
@@ -74,12 +75,43 @@ def scale(images: Tensor) -> Tensor:
     return (images.float() - 128) / 128
 
 
+def references(judge: Path, data: Path, n: int = 2000) -> dict[str, float]:
+    """cFID of real images against the training set's statistics (10k images), through ganlab's
+    own metrics: what the numbers of a generator are read against. ``n`` test images as they
+    are; blurred (3x3 box, about 1 px); with half the classes (0-4) missing."""
+    from ganlab.metrics import GANMetrics, load_feature_net
+
+    metrics = GANMetrics(load_feature_net(str(judge)), inception_score=False, precision_recall=False)
+    x, _ = load(data, "train")
+    metrics.set_real(metrics.real_stats_from(x[:10_000].expand(-1, 3, -1, -1).split(500), 10_000))
+    xt, yt = load(data, "test")
+    blurred = (
+        F.avg_pool2d(xt.float(), 3, stride=1, padding=1, count_include_pad=False).round().to(torch.uint8)
+    )
+    sets = {"real (test) vs train": xt[:n], "real blurred ~1 px": blurred[:n],
+            "real, classes 5-9 only": xt[yt >= 5][:n]}  # fmt: skip
+    result = {}
+    for name, images in sets.items():
+        metrics.reset_fake()
+        metrics.add_fake(images.expand(-1, 3, -1, -1))
+        result[name] = round(metrics.compute()["fid"], 2)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT / "data" / "fashion-mnist"))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "experiments" / "fashion_judge.pt"))
+    ap.add_argument("--references", action="store_true", help="only the reference cFIDs of real images")
     args = ap.parse_args()
+    if args.references:
+        report_file = Path(args.out).with_suffix(".json")
+        report = json.loads(report_file.read_text())
+        report["references_n2000"] = references(Path(args.out), Path(args.data))
+        report_file.write_text(json.dumps(report, indent=2))
+        print(json.dumps(report["references_n2000"]))
+        return
     torch.manual_seed(0)
     x, y = load(Path(args.data), "train")
     xt, yt = load(Path(args.data), "test")
