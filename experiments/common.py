@@ -25,7 +25,11 @@ def run(args: list[str], threads: int | None = None) -> None:
 
 def train(run_dir: Path, overrides: list[str], threads: int | None = None) -> dict[int, float]:
     """``ganlab.train`` into ``run_dir`` (CSV logger, no progress bar); returns the seconds from
-    the command's start to each saved ``it*.ckpt`` (start-up included: what a user waits)."""
+    the command's start to each saved ``it*.ckpt`` (start-up included: what a user waits).
+    They are kept in ``run_dir/seconds.json``: a rerun finds the run there and does not train again."""
+    saved = run_dir / "seconds.json"
+    if saved.is_file():
+        return {int(k): v for k, v in json.loads(saved.read_text()).items()}
     t0 = time.time()
     run(
         [
@@ -38,14 +42,19 @@ def train(run_dir: Path, overrides: list[str], threads: int | None = None) -> di
         ],
         threads,
     )
-    return {
+    seconds = {
         int(p.stem[2:]): round(p.stat().st_mtime - t0, 1)
         for p in sorted((run_dir / "checkpoints").glob("it*.ckpt"))
     }
+    saved.write_text(json.dumps(seconds))
+    return seconds
 
 
 def evaluate(ckpt: Path, out: Path, feature: str, n: int, n_real: int, *extra: str, threads=None) -> dict:
-    """``ganlab.evaluate`` of one checkpoint; returns its JSON result."""
+    """``ganlab.evaluate`` of one checkpoint; returns its JSON result (the saved one when ``out``
+    is newer than the checkpoint: a rerun scores only what is missing)."""
+    if out.is_file() and out.stat().st_mtime > ckpt.stat().st_mtime:
+        return json.loads(out.read_text())
     run(
         [
             "-m",

@@ -51,12 +51,7 @@ def curve(args) -> None:
         "callbacks.report=null",
         *args.overrides,
     ]
-    saved = run_dir / "seconds.json"  # the checkpoints' times: a rerun scores them again without training
-    if saved.is_file():
-        seconds = {int(k): v for k, v in json.loads(saved.read_text()).items()}
-    else:
-        seconds = train(run_dir, overrides, args.threads)
-        saved.write_text(json.dumps(seconds))
+    seconds = train(run_dir, overrides, args.threads)  # a rerun scores the saved checkpoints again
     rows = []
     for k, (it, s) in enumerate(sorted(seconds.items())):
         ckpt = run_dir / "checkpoints" / f"it{it:07d}.ckpt"
