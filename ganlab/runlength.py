@@ -20,6 +20,7 @@ class RunLength(L.Callback):
             if v is not None and not v > 0:
                 raise ValueError(f"{name} must be positive or null, got {v}")
         self.max_kimg, self.max_iterations = max_kimg, max_iterations
+        self.checked = False
 
     def reached(self, module) -> bool:
         return (self.max_iterations is not None and module.progress.iterations >= self.max_iterations) or (
@@ -47,6 +48,24 @@ class RunLength(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.reached(module):
             trainer.should_stop = True
+        if not self.checked:  # after the first iteration, when its image count is known
+            self.checked = True
+            self.warn_epoch_limit(trainer, module.progress.last_images)
+
+    def warn_epoch_limit(self, trainer, images_per_iteration: int) -> None:
+        """Lightning's epoch limit ends a run on a small data set (few batches per epoch) before
+        its length in GAN units: say so, with the override, rather than stop early unannounced."""
+        epochs, per_epoch = trainer.max_epochs, trainer.num_training_batches
+        if epochs is None or epochs < 0 or not math.isfinite(per_epoch):
+            return
+        ours = self.total_iterations(images_per_iteration)
+        if math.isfinite(ours) and epochs * per_epoch < ours:
+            limit = "train.max_iterations" if ours == self.max_iterations else "train.max_kimg"
+            log.warning(
+                "trainer.max_epochs=%d ends this run at iteration %d (%d per epoch), before %s "
+                "(iteration %d): set trainer.max_epochs=-1 to run to it",
+                epochs, epochs * per_epoch, per_epoch, limit, ours,
+            )  # fmt: skip
 
 
 def planned_iterations(trainer, images_per_iteration: int) -> float:

@@ -370,9 +370,15 @@ def test_run_length_and_cadences_in_kimg(tmp_path, image_dir):
     assert ckpts == ["it0000003.ckpt", "it0000005.ckpt", "it0000006.ckpt", "it0000007.ckpt"]
 
 
-def test_max_iterations(tmp_path, image_dir):
-    result, _ = fit(["trainer.max_epochs=10", "train.max_iterations=4"], tmp_path, image_dir)
+def test_max_iterations(tmp_path, image_dir, caplog):
+    result, _ = fit(["trainer.max_epochs=10", "train.max_iterations=4"], tmp_path / "a", image_dir)
     assert result["iterations"] == 4
+    assert "trainer.max_epochs" not in caplog.text
+    # Lightning's epoch limit comes first (5 iterations per epoch): the run says so when it starts
+    result, _ = fit(["trainer.max_epochs=1", "train.max_iterations=8"], tmp_path / "b", image_dir)
+    assert result["iterations"] == 5
+    said = "trainer.max_epochs=1 ends this run at iteration 5 (5 per epoch), before train.max_iterations"
+    assert said in caplog.text
 
 
 class CountsUpdates(__import__("lightning").Callback):
