@@ -99,10 +99,9 @@ class RunReport(L.Callback):
             return
         log.info("run report: %s", ", ".join(str(p) for p in written))
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger) and written:
-                logger.log_image(
-                    key="report", images=[str(p) for p in written], caption=[p.stem for p in written]
-                )
+            if isinstance(logger, WandbLogger):
+                for path in written:  # one key each: W&B warns when one key's images differ in size
+                    logger.log_image(key=f"report/{path.stem}", images=[str(path)])
 
 
 class GANCheckpoint(Checkpoint):
