@@ -133,8 +133,8 @@ def report(rows: list[dict], args) -> None:
     ax.legend(loc="lower left", fontsize=7)
     twin.legend(loc="lower right", fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     ax.set_title(f"{args.max_images} training images")
+    fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
 
 
