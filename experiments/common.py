@@ -81,6 +81,16 @@ def metrics_csv(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def short_name(variant: str) -> str:
+    """A table row's name without its parenthesis: "ADA, fast (speed 20 kimg)" -> "ADA, fast"."""
+    return variant.split(" (")[0]
+
+
+def slug(variant: str) -> str:
+    """The run directory's name for a table row: "ADA, fast (speed 20 kimg)" -> "ADA_fast"."""
+    return short_name(variant).replace(",", "").replace(" ", "_")
+
+
 def machine(threads: int | None, lanes: int = 1) -> str:
     """Where the figures came from, for the JSON beside them."""
     return f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={threads or 'default'}, {lanes} run(s) at once"

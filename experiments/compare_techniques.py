@@ -17,7 +17,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import JUDGE, inception, judge, machine, train
+from common import JUDGE, inception, judge, machine, slug, train
 
 BASE = [
     "data=fashion_mnist",
@@ -57,8 +57,8 @@ def combine(override_lists: list[list[str]]) -> list[str]:
 
 
 def one(name: str, overrides: list[str], seed: int, args) -> dict:
-    slug = "combination" if name.startswith("combination") else name.split(" (")[0].replace(" ", "_")
-    run_dir = args.work / f"{slug}_seed{seed}"
+    name_dir = "combination" if name.startswith("combination") else slug(name)
+    run_dir = args.work / f"{name_dir}_seed{seed}"
     # Every variant makes one D and one G update per iteration.
     seconds = train(
         run_dir,

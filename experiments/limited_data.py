@@ -19,7 +19,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import ROOT, inception, judge, machine, metrics_csv, train
+from common import ROOT, inception, judge, machine, metrics_csv, short_name, slug, train
 
 OUT = ROOT / "experiments" / "limited_data"
 DIFFAUGMENT = "{_target_: ganlab.augment.DiffAugment, policy: 'color,translation,cutout'}"
@@ -39,8 +39,7 @@ VARIANTS = {
 
 
 def one(name: str, overrides: list[str], args) -> dict:
-    slug = name.split(" (")[0].replace(",", "").replace(" ", "_")
-    run_dir = Path(args.work) / (slug if args.max_images == 2000 else f"{slug}_{args.max_images}")
+    run_dir = Path(args.work) / (slug(name) if args.max_images == 2000 else f"{slug(name)}_{args.max_images}")
     seconds = train(
         run_dir,
         [
@@ -150,7 +149,7 @@ def main() -> None:
     p.add_argument("--bin", type=int, default=50, help="iterations per point of the D-accuracy curve")
     p.add_argument("--work", default="outputs/limited_data")
     args = p.parse_args()
-    variants = {k: v for k, v in VARIANTS.items() if not args.only or k.split(" (")[0] in args.only}
+    variants = {k: v for k, v in VARIANTS.items() if not args.only or short_name(k) in args.only}
     with ThreadPoolExecutor(args.lanes) as pool:
         rows = list(pool.map(lambda kv: one(*kv, args), variants.items()))
     report(rows, args)
