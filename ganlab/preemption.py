@@ -1,6 +1,9 @@
 """Preemption: SIGTERM, SIGUSR1 or SIGUSR2 (Colab, SLURM, spot instances, Hydra's submitit
 launcher) -> a checkpoint at the next iteration boundary, then a clean exit; on SLURM, the job is
-requeued and resumes from it.
+requeued and resumes from it. Ctrl-C (SIGINT; a notebook's interrupt) does the same: the first
+one checkpoints at the iteration's end and stops with the command that resumes (exit status 130,
+as a shell reports Ctrl-C, so a sweep or script stops too); a second one stops at once
+(KeyboardInterrupt, without a checkpoint).
 
 The signal handler only sets a flag: the checkpoint is written between two iterations, where it
 is as exact as the periodic ones (a resume continues bit-identically). A single process looks at
@@ -44,7 +47,7 @@ REQUEUE_SIGNALS = ("SIGUSR1", "SIGUSR2")  # sent by SLURM ahead of a time limit:
 
 class Preemption(L.Callback):
     def __init__(
-        self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2"), sync_every: int = 10
+        self, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT"), sync_every: int = 10
     ) -> None:
         self.signals = [getattr(signal, name) for name in signals if hasattr(signal, name)]
         self.sync_every = sync_every
@@ -53,6 +56,14 @@ class Preemption(L.Callback):
         self._handed_back: dict[int, object] = {}  # the handlers restored at teardown, for after_run
 
     def _handler(self, signum, frame) -> None:
+        if signum == signal.SIGINT:
+            if self.received == signal.SIGINT:  # the second Ctrl-C: stop now
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt
+            # A handler may not log (the logging lock may be held by the interrupted code): write.
+            sys.stderr.write(
+                "\nCtrl-C: stopping after this iteration with a checkpoint (Ctrl-C again to stop at once)\n"
+            )
         self.received = signum
 
     def on_train_start(self, trainer, module) -> None:
@@ -86,6 +97,7 @@ class Preemption(L.Callback):
         if not self._stop_requested(trainer, module):
             return
         name = signal.Signals(self.received).name
+        name = "Ctrl-C (SIGINT)" if name == "SIGINT" else name
         saved = None
         for cb in trainer.checkpoint_callbacks:
             if isinstance(cb, GANCheckpoint):
@@ -97,8 +109,16 @@ class Preemption(L.Callback):
             name, module.progress.iterations, saved, saved,
         )  # fmt: skip
 
+    @property
+    def interrupted(self) -> bool:
+        """The run stopped for Ctrl-C (its checkpoint written)."""
+        return self.received == signal.SIGINT
+
     def after_run(self, is_global_zero: bool) -> None:
-        """Once training stopped for a signal and the loggers are closed: requeue the job."""
+        """Once training stopped for a signal and the loggers are closed: requeue the job, or for
+        Ctrl-C exit with status 130."""
+        if self.interrupted:
+            raise SystemExit(130)
         if self.received is None or signal.Signals(self.received).name not in REQUEUE_SIGNALS:
             return
         wandb = sys.modules.get("wandb")

@@ -153,6 +153,59 @@ def test_a_signal_to_the_process_group_checkpoints_with_data_workers(sig, tmp_pa
         assert called == {"signal": signal.SIGUSR2, "wandb_closed": True}
 
 
+def run_in_terminal(args: list[str], cwd: Path, until: Path, presses: int, timeout: float = 240):
+    """``python -m ganlab.train args`` in a pseudo-terminal, as a person runs it: once ``until``
+    exists, Ctrl-C typed ``presses`` times (the terminal sends SIGINT to its foreground process
+    group: the run and its data workers). Returns (exit status, what the terminal showed)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty
+        os.chdir(cwd)
+        os.environ.update({**ENV, "PYTHONPATH": str(ROOT)})
+        os.execv(sys.executable, [sys.executable, "-m", "ganlab.train", *args])
+    shown, typed, deadline = b"", 0, time.time() + timeout
+    while time.time() < deadline:
+        if typed < presses and until.is_file():
+            os.write(fd, b"\x03")  # Ctrl-C, as the terminal's line discipline reads it
+            typed += 1
+            time.sleep(0.05)
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_ctrl_c_in_a_terminal_checkpoints_and_says_how_to_resume(tmp_path):
+    """The first Ctrl-C: a checkpoint at the iteration's end, the resume command on the screen,
+    exit status 130, data workers as shipped; resuming continues from it. A second Ctrl-C stops at
+    once, without waiting for the iteration."""
+    run = tmp_path / "run"
+    args = [*SHIPPED, "train.max_iterations=400", "callbacks.checkpoint.every_n_iterations=10",
+            "callbacks.report=null", f"hydra.run.dir={run}"]  # fmt: skip
+    code, shown = run_in_terminal(args, tmp_path, run / "checkpoints" / "it0000010.ckpt", presses=1)
+    assert code == 130, shown[-3000:]
+    assert "Ctrl-C (SIGINT): checkpoint at GAN iteration" in shown and "DataLoader worker" not in shown
+    stopped = counters(run / "checkpoints" / "last.ckpt")["iterations"]
+    assert 10 <= stopped < 400 and (run / "checkpoints" / f"it{stopped:07d}.ckpt").is_file()
+    assert f"Resume with ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in shown.replace("\r\n", "")
+    assert not (run / "run.lock").exists()
+    # Twice: the run stops without its graceful checkpoint.
+    run2 = tmp_path / "run2"
+    args2 = [a if not a.startswith("hydra.run.dir") else f"hydra.run.dir={run2}" for a in args]
+    code, shown = run_in_terminal(args2, tmp_path, run2 / "checkpoints" / "it0000010.ckpt", presses=2)
+    assert code != 0 and "Ctrl-C again to stop at once" in shown, shown[-3000:]
+
+
 def test_conditional_run_stopped_and_resumed_is_bit_identical(tmp_path):
     """A conditional run (labels from the data, class-conditional G and D) with the shipped data
     workers and loggers: SIGTERM to its process group, then ``ckpt_path=last`` into the same
