@@ -220,6 +220,7 @@ class FIDEvaluation(L.Callback):
         self.best_fid = math.inf
         self.every_kimg = every_kimg
         self._last = -1
+        self.last_result: dict | None = None  # the latest evaluation (every rank), for the doctor
 
     def state_dict(self) -> dict:
         return {"best_fid": self.best_fid}
@@ -290,6 +291,7 @@ class FIDEvaluation(L.Callback):
         return result
 
     def _record(self, trainer, module, result: dict) -> None:
+        self.last_result = result
         k = metric_suffix(self.n)
         values = {f"val/fid_{k}": result["fid"], f"val/kid_{k}": result["kid_mean"]}
         if "is_mean" in result:

@@ -95,6 +95,7 @@ class GANModule(L.LightningModule):
         # A submodule, so it is checkpointed and moved with the module; no gradients, no optimizer.
         self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False) if ema is not None else None
         self.d_augment = AugmentPipeline(d_augment)
+        self.added_augments: list[dict[str, Any]] = []  # added mid-run (add_augment), checkpointed
         self.memory_format = self.speed.prepare(self.G, self.D, self.G_ema)
         z, y, self.grid_columns = (fixed_noise or FixedNoise()).draw(self.prior, self.num_classes)
         self.register_buffer("fixed_z", z)  # buffers: moved with the module and checkpointed
@@ -106,6 +107,10 @@ class GANModule(L.LightningModule):
         self._ddp: dict[str, nn.Module] = {}
         self._g_params: list[nn.Parameter] = []
         self.direct, self._updates = False, ()  # how updates run: set at train start
+        # The training doctor's probe (ganlab.doctor.Probe), set by its callback: measured after
+        # every ``probe_every``-th iteration, on that iteration's last real minibatch and fakes.
+        self.probe, self.probe_every = None, 0
+        self.last_batch: tuple[Tensor, Tensor, Tensor | None] | None = None
 
     @torch.no_grad()
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -133,6 +138,30 @@ class GANModule(L.LightningModule):
 
     def configure_optimizers(self):
         return self.optim.build(self.G.parameters(), self.D.parameters(), self.capturable)
+
+    def add_augment(self, target: str, kwargs: dict[str, Any]) -> None:
+        """Add an augmentation to D's inputs mid-run (the doctor's autopilot switching ADA on);
+        recorded in the checkpoint (``on_save_checkpoint``) so that a resume rebuilds it before
+        its buffers load."""
+        import importlib
+
+        module_name, _, cls = target.rpartition(".")
+        aug = getattr(importlib.import_module(module_name), cls)(**kwargs).to(self.device)
+        self.d_augment.append(aug)
+        self.added_augments.append({"_target_": target, **kwargs})
+        self.states_replaced()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["added_augments"] = list(self.added_augments)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.restore_added_augments(checkpoint)
+
+    def restore_added_augments(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the augmentations a checkpoint's run added mid-run (idempotent)."""
+        for spec in checkpoint.get("added_augments", [])[len(self.added_augments) :]:
+            spec = dict(spec)
+            self.add_augment(spec.pop("_target_"), spec)
 
     def on_train_start(self) -> None:
         self._g_params = [p for p in self.G.parameters() if p.requires_grad]
@@ -177,6 +206,8 @@ class GANModule(L.LightningModule):
         self.progress.advance(images, done, skipped, int(plan.g))
         self.d_augment.observe(logs, self.progress)
         logs = {**logs, **self.d_augment.stats()}
+        if self.probe is not None and due(self.probe_every, self.progress.iterations):
+            logs.update(self.probe.measure(self, *self.last_batch))  # device values, read at the log tick
         self.stats.add(logs, fresh=self.graphed is None)  # no host sync, no logger call per iteration
         if due(self.trainer.log_every_n_steps, self.progress.iterations):
             publish(self.stats, self.trainer, self.progress)
@@ -203,6 +234,8 @@ class GANModule(L.LightningModule):
         z = self.prior.sample(b, device=device)
         with torch.set_grad_enabled(plan.g):  # no graph through G on D-only iterations
             fake = call_generator(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and the G update's
+        # References only (no copy): a CUDA graph's capture keeps its static tensors here.
+        self.last_batch = (reals[-1], fake.detach(), ys[-1])
 
         logs: dict[str, Tensor] = {}
         done = skipped = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -59,7 +60,9 @@ class GANOptimizers:
             raise UsageError(f"optimizer.decay_start must be in [0, 1), got {decay_start!r}")
         self.decay_start = decay_start
         self.scheduled = any(s != "constant" for s in self.schedules.values())
-        self.lr_scale = 1.0  # product of the divergence guard's rollback factors, checkpointed
+        # Per network, the product of the factors applied mid-run (the divergence guard's rollbacks,
+        # the doctor's autopilot), checkpointed.
+        self.lr_scales = {name: 1.0 for name in NETWORKS}
         self._planned: float | None = None  # the run's planned iterations, for the schedules
 
     @classmethod
@@ -120,16 +123,20 @@ class GANOptimizers:
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def scale(self, factor: float) -> None:
-        """Multiply both base learning rates (the divergence guard's rollback)."""
-        self.lr_scale *= factor
-        for name in NETWORKS:
+    def scale(self, factor: float, networks: tuple[str, ...] = NETWORKS) -> None:
+        """Multiply the base learning rates of ``networks`` (both: the divergence guard's
+        rollback; D's: the doctor's autopilot)."""
+        for name in networks:
+            self.lr_scales[name] *= factor
             self.lr[name] *= factor
 
-    def state_dict(self) -> dict[str, float]:
-        """What a checkpoint keeps: the rollbacks' scale, so that a resumed run continues at the
-        rates it rolled back to (the configured rates times the scale), not the diverging ones."""
-        return {"lr_scale": self.lr_scale}
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the scales, so that a resumed run continues at the rates it
+        was brought to (the configured rates times the scale), not the configured ones.
+        ``lr_scale`` (both networks alike) is what checkpoints before per-network scales held."""
+        return {"lr_scales": dict(self.lr_scales)}
 
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.scale(float(state.get("lr_scale", 1.0)) / self.lr_scale)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        scales = state.get("lr_scales") or {name: state.get("lr_scale", 1.0) for name in NETWORKS}
+        for name in NETWORKS:
+            self.scale(float(scales[name]) / self.lr_scales[name], networks=(name,))

@@ -1,12 +1,17 @@
 """The run report: the plots every GAN write-up draws, from a run directory.
 
     ganlab-report RUN_DIR [--out DIR] [--columns 8] [--rows 12]
+    ganlab-report SWEEP_DIR        (a multirun folder: the doctor's diagnosis of every run, one table)
+
+Prints the training doctor's diagnosis of the run (``doctor.jsonl``: each condition, since when,
+the evidence and the fix).
 
 Written at the end of every run (``ganlab.callbacks.RunReport``) and on demand, into
 ``RUN_DIR/report/``:
-  losses.png      loss_d and loss_g over training
+  losses.png      loss_d and loss_g over training, the doctor's conditions as shaded bands
   d_outputs.png   D(x) and D(G(z)), D's mean output probability on real and on generated images
-  d_accuracy.png  D's accuracy on real and on generated images (0.5: D cannot tell them apart)
+  d_accuracy.png  D's accuracy on real and on generated images (0.5: D cannot tell them apart),
+                  with the doctor's bands
   metrics.png     FID and KID over training, when the run evaluated
   timeline.png    the same fixed latents (the first ``columns`` of the run's sample-grid noise;
                   conditional runs: one per class) rendered by successive checkpoints, one row
@@ -61,8 +66,14 @@ def _figure(title: str, ylabel: str):
     return fig, ax
 
 
-def plot_curves(series: dict[str, list[tuple[int, float]]], out: Path) -> list[Path]:
-    """The training-curve PNGs for the columns present; returns the files written."""
+BANDED = ("losses.png", "d_accuracy.png")  # the plots the doctor's conditions are shaded on
+
+
+def plot_curves(
+    series: dict[str, list[tuple[int, float]]], out: Path, bands: list | None = None
+) -> list[Path]:
+    """The training-curve PNGs for the columns present; returns the files written. ``bands``:
+    the doctor's episodes (``ganlab.doctor.record.Episode``), shaded from start to end."""
     written = []
     metric_cols = sorted(k for k in series if k.startswith("val/fid") or k.startswith("val/kid"))
     curves = list(CURVES)
@@ -77,6 +88,15 @@ def plot_curves(series: dict[str, list[tuple[int, float]]], out: Path) -> list[P
             steps, values = zip(*series[key])
             many = len(steps) > 1
             ax.plot(steps, values, label=label, marker=None if many else "o")
+        if bands and name in BANDED:
+            last = max(step for key, _ in present for step, _ in series[key])
+            colours: dict[str, str] = {}
+            for ep in bands:
+                first = ep.condition not in colours  # one legend entry per condition
+                colour = colours.setdefault(ep.condition, f"C{len(colours) + 3}")
+                end = ep.end if ep.end is not None else last
+                label = f"doctor: {ep.condition}" if first else None
+                ax.axvspan(ep.since, end, color=colour, alpha=0.15, label=label)
         if name == "metrics.png" and any(k.startswith("val/kid") for k, _ in present):
             ax.set_yscale("log")  # FID ~10-300 and KID ~0.001-0.3 on one axis
         ax.legend()
@@ -151,7 +171,9 @@ def write_report(
     if not csv_path.is_file():
         csv_path = next(iter(sorted(run_dir.rglob("metrics.csv"))), csv_path)
     if csv_path.is_file():
-        written += plot_curves(read_metrics(csv_path), out)
+        from ganlab.doctor.record import episodes, read_events
+
+        written += plot_curves(read_metrics(csv_path), out, episodes(read_events(run_dir)))
     else:
         log.warning("no metrics.csv under %s (logger.csv off?): no training curves", run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -174,6 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.columns < 1 or args.rows < 2:
         p.error("--columns must be >= 1 and --rows >= 2")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from ganlab.doctor.record import diagnosis, is_run, sweep_table
+
+    if (
+        args.run_dir.is_dir()
+        and not is_run(args.run_dir)
+        and any(p.is_dir() and is_run(p) for p in args.run_dir.iterdir())
+    ):
+        print(sweep_table(args.run_dir))  # a folder of runs: the diagnosis as one table
+        return 0
     try:
         written = write_report(args.run_dir, args.out, args.columns, args.rows)
     except FileNotFoundError as e:
@@ -181,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for path in written:
         print(path)
+    print(diagnosis(args.run_dir))
     return 0 if written else 1
 
 

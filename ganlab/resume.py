@@ -53,6 +53,7 @@ DATA = (
     "data.hflip",
     "data.seed",
     "data.max_images",
+    "data.holdout",
     "model.class_names",
 )
 IGNORED = (

@@ -96,14 +96,15 @@ class StepStats:
 
 def publish(stats: StepStats, trainer, progress) -> None:
     """Hand the accumulated statistics to the loggers (one device-to-host copy), as
-    ``train/<name>`` at step ``progress.iterations``, averaged over ranks; also into
+    ``train/<name>`` (a name with its own prefix, ``doctor/r_v``, as it is) at step
+    ``progress.iterations``, averaged over ranks; also into
     ``trainer.callback_metrics`` for the progress line, sweepers and ``ganlab.train``'s result."""
     means = stats.flush(reduce=lambda t: trainer.strategy.reduce(t, reduce_op="mean"))
     if not means:
         return
     if "d_acc_real" in means:  # derived here, on the host, rather than on the device every iteration
         means["d_acc"] = (means["d_acc_real"] + means["d_acc_fake"]) / 2
-    values = {f"train/{k}": v for k, v in means.items()}
+    values = {(k if "/" in k else f"train/{k}"): v for k, v in means.items()}
     values["train/images_seen"] = float(progress.images_seen)
     values["train/lr_g"], values["train/lr_d"] = (float(o.param_groups[0]["lr"]) for o in trainer.optimizers)
     values["train/iterations"] = float(progress.iterations)

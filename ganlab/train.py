@@ -179,12 +179,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = resolve_ckpt_path(cfg)
     with open_dict(cfg):
         cfg.ckpt_path = ckpt_path
-    datamodule = build_data(cfg)  # before the resume check: it sets the class count of a conditional run
-    changes, ckpt = None, None
+    ckpt = None
     if ckpt_path:
         from ganlab.checkpoints import read_checkpoint
 
         ckpt = read_checkpoint(ckpt_path)
+        if "holdout" not in (ckpt["ganlab"]["config"].get("data") or {}):
+            with open_dict(cfg):  # a run from before held-out images: it trained on all of them
+                cfg.data.holdout = 0
+    datamodule = build_data(cfg)  # before the resume check: it sets the class count of a conditional run
+    changes = None
+    if ckpt_path:
         now = OmegaConf.to_container(cfg, resolve=True)
         changes = resume.check(resume.compare(ckpt["ganlab"]["config"], now), ckpt_path,
                                cfg.train.allow_resume_changes)  # fmt: skip
@@ -218,6 +223,7 @@ def _fit(
         for line in summary(cfg, datamodule, model, trainer):
             log.info(line)
     if ckpt is not None:
+        model.restore_added_augments(ckpt)  # what the doctor's autopilot added mid-run
         resume.check_weights(model, ckpt, changes or [], ckpt_path)
         if launch_rank() == 0:
             resume.record(changes, ckpt_path, cfg.paths.output_dir, trainer.loggers)

@@ -46,3 +46,19 @@ class RankProbe(L.Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         with open(self.dirpath / f"probe_rank{trainer.global_rank}.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+class DoctorView(L.Callback):
+    """Each rank writes ``doctor_rank<R>.jsonl``: per iteration, what its training doctor holds
+    (every condition's tracker state), after the doctor ran. The ranks must not differ."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        doctor = next(cb for cb in trainer.callbacks if type(cb).__name__ == "Doctor")
+        row = {"iteration": module.progress.iterations,
+               "trackers": {k: t.state_dict() for k, t in doctor.trackers.items()}}  # fmt: skip
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        with open(self.dirpath / f"doctor_rank{trainer.global_rank}.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")

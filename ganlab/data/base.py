@@ -35,6 +35,9 @@ class GANDataModule(L.LightningDataModule):
     of stopping at start with the list of them.
     ``conditional``: batches are (images (B, C, H, W), labels (B,) int64) instead of images, in
     every mode (files, cache, device-resident); ``class_names()`` names the labels.
+    ``holdout``: real images held back from training and never shown to D's updates, for the
+    training doctor's overfitting signal r_v (Karras et al. 2020, sec. 2): ``auto`` (see
+    ``holdout_size``), a number, or 0. The same images on every rank and across resumes.
     """
 
     def __init__(
@@ -59,9 +62,14 @@ class GANDataModule(L.LightningDataModule):
         skip_bad_images: bool = False,
         conditional: bool = False,
         max_images: int | None = None,
+        holdout: int | str = "auto",
     ) -> None:
         super().__init__()
         self.conditional = conditional
+        if holdout != "auto" and (isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0):
+            what = "the held-out image count must be auto, 0 or a whole number"
+            raise bad_setting(what, "data.holdout", holdout, "data.holdout=256")
+        self.holdout = holdout
         if max_images is not None and (
             isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1
         ):
@@ -113,14 +121,30 @@ class GANDataModule(L.LightningDataModule):
         ``class_names`` attributes (None where the layout has none); subclasses implement it."""
         raise NotImplementedError
 
-    def _dataset(self, transform):
-        """``build_dataset``, cut to ``max_images`` images (a small-data experiment)."""
+    def _dataset(self, transform, part: str = "train"):
+        """``build_dataset``, cut to ``max_images`` images (a small-data experiment), without the
+        held-out images; ``part="holdout"``: the held-out images alone (``split``)."""
         dataset = self.build_dataset(transform)
-        return (
-            SubsetImages(dataset, self.max_images)
-            if self.max_images and self.max_images < len(dataset)
-            else dataset
-        )
+        train, held = split(len(dataset), self.max_images, self.holdout)
+        index = held if part == "holdout" else train
+        return dataset if len(index) == len(dataset) else SubsetImages(dataset, index)
+
+    def probe_sets(self, n: int) -> dict[str, torch.Tensor | None]:
+        """The training doctor's fixed probes, deterministic view in [-1, 1]: ``train`` (n,
+        C, H, W), the first n training images, and ``holdout``, up to n held-out ones (None
+        without held-out images), with ``train_labels``/``holdout_labels`` (n,) when
+        conditional."""
+        out: dict[str, torch.Tensor | None] = {}
+        for part in ("train", "holdout"):
+            dataset = self._dataset(self.transform(augment=False), part)
+            m = min(n, len(dataset))
+            if m == 0:  # no held-out images
+                out[part] = out[f"{part}_labels"] = None
+                continue
+            out[part] = torch.stack([dataset[i] for i in range(m)])
+            labels = self._labels_of(dataset)[:m] if self.conditional else None
+            out[f"{part}_labels"] = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
+        return out
 
     def class_names(self) -> list[str]:
         """The classes' names, label i named ``class_names()[i]``; cheap (no images read), so
@@ -265,16 +289,40 @@ class GANDataModule(L.LightningDataModule):
         return images, self._labels_on_device.index_select(0, keys.to(torch.int64) % len(self.labels))
 
 
+def holdout_size(n_images: int, spare: int) -> int:
+    """``data.holdout=auto``: up to 256 of the images ``max_images`` leaves out (``spare``), so that
+    a small-data run keeps its ``max_images`` training images; else 5% of the set, at least 16 and
+    at most 256 images (sets under 160 images hold none back)."""
+    if spare >= 16:
+        return min(256, spare)
+    return 0 if n_images < 160 else min(256, max(16, n_images // 20))
+
+
+SPLIT_SEED = 0  # one fixed permutation: the same subsets for every run, seed and rank
+
+
+def split(n: int, max_images: int | None, holdout: int | str) -> tuple[list[int], list[int]]:
+    """(training indices, held-out indices) of a set of ``n`` items, each sorted. Both come from
+    one permutation with a fixed seed (as Karras et al. 2020 subsample; not the first items:
+    folder layouts are sorted by class): training images from its front (``max_images`` of them,
+    the subset ganlab has always drawn), held-out ones from its back, never the same image."""
+    keep = min(max_images or n, n)
+    spare = n - keep
+    h = holdout_size(keep, spare) if holdout == "auto" else min(int(holdout), n - 1)
+    if h == 0 and keep == n:
+        return list(range(n)), []
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    held = perm[n - h :] if h else perm[:0]
+    train = perm[: min(keep, n - h)]
+    return train.sort().values.tolist(), held.sort().values.tolist()
+
+
 class SubsetImages(Dataset):
-    """``n`` items of a dataset drawn at random with a fixed seed (the same subset for every run
-    and every seed, as Karras et al. 2020 subsample), in the dataset's order; ``labels`` and
-    ``class_names`` cut alike. Not the first ``n``: folder layouts are sorted by class."""
+    """The items ``index`` of a dataset (``split``), in the dataset's order; ``labels`` and
+    ``class_names`` cut alike."""
 
-    SEED = 0
-
-    def __init__(self, base: Dataset, n: int) -> None:
-        g = torch.Generator().manual_seed(self.SEED)
-        self.base, self.index = base, torch.randperm(len(base), generator=g)[:n].sort().values.tolist()
+    def __init__(self, base: Dataset, index: list[int]) -> None:
+        self.base, self.index = base, list(index)
         labels = base.labels  # build_dataset's contract: an array or None
         self.labels = np.asarray(labels)[self.index] if labels is not None else None
         self.class_names = base.class_names

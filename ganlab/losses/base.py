@@ -77,13 +77,16 @@ def call_d(D: Callable[..., Tensor], x: Tensor, labels: Tensor | None) -> tuple[
 
 
 def logit_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
-    """Detached monitoring values: mean D(x), mean D(G(z)) and D's accuracy on each side.
-    Computed on the (2, B) stack [l_real, -l_fake], so that a handful of kernels serve all four:
+    """Detached monitoring values: mean D(x), mean D(G(z)), D's accuracy on each side and its mean
+    logit on each side (``d_logit_real``, ``d_logit_fake``: > 0 means judged real).
+    Computed on the (2, B) stack [l_real, -l_fake], so that a handful of kernels serve all six:
     mean sigmoid(-l) = 1 - mean sigmoid(l), and "fake judged fake" is l_fake < 0, i.e. -l_fake > 0."""
     x = torch.stack([real_logits.detach().float().reshape(-1), -fake_logits.detach().float().reshape(-1)])
     prob = torch.sigmoid(x).mean(dim=1)  # (2,): D(x), 1 - D(G(z))
     acc = (x > 0).float().mean(dim=1)  # (2,): accuracy on real, on fake
-    return {"d_real": prob[0], "d_fake": 1 - prob[1], "d_acc_real": acc[0], "d_acc_fake": acc[1]}
+    logit = x.mean(dim=1)  # (2,): mean l_real, -mean l_fake
+    return {"d_real": prob[0], "d_fake": 1 - prob[1], "d_acc_real": acc[0], "d_acc_fake": acc[1],
+            "d_logit_real": logit[0], "d_logit_fake": -logit[1]}  # fmt: skip
 
 
 class GANLoss:

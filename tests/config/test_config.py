@@ -7,6 +7,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
 from ganlab.callbacks import FIDEvaluation, GANCheckpoint, RunReport, SampleGrid
+from ganlab.doctor import Doctor
 from ganlab.guard import DivergenceGuard
 from ganlab.loggers import StartLoggers
 from ganlab.module import GANModule
@@ -43,7 +44,7 @@ def test_experiment_composes_and_instantiates(name, tmp_path):
     ours = [type(c) for c in trainer.callbacks if type(c).__module__.startswith("ganlab.")]
     assert ours[:2] == [DivergenceGuard, RunLength]  # the guard first: it looks before anything saves
     assert set(ours) == {DivergenceGuard, RunLength, GANCheckpoint, SampleGrid, FIDEvaluation, GANProgressBar,
-                         Preemption, RunReport, RunState, StartLoggers}  # fmt: skip
+                         Preemption, RunReport, RunState, StartLoggers, Doctor}  # fmt: skip
     y = (
         model.fixed_y[:2] if model.fixed_y is not None else None
     )  # conditional experiments: classes from the data

@@ -1,0 +1,80 @@
+"""The doctor's device-side measurements, taken inside the training step on probe iterations.
+
+Everything here stays on the device as 0-d tensors: the training module adds them to its
+statistics (``ganlab.stats.StepStats``), which are read once per logging interval and averaged
+over ranks in the same all-reduce as the losses. No host sync, no collective of its own.
+
+Signals (the names they are logged under):
+  doctor/r_train    E[sign D(x)] on a fixed slice of *training* images (D's view, un-augmented)
+  doctor/r_v        E[sign D(x)] on the same number of *held-out* images D never trains on: the
+                    overfitting signal of Karras et al. 2020 (ADA), sec. 2; r_train - r_v > 0
+                    means D tells training images from unseen real ones, i.e. it memorises
+  doctor/logit_train, doctor/logit_holdout   D's mean logit on each slice (> 0: judged real)
+  doctor/g_grad_norm  the L2 norm of G's gradient at its latest update (vanishing gradients)
+  doctor/diversity  mean pairwise distance between the iteration's fakes over that between its
+                    reals, in pixels pooled to at most 16x16 (1: as varied as the data; mode
+                    collapse drives it towards 0)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganlab.losses.base import call_d
+
+
+def pairwise_distance(x: Tensor) -> Tensor:
+    """Mean L2 distance between the distinct pairs of a batch (B, C, H, W), images average-pooled
+    to at most 16x16 first (coarse structure, not pixel noise): a 0-d tensor."""
+    x = x.float()
+    if x.shape[-1] > 16:
+        x = F.adaptive_avg_pool2d(x, 16)
+    flat = x.reshape(x.shape[0], -1)
+    d = torch.cdist(flat, flat)  # (B, B), zero diagonal
+    b = flat.shape[0]
+    return d.sum() / max(b * (b - 1), 1)
+
+
+class Probe:
+    """Holds the fixed probe slices on the device and measures the signals above.
+
+    ``sets``: ``GANDataModule.probe_sets`` (train and held-out images in [-1, 1], labels when
+    conditional). D runs on them un-augmented, in its training mode (its BatchNorm normalises
+    per batch, as in its updates) and without gradients, through the plain network (not its DDP
+    wrapper: no communication)."""
+
+    def __init__(self, sets: dict[str, Tensor | None]) -> None:
+        self.sets = sets
+        self._device: torch.device | None = None
+
+    def _on(self, module) -> dict[str, Tensor | None]:
+        if self._device != module.device:
+            self.sets = {
+                k: None if v is None else v.to(module.device, non_blocking=True) for k, v in self.sets.items()
+            }
+            for k in ("train", "holdout"):
+                if self.sets.get(k) is not None:
+                    self.sets[k] = self.sets[k].contiguous(memory_format=module.memory_format)
+            self._device = module.device
+        return self.sets
+
+    @torch.no_grad()
+    def measure(self, module, real: Tensor, fake: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
+        """``real``, ``fake``: the iteration's last real minibatch and its fakes (B, C, H, W)."""
+        sets = self._on(module)
+        out: dict[str, Tensor] = {}
+        for part, key in (("train", "train"), ("holdout", "v")):
+            images = sets.get(part)
+            if images is None:
+                continue
+            logits, _ = call_d(module.D, images, sets.get(f"{part}_labels"))
+            logits = logits.float()
+            out[f"doctor/r_{key}"] = torch.sign(logits).mean()
+            out[f"doctor/logit_{part}"] = logits.mean()
+        grads = [p.grad for p in module.G.parameters() if p.grad is not None]
+        if grads:  # G's latest update's gradient (its optimizer keeps .grad until the next zero_grad)
+            out["doctor/g_grad_norm"] = torch.nn.utils.get_total_norm(grads).float()
+        out["doctor/diversity"] = pairwise_distance(fake) / pairwise_distance(real).clamp(min=1e-8)
+        return out

@@ -1,0 +1,111 @@
+"""The training doctor's parts without training: the held-out split, the probe's measures, each
+condition's hysteresis, and fixes that are overrides a user can type (composed here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganlab.data.base import holdout_size, split
+from ganlab.doctor.conditions import CONDITIONS, Context, ModeCollapse, Tracker, fmt
+from ganlab.doctor.probe import pairwise_distance
+from tests.conftest import compose_cfg
+
+
+def test_holdout_is_disjoint_fixed_and_leaves_max_images_alone():
+    train, held = split(60_000, None, "auto")
+    assert len(held) == 256 and len(train) == 60_000 - 256 and not set(train) & set(held)
+    assert split(60_000, None, "auto") == (train, held)  # every run, rank and resume alike
+    # A small-data run keeps the subset ganlab always drew (the front of the seed-0 permutation)
+    # and its held-out images come from the images it leaves out.
+    perm = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))
+    small, small_held = split(60_000, 500, "auto")
+    assert small == perm[:500].sort().values.tolist() and len(small_held) == 256
+    assert not set(small) & set(small_held)
+    assert split(40, None, "auto") == (list(range(40)), [])  # tiny sets hold nothing back
+    assert holdout_size(2000, 0) == 100 and holdout_size(159, 0) == 0 and holdout_size(128, 59_872) == 256
+    assert len(split(100, None, 10)[1]) == 10 and split(100, None, 0) == (list(range(100)), [])
+
+
+def test_diversity_measure_sees_identical_fakes():
+    real = torch.randn(16, 3, 32, 32)
+    same = real[:1].expand(16, -1, -1, -1)
+    assert pairwise_distance(same).item() == pytest.approx(0.0, abs=1e-5)
+    assert (pairwise_distance(real[:8]) / pairwise_distance(real[8:])).item() == pytest.approx(1.0, abs=0.15)
+
+
+def ticks(cond, values, key="doctor/diversity"):
+    tracker, events = Tracker(), []
+    for i, v in enumerate(values):
+        event = tracker.step(cond, {key: v}, (i, i / 10))
+        if event:
+            events.append((event, i))
+    return events, tracker
+
+
+def test_hysteresis_needs_patience_and_does_not_flap():
+    cond = ModeCollapse(diversity=0.5, clear_diversity=0.65)
+    assert ticks(cond, [0.3, 0.3, 0.9, 0.3, 0.3, 0.9])[0] == []  # never 3 bad ticks in a row
+    # Starts on the third bad tick, dated from the first; hovering around 0.5 does not end it.
+    events, tracker = ticks(cond, [0.9, 0.3, 0.4, 0.45, 0.55, 0.48, 0.6, 0.52, 0.7, 0.7, 0.7])
+    assert events == [("start", 3), ("end", 10)]
+    assert tracker.active is False
+    events, tracker = ticks(cond, [0.3, 0.3, 0.3, 0.2])
+    assert events == [("start", 2)] and tracker.since == (0, 0.0)
+    restored = Tracker()
+    restored.load_state_dict(tracker.state_dict())  # checkpointed: still open after a resume
+    assert restored.active and restored.since == (0, 0.0)
+
+
+def test_missing_signal_decides_nothing():
+    cond = ModeCollapse()
+    assert ticks(cond, [float("nan")] * 5)[0] == []
+    assert Tracker().step(cond, {}, (1, 0.1)) is None
+
+
+@pytest.mark.parametrize("cond_cls", CONDITIONS, ids=lambda c: c.name)
+def test_every_fix_is_an_override_that_composes_and_takes_effect(cond_cls, tmp_path):
+    """Fixes are chosen from this run's config, compose as typed, and change what they name."""
+    base = ["experiment=limited_data_ada", "model.d_every=2", "optimizer.g.lr=1e-5"]
+    cfg = compose_cfg(base, tmp_path)
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    ctx = Context(config, best_ckpt=str(tmp_path / "best.ckpt"), good_ckpt=str(tmp_path / "it0000500.ckpt"))
+    fix = cond_cls().fix(ctx)
+    assert fix, f"{cond_cls.name} suggests nothing for this run"
+    fixed = compose_cfg([*base, *fix], tmp_path)
+    for override in fix:
+        key, value = override.split("=", 1)
+        now = OmegaConf.select(fixed, key)
+        before = OmegaConf.select(cfg, key)
+        assert now != before or key == "ckpt_path", f"{override} changes nothing"
+
+
+def test_fixes_do_not_suggest_what_is_already_on(tmp_path):
+    from omegaconf import OmegaConf
+
+    from ganlab.doctor.conditions import DMemorises, DOverpowers
+
+    plain = OmegaConf.to_container(compose_cfg(["experiment=quickstart_cpu"], tmp_path), resolve=True)
+    ada = OmegaConf.to_container(compose_cfg(["experiment=limited_data_ada"], tmp_path), resolve=True)
+    assert any("ganlab.augment.ADA" in f for f in DMemorises().fix(Context(plain)))
+    with_ada = DMemorises().fix(Context(ada))
+    assert not any("_target_" in f for f in with_ada) and "model.d_augment.0.target=0.7" in with_ada
+    assert "data.max_images=null" in with_ada  # the recipe cuts the data: more of it
+    smoothed = OmegaConf.to_container(
+        compose_cfg(["experiment=quickstart_cpu", "loss.real_smoothing=0.1"], tmp_path), resolve=True
+    )
+    assert DOverpowers().fix(Context(plain)) == ["optimizer.d.lr=4e-5", "loss.real_smoothing=0.1"]
+    assert DOverpowers().fix(Context(smoothed)) == ["optimizer.d.lr=4e-5"]
+
+
+def test_numbers_read_as_typed():
+    assert [fmt(x) for x in (4e-5, 2e-4, 0.5, 1.0)] == ["4e-5", "2e-4", "0.5", "1"]
+
+
+def test_unknown_condition_is_refused():
+    from ganlab.doctor import Doctor
+
+    with pytest.raises(ValueError, match="unknown condition"):
+        Doctor(disable=["mode_colapse"])
