@@ -57,6 +57,11 @@ class Schedule:
     g_every: int = 1
     d_skip_accuracy: float | None = None
 
+    def optimizer_steps_per_iteration(self) -> float:
+        """Optimizer steps an iteration takes on average (Lightning's ``global_step`` counts
+        them, so ``trainer.max_steps`` is in these units), adaptive D skips aside."""
+        return self.d_steps_per_g / self.d_every + 1 / self.g_every
+
     def plan(self, progress: Progress, loss: GANLoss) -> Plan:
         """This iteration's updates, from the counters alone (no device values)."""
         it, d_r1 = progress.iterations, ()

@@ -70,9 +70,19 @@ class RunLength(L.Callback):
 
 def planned_iterations(trainer, images_per_iteration: int) -> float:
     """The GAN iteration at which this run stops (inf when unbounded): the first of Lightning's
-    limits (epochs x batches or max_steps; one batch per iteration) and ``RunLength``'s. For the
-    progress line and the learning-rate schedules."""
-    total = trainer.estimated_stepping_batches
+    limits and ``RunLength``'s. For the progress line and the learning-rate schedules.
+    ``trainer.max_epochs`` allows epochs x batches iterations (one batch per iteration);
+    ``trainer.max_steps`` counts optimizer steps, k / d_every + 1 / g_every of them per
+    iteration (two with the defaults), so it allows that many times fewer iterations."""
+    trainer.estimated_stepping_batches  # noqa: B018  (sizes the training loader: num_training_batches)
+    total = math.inf
+    epochs, batches = trainer.max_epochs, trainer.num_training_batches
+    if epochs is not None and epochs >= 0 and math.isfinite(batches):
+        total = max(epochs, 1) * batches
+    if trainer.max_steps is not None and trainer.max_steps >= 0:
+        schedule = getattr(trainer.lightning_module, "schedule", None)
+        per = schedule.optimizer_steps_per_iteration() if schedule is not None else 1.0
+        total = min(total, math.ceil(trainer.max_steps / per))
     for cb in trainer.callbacks:
         if isinstance(cb, RunLength):
             total = min(total, cb.total_iterations(images_per_iteration))

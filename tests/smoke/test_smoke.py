@@ -408,3 +408,14 @@ def test_updates_go_through_lightning_when_a_callback_listens(tmp_path, image_di
     assert a["global_step"] == b["global_step"] == 10
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
+
+
+@pytest.mark.parametrize(("extra", "iterations"), [([], 20), (["model.d_every=2"], 27)])
+def test_progress_total_follows_max_steps_in_optimizer_steps(extra, iterations, tmp_path, image_dir, capsys):
+    """trainer.max_steps counts optimizer steps (two per iteration with the defaults; 1.5 with D
+    every other iteration): the run, its progress line and ETA end at the same iteration."""
+    result, _ = fit(["trainer.max_steps=40", "trainer.max_epochs=-1", "trainer.enable_progress_bar=true",
+                     "trainer.log_every_n_steps=5", *extra], tmp_path, image_dir)  # fmt: skip
+    assert result["iterations"] == iterations
+    shown = capsys.readouterr().out
+    assert f"it {iterations}/{iterations} " in shown and f"/{iterations + 1} " not in shown
