@@ -88,6 +88,7 @@ def _whole_rules() -> list[tuple[str, Callable[[Any], bool], str, str]]:
 
 # (key, test, what it must be, an example of a good value)
 TRAIN_RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
+    ("seed", whole(0), "the seed must be a whole number >= 0", "seed=42"),
     *_whole_rules(),
     (
         "model.latent",

@@ -54,6 +54,9 @@ BAD_TRAIN = {  # override -> the setting the one-line message must name
     "data.batch_size=0": "data.batch_size",
     "optimizer.g.lr=abc": "optimizer.g.lr",
     "loss.r1_gamma=-1": "in loss",  # a constructor's own check, unwrapped from Hydra's three lines
+    "seed=abc": "seed",
+    "data.holdout=-3": "data.holdout",
+    "callbacks.doctor.disable=[mode_colapse]": "in callbacks.doctor",
 }
 
 
