@@ -75,6 +75,8 @@ class Probe:
             out[f"doctor/logit_{part}"] = logits.mean()
         grads = [p.grad for p in module.G.parameters() if p.grad is not None]
         if grads:  # G's latest update's gradient (its optimizer keeps .grad until the next zero_grad)
-            out["doctor/g_grad_norm"] = torch.nn.utils.get_total_norm(grads).float()
+            # (not nn.utils.get_total_norm: it moves the norms with .to(device), which the
+            # no-host-sync check cannot tell from a copy to the host on a CPU)
+            out["doctor/g_grad_norm"] = torch.stack([g.float().norm() for g in grads]).norm()
         out["doctor/diversity"] = pairwise_distance(fake) / pairwise_distance(real).clamp(min=1e-8)
         return out

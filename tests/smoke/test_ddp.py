@@ -216,3 +216,21 @@ def test_two_nodes_one_process_each(tmp_path, image_dir):
     assert counters["d_updates"] == 10 and counters["g_updates"] == 10  # D phases at 0,2,4 of each epoch
     run_nodes(resumed, image_dir, [*options, f"ckpt_path={full / 'checkpoints' / 'it0000003.ckpt'}"])
     check_resume(full, resumed, start=3)
+
+
+def test_the_training_doctor_decides_alike_on_every_rank(tmp_path, image_dir):
+    """trainer.devices=2 with D overpowering G: each rank's doctor holds the same trackers at every
+    iteration (its signals are the logged means, averaged over ranks: no rank's own view), the
+    condition is named once, and the gradients still cross once per network and update."""
+    run = tmp_path / "run"
+    run_devices(run, ["data=image_folder", f"data.root={image_dir}"], [
+        "optimizer.d.lr=2e-3", "optimizer.g.lr=2e-6", "trainer.max_epochs=-1", "train.max_iterations=40",
+        "callbacks.doctor.warmup_iterations=5", "callbacks.doctor.disable=[mode_collapse]",
+        "+callbacks.doctor_view._target_=tests.probes.DoctorView",
+        f"+callbacks.doctor_view.dirpath={run}",
+    ])  # fmt: skip
+    views = [(run / f"doctor_rank{r}.jsonl").read_text().splitlines() for r in (0, 1)]
+    assert len(views[0]) == 40 and views[0] == views[1]
+    events = [json.loads(line) for line in (run / "doctor.jsonl").read_text().splitlines()]
+    assert [(e["condition"], e["event"]) for e in events] == [("d_overpowers", "start")]
+    assert json.loads(views[0][-1])["trackers"]["d_overpowers"]["active"]

@@ -98,3 +98,23 @@ def test_the_check_fails_on_the_ema_as_it_was(monkeypatch):
     m, real, labels = module_and_batch(False)
     with pytest.raises(HostSyncError, match="_local_scalar_dense"):
         check_iteration(m, real, [Plan(d_r1=(False, False), g=True)], labels)
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["plain", "cond"])
+def test_the_doctors_probe_reads_nothing_on_the_host(conditional):
+    """The training doctor's measurements (D on fixed train and held-out slices, G's gradient
+    norm, the fakes' diversity) stay on the device like the iteration itself."""
+    from ganlab.doctor.probe import Probe
+
+    m, real, labels = module_and_batch(conditional)
+    check_iteration(m, real, [Plan(d_r1=(False, False), g=True)], labels, repeats=1)
+    sets = {"train": real[:4], "holdout": real[4:],
+            "train_labels": labels[:4] if conditional else None,
+            "holdout_labels": labels[4:] if conditional else None}  # fmt: skip
+    probe = Probe(sets)
+    probe.measure(m, *m.last_batch)  # the first call puts the slices on the module's device
+    with NoHostSync():
+        out = probe.measure(m, *m.last_batch)
+    names = {"r_train", "r_v", "logit_train", "logit_holdout", "g_grad_norm", "diversity"}
+    assert set(out) == {f"doctor/{n}" for n in names}
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
