@@ -311,6 +311,11 @@ class FIDEvaluation(L.Callback):
             self.best_fid = result["fid"]
             if self.best_dirpath is not None:  # every rank calls: saving is collective under DDP
                 trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
+        if trainer.is_global_zero:  # the run's summary: a sweep's table shows both per run
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    summary = {f"val/fid_{k}_final": result["fid"], f"val/fid_{k}_best": self.best_fid}
+                    logger.experiment.summary.update(summary)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if due_at(module.progress, self.every_n_iterations, self.every_kimg):

@@ -218,8 +218,10 @@ class GANWandbLogger(WandbLogger):
         self._starting: threading.Thread | None = None
         self._start_error: BaseException | None = None
 
+    sweep: dict[str, str] = {}  # a sweep job's swept values: config columns sweep.<key>
+
     def defer(self, hyperparameters: dict[str, Any]) -> None:
-        self._deferred = hyperparameters
+        self._deferred = {**hyperparameters, **({"sweep": dict(self.sweep)} if self.sweep else {})}
 
     def start_in_background(self) -> None:
         if self._deferred is None or self._starting is not None or rank_zero_only.rank != 0:
@@ -318,14 +320,61 @@ def backfill_wandb(loggers: list[Logger], until: int) -> int:
     return restored
 
 
+def sweep_values() -> tuple[str, dict[str, str]] | None:
+    """In a Hydra multirun job: (the sweep's name, this job's values of the swept keys), else None.
+    The swept keys are the command line's sweep overrides (``loss=bce,rasgan``, ``range(...)``),
+    read from the sweep's ``multirun.yaml`` (what Hydra's basic sweeper saves), and an Optuna
+    sweeper's ``hydra.sweeper.params``; their values are this job's own overrides."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    hc = HydraConfig.get()
+    parser = OverridesParser.create()
+    keys: list[str] = list((OmegaConf.select(hc, "sweeper.params") or {}).keys())
+    saved = Path(hc.sweep.dir) / "multirun.yaml"
+    if saved.is_file():
+        line = OmegaConf.load(saved).hydra.overrides.task
+        keys += [o.get_key_element() for o in parser.parse_overrides(list(line)) if o.is_sweep_override()]
+    job = {
+        o.get_key_element(): o.get_value_element_as_str()
+        for o in parser.parse_overrides(list(hc.overrides.task))
+    }
+    return Path(hc.sweep.dir).name, {k: job[k] for k in dict.fromkeys(keys) if k in job}
+
+
 def wandb_logger(
-    mode: str = "auto", save_dir: str = ".", resume_from: str | None = None, **kwargs: Any
+    mode: str = "auto",
+    save_dir: str = ".",
+    resume_from: str | None = None,
+    task_name: str = "train",
+    overrides: str = "",
+    **kwargs: Any,
 ) -> WandbLogger:
     """Lightning's WandbLogger with ``mode``: ``online``, ``offline``, ``disabled`` or ``auto``
     (the ``WANDB_MODE`` variable if set, else online when an API key is found, else offline:
     runs sync later with ``wandb sync <run dir>/wandb/offline-run-*``). ``resume_from``: the
     checkpoint a run resumes from; its W&B run id is reused (``resume="allow"``), so the resumed
-    run continues the same W&B run, online or once synced."""
+    run continues the same W&B run, online or once synced.
+
+    Names: a single run is ``<task_name>-<overrides>``; the jobs of a sweep (``-m``, any launcher)
+    share one group (``<task_name>-<sweep dir>``) and job type ``<task_name>``, are tagged
+    ``sweep`` and their swept keys, are named by their swept values alone (``loss=rasgan,
+    optimizer.d.lr=1e-4``) and carry them as config columns (``sweep.<key>``). ``name``,
+    ``group``, ``job_type`` and ``tags`` set in the config win."""
+    sweep = sweep_values()
+    if sweep is not None:
+        sweep_name, values = sweep
+        kwargs["group"] = kwargs.get("group") or f"{task_name}-{sweep_name}"
+        kwargs["job_type"] = kwargs.get("job_type") or task_name
+        kwargs["tags"] = list(kwargs.get("tags") or []) or ["sweep", *values]
+        kwargs["name"] = kwargs.get("name") or ",".join(f"{k}={v}" for k, v in values.items()) or task_name
+    else:
+        kwargs["name"] = kwargs.get("name") or (f"{task_name}-{overrides}" if overrides else task_name)
     if resume_from and not kwargs.get("id"):
         from ganlab.checkpoints import read_checkpoint
 
@@ -340,9 +389,11 @@ def wandb_logger(
     if mode not in ("online", "offline", "disabled"):
         raise ValueError(f"logger.wandb.mode must be auto, online, offline or disabled, got {mode!r}")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return GANWandbLogger(
+    logger = GANWandbLogger(
         save_dir=save_dir, offline=mode == "offline", mode=mode, recorded=recorded, **kwargs
     )
+    logger.sweep = sweep[1] if sweep is not None else {}
+    return logger
 
 
 class StartLoggers(L.Callback):

@@ -252,6 +252,49 @@ def test_cli_multirun_two_jobs(tmp_path, image_dir):
     assert all(len(r) == 1 for r in runs) and runs[0][0].name != runs[1][0].name  # one W&B run per job
 
 
+def wandb_records(run_dir: Path, kind: str) -> list:
+    """The records of one type (``run``, ``config``, ``summary``, ``alert``...) in a run's W&B files."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from ganlab.loggers import _log_records
+
+    found = []
+    for path in sorted(run_dir.glob("wandb/*-run-*/run-*.wandb")):
+        for raw in _log_records(path.read_bytes()):
+            record = pb.Record()
+            record.ParseFromString(raw)
+            if record.WhichOneof("record_type") == kind:
+                found.append(getattr(record, kind))
+    return found
+
+
+def test_a_sweep_is_one_wandb_group_named_by_its_swept_values(tmp_path, image_dir):
+    """`-m loss=bce,rasgan` with a shared override: both runs in one group with one job type, each
+    named by its swept value alone, tagged with the swept key, the swept values as config columns
+    and the final and best FID in the run summary (read back from W&B's offline files)."""
+    sweep = tmp_path / "sweep"
+    evaluation = ["callbacks.evaluation.feature=tiny", "callbacks.evaluation.at_end=true",
+                  "callbacks.evaluation.n=16", "callbacks.evaluation.kid_subset_size=8",
+                  f"callbacks.evaluation.cache_dir={tmp_path / 'fid'}"]  # fmt: skip
+    r = run_cli(["-m", "loss=bce,rasgan", "optimizer.d.lr=1e-4", *TINY, "logger=wandb", "data=image_folder",
+                 f"data.root={image_dir}", *evaluation, f"hydra.sweep.dir={sweep}"],
+                tmp_path, env={"WANDB_MODE": "offline"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = [wandb_records(sweep / j, "run")[0] for j in "01"]
+    assert {x.run_group for x in runs} == {f"train-{sweep.name}"} and {x.job_type for x in runs} == {"train"}
+    assert [x.display_name for x in runs] == ["loss=bce", "loss=rasgan"]
+    assert [list(x.tags) for x in runs] == [["sweep", "loss"], ["sweep", "loss"]]
+    for j, value in zip("01", ("bce", "rasgan")):
+        config = {}
+        for rec in wandb_records(sweep / j, "config"):
+            config.update({u.key: json.loads(u.value_json) for u in rec.update})
+        assert config["sweep"] == {"loss": value}
+        summary = {}
+        for rec in wandb_records(sweep / j, "summary"):
+            summary.update({u.key: json.loads(u.value_json) for u in rec.update})
+        assert 0 < summary["val/fid_16_best"] <= summary["val/fid_16_final"]
+
+
 def test_cli_ddp_two_cpu_processes(tmp_path, image_dir):
     """DDP with 2 gloo processes: training, and FID evaluation every iteration with all ranks
     generating and rank 0 computing (a rank left waiting would hang this test)."""
