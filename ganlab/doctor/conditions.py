@@ -187,26 +187,33 @@ class DMemorises(Condition):
 
 
 class ModeCollapse(Condition):
-    """The fakes of a batch look alike: their spread shrinks far below the reals'."""
+    """The fakes of a batch look alike (their spread far below the reals') while D still takes
+    them for real often enough (D(G(z)) above ``d_fake``): G found a few images that pass. Alike
+    fakes that D rejects with certainty are a G that D overpowers (``d_overpowers``), not this."""
 
     name = "mode_collapse"
     cause = "G maps many latents to a few images (mode collapse)"
     explained_by = ("d_overpowers",)  # a G that D overpowers never spreads out: that is the diagnosis
 
-    def __init__(self, diversity: float = 0.5, clear_diversity: float = 0.65) -> None:
-        self.diversity, self.clear_diversity = diversity, clear_diversity
+    def __init__(self, diversity: float = 0.5, clear_diversity: float = 0.65, d_fake: float = 0.1) -> None:
+        self.diversity, self.clear_diversity, self.d_fake = diversity, clear_diversity, d_fake
 
     def bad(self, s):
-        return s["doctor/diversity"] < self.diversity if _have(s, "doctor/diversity") else None
+        if not _have(s, "doctor/diversity", "train/d_fake"):
+            return None
+        return s["doctor/diversity"] < self.diversity and s["train/d_fake"] > self.d_fake
 
     def clear(self, s):
         return s["doctor/diversity"] >= self.clear_diversity if _have(s, "doctor/diversity") else None
 
     def evidence(self, s):
-        return {"diversity": s["doctor/diversity"]}
+        return {"diversity": s["doctor/diversity"], "d_fake": s["train/d_fake"]}
 
     def describe(self, ev):
-        return f"the fakes of a batch are {ev['diversity']:.2f}x as far apart as the reals (pixels, 16x16)"
+        return (
+            f"the fakes of a batch are {ev['diversity']:.2f}x as far apart as the reals (pixels, 16x16) "
+            f"and D still gives them {ev['d_fake']:.2f}"
+        )
 
     def fix(self, ctx):
         fixes = []

@@ -37,7 +37,7 @@ def test_diversity_measure_sees_identical_fakes():
 def ticks(cond, values, key="doctor/diversity"):
     tracker, events = Tracker(), []
     for i, v in enumerate(values):
-        event = tracker.step(cond, {key: v}, (i, i / 10))
+        event = tracker.step(cond, {key: v, "train/d_fake": 0.5}, (i, i / 10))
         if event:
             events.append((event, i))
     return events, tracker
@@ -61,6 +61,13 @@ def test_missing_signal_decides_nothing():
     cond = ModeCollapse()
     assert ticks(cond, [float("nan")] * 5)[0] == []
     assert Tracker().step(cond, {}, (1, 0.1)) is None
+
+
+def test_alike_fakes_that_d_rejects_are_not_called_mode_collapse():
+    """A G that D overpowers never spreads out either: with D(G(z)) near 0 that is d_overpowers."""
+    cond, tracker = ModeCollapse(), Tracker()
+    for i in range(5):
+        assert tracker.step(cond, {"doctor/diversity": 0.1, "train/d_fake": 0.01}, (i, 0.0)) is None
 
 
 @pytest.mark.parametrize("cond_cls", CONDITIONS, ids=lambda c: c.name)
