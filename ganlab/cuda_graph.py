@@ -15,7 +15,7 @@ kernels, not by the GPU (17.6k images/s eager against 46.4k in one graph for the
 One graph per ``Plan`` (which updates run, and which D updates carry lazy R1), so ``d_every``,
 ``g_every`` and lazy R1 each replay their own graph. A conditional run's labels have their own
 static buffer beside the images'. What decides on the host during the step cannot be captured
-and is refused by ``check_capturable`` with the reason; ``tests/test_cuda_graph.py`` runs every
+and is refused by ``check_capturable`` with the reason; ``tests/unit/test_nosync.py`` runs every
 plan under a dispatch mode that fails on any device-to-host read (``ganlab.nosync``).
 """
 

@@ -1,4 +1,7 @@
-"""Find host syncs without a GPU: ``torch.cuda.set_sync_debug_mode("error")`` for any device.
+"""Find host syncs without a GPU: a CPU stand-in for ``torch.cuda.set_sync_debug_mode("error")``.
+It knows the reads it lists (``HOST_READS`` by method name, ``SYNC_OPS`` among aten ops), not
+everything CUDA's own check would catch; what runs outside the captured iteration (the
+optimizers' steps, ADA's ``observe``, the doctor's probe, checked on its own) is not under it.
 
 A CUDA graph replays device work only: inside a capture, reading a device value on the host
 (``.item()``, ``bool(t)``, ``.tolist()``, ``.cpu()``) is an error, and so is an op whose output
@@ -143,6 +146,11 @@ def check_iteration(
     ran = 0
     for plan in plans:
         for _ in range(repeats):
+            # The loss decides lazy R1 from the D-update counter, as the plan was made from it: a
+            # plan whose flags disagree would not check the R1 it names.
+            want = tuple(module.loss.r1_due(module.progress.d_updates + j) for j in range(len(plan.d_r1)))
+            if plan.d_r1 != want:
+                raise ValueError(f"{plan} at D update {module.progress.d_updates}: the loss runs R1 as {want}")
             if ema is not None:  # filled before the replay, outside the graph, as ganlab.cuda_graph does
                 ema.fill_(module.ema.weight(module.progress.images_seen + real.shape[0], real.shape[0]))
             autocast = torch.autocast(real.device.type, dtype=autocast_dtype, cache_enabled=False)

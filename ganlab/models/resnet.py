@@ -15,7 +15,7 @@ Channel plans (``ngf``/``ndf`` = 64 reproduce the published widths):
   32 px:  G 4 x [4,4,4] x ngf (256 at 4..32 px, SNGAN CIFAR-10); D [2,2,2,2] x ndf (128, SNGAN)
   64 px:  G [16,8,4,2,1] x ngf (1024 -> 64);  D [1,2,4,8,16] x ndf (64 -> 1024)
   128 px: G [16,16,8,4,2,1] x ngf;  D [1,2,4,8,16,16] x ndf (BigGAN's ch=64 plan)
-Parameter counts at ngf = ndf = 64, nz 128, 3 channels, no attention (``tests/test_models.py``
+Parameter counts at ngf = ndf = 64, nz 128, 3 channels, no attention (``tests/unit/test_models.py``
 checks them; conditional: each BN of G becomes ``ConditionalBatchNorm``, D adds width x classes):
   32 px:  G 4,276,739  D 1,053,825    (SNGAN CIFAR-10: G ch 256, D ch 128)
   64 px:  G 12,220,675 D 19,542,721   (mimicry's SNGAN 64: ngf = ndf = 1024 at 4x4)

@@ -41,8 +41,19 @@ def test_the_check_fails_on_every_kind_of_host_read():
             assert y.tolist() == [4.0, 5.0]
 
 
-PLANS = [Plan(d_r1=(True, False), g=False), Plan(d_r1=(False, True), g=True), Plan(d_r1=(), g=True),
-         Plan(d_r1=(False, False), g=True)]  # fmt: skip
+def plans_from_counters(m, phases: list[tuple[bool, bool]]) -> list[Plan]:
+    """The plans a run makes, in order, for (D phase?, G phase?) per iteration: R1's flags follow
+    the D-update counter (r1_every=3, k=2) as ``Schedule.plan`` makes them."""
+    out, d = [], m.progress.d_updates
+    for d_phase, g in phases:
+        k = m.schedule.d_steps_per_g if d_phase else 0
+        out.append(Plan(d_r1=tuple(m.loss.r1_due(d + j) for j in range(k)), g=g))
+        d += k
+    return out
+
+
+# D-only, D+G, G-only: with k=2 and R1 every 3rd D update they cover R1 first, second and off.
+PHASES = [(True, False), (True, True), (False, True), (True, True), (True, True), (True, False)]
 
 
 def module_and_batch(conditional: bool, augment=None):
@@ -70,8 +81,10 @@ def test_every_capturable_plan_runs_without_a_host_sync(conditional, autocast, a
     """The plans cover D-only, G-only, R1 and no-R1 iterations (d_every/g_every); ADA at p = 0.5."""
     m, real, labels = module_and_batch(conditional, ADA(p=0.5) if ada else None)
     before = [p.clone() for p in m.G_ema.parameters()]
-    assert check_iteration(m, real, PLANS, labels, autocast_dtype=autocast) == 2 * len(PLANS)
-    assert m.progress.d_updates == 12 and m.progress.g_updates == 6
+    plans = plans_from_counters(m, PHASES)
+    assert {p.d_r1 for p in plans} >= {(True, False), (False, True), (False, False), ()}
+    assert check_iteration(m, real, plans, labels, autocast_dtype=autocast, repeats=1) == len(PHASES)
+    assert m.progress.d_updates == 10 and m.progress.g_updates == 4
     assert any(not torch.equal(a, b) for a, b in zip(before, m.G_ema.parameters()))  # the EMA moved
 
 
@@ -97,7 +110,7 @@ def test_the_check_fails_on_the_ema_as_it_was(monkeypatch):
     monkeypatch.setattr(EMA, "update", old_update)
     m, real, labels = module_and_batch(False)
     with pytest.raises(HostSyncError, match="_local_scalar_dense"):
-        check_iteration(m, real, [Plan(d_r1=(False, False), g=True)], labels)
+        check_iteration(m, real, plans_from_counters(m, [(True, True)]), labels)
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["plain", "cond"])
@@ -107,7 +120,7 @@ def test_the_doctors_probe_reads_nothing_on_the_host(conditional):
     from ganlab.doctor.probe import Probe
 
     m, real, labels = module_and_batch(conditional)
-    check_iteration(m, real, [Plan(d_r1=(False, False), g=True)], labels, repeats=1)
+    check_iteration(m, real, plans_from_counters(m, [(True, True)]), labels, repeats=1)
     sets = {"train": real[:4], "holdout": real[4:],
             "train_labels": labels[:4] if conditional else None,
             "holdout_labels": labels[4:] if conditional else None}  # fmt: skip
@@ -118,3 +131,9 @@ def test_the_doctors_probe_reads_nothing_on_the_host(conditional):
     names = {"r_train", "r_v", "logit_train", "logit_holdout", "g_grad_norm", "diversity"}
     assert set(out) == {f"doctor/{n}" for n in names}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
+
+
+def test_a_plan_whose_r1_flags_disagree_with_the_loss_is_refused():
+    m, real, labels = module_and_batch(False)
+    with pytest.raises(ValueError, match="the loss runs R1 as"):
+        check_iteration(m, real, [Plan(d_r1=(False, True), g=True)], labels)  # R1 is due at update 0
