@@ -259,7 +259,8 @@ def test_kill_9_chain_keeps_every_logged_iteration_once_in_wandb_and_csv(tmp_pat
         resumed_at = counters(run / "checkpoints" / "last.ckpt")["iterations"]
     log = tmp_path / "last.log"
     p = start([*args, "ckpt_path=last"], tmp_path, log)
-    assert finish(p, log) is not None and p.returncode == 0, log.read_text()[-3000:]
+    out = finish(p, log)
+    assert p.returncode == 0 and f"finished after {total} GAN iterations" in out, out[-3000:]
 
     with open(run / "csv" / "metrics.csv") as f:
         steps = [int(float(r["step"])) for r in csv.DictReader(f) if r.get("train/loss_d")]
