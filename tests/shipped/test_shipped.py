@@ -282,3 +282,36 @@ def test_kill_9_chain_keeps_every_logged_iteration_once_in_wandb_and_csv(tmp_pat
         shown = np.asarray(Image.open(r["_dir"] / "files" / name).convert("RGB"))
         written = np.asarray(Image.open(run / "samples" / f"it{it:07d}.png").convert("RGB"))
         assert shown.max() > 0 and np.array_equal(shown, written), it  # the grid's pixels, not black
+
+
+def test_the_doctor_keeps_an_open_condition_across_kill_9_with_the_shipped_defaults(tmp_path):
+    """D overpowering G from the start, the shipped data workers and loggers: the doctor names it,
+    the run is killed with -9 after a checkpoint taken while the condition held, and the resumed
+    run (ckpt_path=last) keeps it open: doctor.jsonl holds one start, W&B at most one alert."""
+    run, log = tmp_path / "run", tmp_path / "first.log"
+    args = [*SHIPPED, "optimizer.d.lr=2e-3", "optimizer.g.lr=2e-6", "callbacks.doctor.warmup_iterations=20",
+            "train.max_iterations=80", "callbacks.checkpoint.every_n_iterations=10", "callbacks.report=null",
+            f"hydra.run.dir={run}"]  # fmt: skip
+    p = start(args, tmp_path, log)
+    wait_for(run / "doctor.jsonl", p, log)
+    first = json.loads((run / "doctor.jsonl").read_text().splitlines()[0])
+    after = (first["iteration"] // 10 + 1) * 10
+    wait_for(run / "checkpoints" / f"it{after:07d}.ckpt", p, log)
+    p.kill()
+    p.wait()
+    p = start([*args, "ckpt_path=last"], tmp_path, tmp_path / "resume.log")
+    out = finish(p, tmp_path / "resume.log")
+    assert p.returncode == 0 and "finished after 80 GAN iterations" in out, out[-3000:]
+    lines = [json.loads(x) for x in (run / "doctor.jsonl").read_text().splitlines()]
+    assert [(e["condition"], e["event"]) for e in lines] == [("d_overpowers", "start")]
+    assert "doctor: d_overpowers since" not in out  # the resumed run did not announce it again ...
+    assert "[doctor: d_overpowers]" in out  # ... and its progress line still shows it open
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    alerts = 0
+    for path in sorted((run / "wandb").glob("*-run-*/run-*.wandb")):
+        for raw in _log_records(path.read_bytes()):
+            record = pb.Record()
+            record.ParseFromString(raw)
+            alerts += record.WhichOneof("record_type") == "alert"
+    assert alerts <= 1
