@@ -100,7 +100,8 @@ class RunReport(L.Callback):
         log.info("run report: %s", ", ".join(str(p) for p in written))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                for path in written:  # one key each: W&B warns when one key's images differ in size
+                # The plots, one key each (W&B warns when one key's images differ in size).
+                for path in (p for p in written if p.suffix == ".png"):
                     logger.log_image(key=f"report/{path.stem}", images=[str(path)])
 
 

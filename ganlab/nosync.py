@@ -150,7 +150,9 @@ def check_iteration(
             # plan whose flags disagree would not check the R1 it names.
             want = tuple(module.loss.r1_due(module.progress.d_updates + j) for j in range(len(plan.d_r1)))
             if plan.d_r1 != want:
-                raise ValueError(f"{plan} at D update {module.progress.d_updates}: the loss runs R1 as {want}")
+                raise ValueError(
+                    f"{plan} at D update {module.progress.d_updates}: the loss runs R1 as {want}"
+                )
             if ema is not None:  # filled before the replay, outside the graph, as ganlab.cuda_graph does
                 ema.fill_(module.ema.weight(module.progress.images_seen + real.shape[0], real.shape[0]))
             autocast = torch.autocast(real.device.type, dtype=autocast_dtype, cache_enabled=False)

@@ -13,6 +13,7 @@ Written at the end of every run (``ganlab.callbacks.RunReport``) and on demand, 
   d_accuracy.png  D's accuracy on real and on generated images (0.5: D cannot tell them apart),
                   with the doctor's bands
   metrics.png     FID and KID over training, when the run evaluated
+  doctor.txt      the training doctor's diagnosis (doctor.jsonl), when it found anything
   timeline.png    the same fixed latents (the first ``columns`` of the run's sample-grid noise;
                   conditional runs: one per class) rendered by successive checkpoints, one row
                   per checkpoint
@@ -176,6 +177,12 @@ def write_report(
         written += plot_curves(read_metrics(csv_path), out, episodes(read_events(run_dir)))
     else:
         log.warning("no metrics.csv under %s (logger.csv off?): no training curves", run_dir)
+    if (run_dir / "doctor.jsonl").is_file():  # the training doctor's section: its diagnosis as text
+        from ganlab.atomic import write_text
+        from ganlab.doctor.record import diagnosis
+
+        write_text(out / "doctor.txt", diagnosis(run_dir) + "\n")
+        written.append(out / "doctor.txt")
     ckpt_dir = run_dir / "checkpoints"
     timeline = plot_timeline(ckpt_dir, out, columns, rows) if ckpt_dir.is_dir() else None
     if timeline is None:

@@ -116,3 +116,35 @@ def test_unknown_condition_is_refused():
 
     with pytest.raises(ValueError, match="unknown condition"):
         Doctor(disable=["mode_colapse"])
+
+
+def test_report_reads_episodes_and_a_sweep_as_one_table(tmp_path, capsys):
+    """ganlab-report on a run prints its conditions; on a folder of runs, one row per run."""
+    import json
+
+    from ganlab.doctor.record import diagnosis, episodes, read_events
+    from ganlab.report import main as report_main
+
+    def event(cond, kind, it, fix=()):
+        return {"condition": cond, "event": kind, "iteration": it, "kimg": it / 10,
+                "since_iteration": it - 50, "since_kimg": 0.0, "evidence": {}, "fix": list(fix),
+                "message": f"{cond} {kind}"}  # fmt: skip
+
+    sweep = tmp_path / "sweep"
+    for job, events in (("0", [event("d_overpowers", "start", 400, ["optimizer.d.lr=4e-5"]),
+                               event("d_overpowers", "end", 900), event("mode_collapse", "start", 1000)]),
+                        ("1", [])):  # fmt: skip
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+        (sweep / job / "doctor.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    eps = episodes(read_events(sweep / "0"))
+    assert [(e.condition, e.since, e.end) for e in eps] == [
+        ("d_overpowers", 350, 900),
+        ("mode_collapse", 950, None),
+    ]
+    assert "d_overpowers (iteration 350-900)" in diagnosis(sweep / "0")
+    assert "no condition found" in diagnosis(sweep / "1")
+    assert report_main([str(sweep)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].startswith("0 ") and "d_overpowers (350-900), mode_collapse (950)" in rows[1]
+    assert "optimizer.d.lr=4e-5" in rows[1] and rows[2].startswith("1 ") and "none" in rows[2]
