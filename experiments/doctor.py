@@ -1,18 +1,22 @@
 """The training doctor's benchmark: each condition induced on purpose on a CPU, named by the
-doctor (at which iteration and kimg), how far ahead of the point where FID in the judge's
-features shows the damage, and the same run with the doctor's own fix, scored by the judge;
-then the healthy shipped recipes over their full length, two seeds each, where the doctor must
-name nothing.
+doctor (at which iteration and kimg), how far ahead of the point where the judge shows the
+damage, and the same run with the doctor's own fix, scored by the judge; then the healthy
+shipped recipes over their full length, two seeds each, where the doctor must name nothing.
 
     python experiments/doctor.py [--lanes 2] [--threads 1] [--only d_overpowers,...] [--skip-healthy]
 
-Every run evaluates FID in the judge's features (``experiments/fashion_judge.pt``; 500 generated
-against 5,000 real images) every 250 iterations, so the damage is read from the run's own
-curve: the first evaluation where FID is over 1.5x the healthy quickstart run's at the same
-iteration (or, for ``quality_regression``, 1.1x the run's best so far), and stays so. The fix
-run is the induced run plus the overrides the doctor printed (a ``ckpt_path`` resume left
-out, except for ``quality_regression``, whose fix is its ``best.ckpt``). Final checkpoints are
-judged with 2,000 samples against 10k real images (cFID, precision/recall). Writes
+The damage is read from the judge (``experiments/fashion_judge.pt``): every snapshot of a run
+(one per 250 iterations) scored with 500 samples against 10k images of the *whole* data set
+(``full_data=true``, as Karras et al. 2020 score limited-data runs: a G that copies a small
+training set looks good against that set only). It is the first snapshot from which the judge's
+cFID stays over 1.5x the healthy quickstart run's at the same iteration, or, for
+``d_memorises`` and ``quality_regression``, over 1.1x the run's own best so far. Runs also
+evaluate FID in the judge's features while they train (against their training set, every 250
+iterations), the series the doctor's ``quality_regression`` reads. The fix run is the induced run
+plus the overrides the doctor printed, less a ``ckpt_path`` resume and ``data.max_images=null``
+(more data: the scenario is having few images); ``quality_regression``'s
+fix is its ``best.ckpt``, read from the ``d_memorises`` run (the same 128-image run). Final
+checkpoints are judged with 2,000 samples against the whole set (cFID, precision/recall). Writes
 ``experiments/doctor.{json,md}``; the runs go to ``outputs/doctor/``, and a rerun reuses the
 finished ones (``seconds.json``).
 """
@@ -25,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import JUDGE, ROOT, judge, machine, train
+from common import JUDGE, ROOT, evaluate, machine, train
 
 OUT = ROOT / "outputs" / "doctor"  # the runs (git-ignored); the results go to experiments/doctor.*
 EVAL = [
@@ -38,10 +42,16 @@ EVAL = [
     "callbacks.report=null",
 ]
 QUICK = ["experiment=quickstart_cpu", "trainer.max_epochs=-1"]
+FEW = [
+    *QUICK,
+    "data.max_images=128",
+    "callbacks.checkpoint.every_epoch=false",
+    "callbacks.samples.every_epoch=false",
+]
 # condition -> (what induces it, overrides, iterations)
 INDUCED = {
     "d_overpowers": ("D's lr x10, G's / 10", [*QUICK, "optimizer.d.lr=2e-3", "optimizer.g.lr=2e-5"], 1500),
-    "d_memorises": ("128 training images", [*QUICK, "data.max_images=128"], 2000),
+    "d_memorises": ("128 training images", FEW, 2000),
     "mode_collapse": (
         "D every 4th iteration, G's lr x5",
         [*QUICK, "model.d_every=4", "optimizer.g.lr=1e-3"],
@@ -57,15 +67,26 @@ INDUCED = {
         ["experiment=limited_data_ada", "model.d_augment.0.target=0.3"],
         2000,
     ),
-    "quality_regression": ("128 training images (as d_memorises)", [*QUICK, "data.max_images=128"], 2000),
+    "quality_regression": (
+        "128 training images (the d_memorises run)",
+        [*QUICK, "data.max_images=128"],
+        2000,
+    ),
 }
 HEALTHY = {"quickstart_cpu": 1500, "conditional_fashion_mnist": 3000, "limited_data_ada": 2000}
 
 
-def fid_curve(run_dir: Path) -> list[tuple[int, float]]:
-    return sorted(
-        (int(p.stem[2:]), json.loads(p.read_text())["fid"]) for p in (run_dir / "eval").glob("it*.json")
-    )
+def judged(ckpt: Path, n: int, threads: int | None) -> dict:
+    """The judge's cFID, precision/recall of ``ckpt``: ``n`` samples against 10k images of the whole set."""
+    out = ckpt.with_suffix(f".full{n}.json")
+    extra = ("inception_score=false", "full_data=true")
+    return evaluate(ckpt, out, str(JUDGE), n, 10_000, *extra, threads=threads)
+
+
+def judge_curve(run_dir: Path, threads: int | None) -> list[tuple[int, float]]:
+    """(iteration, judge cFID against the whole set) of every 250-iteration snapshot."""
+    snaps = sorted(run_dir.glob("checkpoints/it*.ckpt"))
+    return [(int(p.stem[2:]), judged(p, 500, threads)["fid"]) for p in snaps if int(p.stem[2:]) % 250 == 0]
 
 
 def events(run_dir: Path) -> list[dict]:
@@ -74,12 +95,11 @@ def events(run_dir: Path) -> list[dict]:
 
 
 def damage_at(curve, reference, condition: str) -> int | None:
-    """The first evaluation from which FID stays bad (see the module's docstring)."""
+    """The first snapshot from which the judge's cFID stays bad (see the module's docstring)."""
     ref = dict(reference)
-    bad = []
-    best = float("inf")
+    bad, best = [], float("inf")
     for it, fid in curve:
-        if condition == "quality_regression":
+        if condition in ("d_memorises", "quality_regression"):
             bad.append(fid > 1.1 * best)
             best = min(best, fid)
         else:
@@ -92,44 +112,37 @@ def damage_at(curve, reference, condition: str) -> int | None:
 
 def run(name: str, overrides: list[str], iterations: int, args, seed: int = 42) -> Path:
     run_dir = OUT / name
-    t0 = time.time()
     train(run_dir, [*overrides, f"train.max_iterations={iterations}", f"seed={seed}", *EVAL], args.threads)
-    if not (run_dir / "wall_s.json").is_file():
-        (run_dir / "wall_s.json").write_text(json.dumps(round(time.time() - t0, 1)))
     return run_dir
-
-
-def final_ckpt(run_dir: Path) -> Path:
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def induced(condition: str, args, reference) -> dict:
     how, overrides, iterations = INDUCED[condition]
-    run_dir = run(condition, overrides, iterations, args)
+    name = "d_memorises" if condition == "quality_regression" else condition  # the same run
+    run_dir = run(name, overrides, iterations, args)
     ev = [e for e in events(run_dir) if e["condition"] == condition and e["event"] == "start"]
     others = sorted({e["condition"] for e in events(run_dir) if e["event"] == "start"} - {condition})
+    curve = judge_curve(run_dir, args.threads)
     row = {"condition": condition, "induced_by": how, "overrides": overrides, "iterations": iterations,
-           "named": bool(ev), "other_conditions": others, "fid_curve": fid_curve(run_dir)}  # fmt: skip
+           "named": bool(ev), "other_conditions": others, "judge_curve": curve,
+           "damage_at": damage_at(curve, reference, condition)}  # fmt: skip
+    last = run_dir / "checkpoints" / "last.ckpt"
+    row["before"] = judged(last, args.n, args.threads) if condition != "divergence" else None
     if not ev:
         return row
     first = ev[0]
     row.update(named_at=first["iteration"], named_kimg=first["kimg"], since=first["since_iteration"],
                fix=first["fix"], message=first["message"])  # fmt: skip
-    damage = damage_at(row["fid_curve"], reference, condition)
-    row["damage_at"] = damage
-    row["lead_iterations"] = None if damage is None else damage - first["iteration"]
-    if condition == "divergence":  # the run stops: the fix is judged against nothing to judge
-        row["before"] = None
-    else:
-        row["before"] = judge(final_ckpt(run_dir), args.n, threads=args.threads)
+    row["lead_iterations"] = None if row["damage_at"] is None else row["damage_at"] - first["iteration"]
     if condition == "quality_regression":
         best = run_dir / "checkpoints" / "best.ckpt"
-        row["after"] = judge(best, args.n, threads=args.threads) if best.is_file() else None
-        row["fix_run"] = "best.ckpt of the same run"
+        row["after"] = judged(best, args.n, args.threads)
+        row["fix_run"] = "the run's best.ckpt"
     else:
-        fix = [f for f in first["fix"] if not f.startswith("ckpt_path=")]
+        # Not a resume (the fix run starts over), and not more data: the scenario is having few images.
+        fix = [f for f in first["fix"] if not f.startswith(("ckpt_path=", "data.max_images="))]
         fixed = run(f"{condition}_fixed", [*overrides, *fix], iterations, args)
-        row["after"] = judge(final_ckpt(fixed), args.n, threads=args.threads)
+        row["after"] = judged(fixed / "checkpoints" / "last.ckpt", args.n, args.threads)
         row["fix_run"] = " ".join(fix)
         row["fixed_conditions"] = sorted({e["condition"] for e in events(fixed) if e["event"] == "start"})
     return row
@@ -139,19 +152,27 @@ def healthy(recipe: str, seed: int, args) -> dict:
     run_dir = run(f"healthy_{recipe}_seed{seed}", [f"experiment={recipe}", "trainer.max_epochs=-1"],
                   HEALTHY[recipe], args, seed=seed)  # fmt: skip
     starts = [e for e in events(run_dir) if e["event"] == "start"]
-    return {"recipe": recipe, "seed": seed, "iterations": HEALTHY[recipe],
-            "conditions": [e["message"] for e in starts], "fid_curve": fid_curve(run_dir)}  # fmt: skip
+    row = {
+        "recipe": recipe,
+        "seed": seed,
+        "iterations": HEALTHY[recipe],
+        "conditions": [e["message"] for e in starts],
+    }
+    if recipe == "quickstart_cpu" and seed == 0:  # the reference the damage is read against
+        row["judge_curve"] = judge_curve(run_dir, args.threads)
+    return row
 
 
 def table(result: dict) -> str:
     lines = [
-        "| condition | induced by | named at iteration (kimg) | FID shows it at | lead | fix typed | "
+        "| condition | induced by | named at iteration (kimg) | judge shows it at | lead | fix typed | "
         "cFID before -> after | precision / recall before -> after |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["induced"]:
         if not r["named"]:
-            lines.append(f"| `{r['condition']}` | {r['induced_by']} | **not named** | | | | | |")
+            shown = r.get("damage_at") or "-"
+            lines.append(f"| `{r['condition']}` | {r['induced_by']} | **not named** | {shown} | | | | |")
             continue
         b, a = r.get("before") or {}, r.get("after") or {}
 
@@ -196,12 +217,15 @@ def main() -> None:
                 if (r, s) != ("quickstart_cpu", 0)
             ]
         )
-        reference = ref_job.result()["fid_curve"]
-        rows = [pool.submit(induced, c, args, reference) for c in only]
+        reference = ref_job.result()["judge_curve"]
+        rows = [pool.submit(induced, c, args, reference) for c in only if c != "quality_regression"]
+        rows = [r.result() for r in rows]
+        if "quality_regression" in only:  # reads the d_memorises run, once that one has finished
+            rows.append(induced("quality_regression", args, reference))
         result = {
             "machine": machine(args.threads, args.lanes),
             "judge": str(JUDGE.relative_to(ROOT)),
-            "induced": [r.result() for r in rows],
+            "induced": rows,
             "healthy": [ref_job.result(), *(j.result() for j in jobs)],
             "wall_s": round(time.time() - t0, 1),
         }

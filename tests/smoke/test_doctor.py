@@ -18,7 +18,8 @@ from tests.conftest import ROOT, TINY, compose_cfg, load
 FASHION = [*TINY, "data=fashion_mnist", f"data.root={ROOT / 'data' / 'fashion-mnist'}", "data.batch_size=32",
            "model.generator.ngf=16", "model.discriminator.ndf=16", "trainer.max_epochs=-1",
            "trainer.log_every_n_steps=5", "callbacks.samples.every_n_iterations=0",
-           "callbacks.checkpoint.every_n_iterations=50"]  # fmt: skip
+           "callbacks.checkpoint.every_n_iterations=50",
+           "callbacks.checkpoint.every_epoch=false"]  # fmt: skip
 EARLY = ["callbacks.doctor.warmup_iterations=20"]  # induced runs fail from the start
 
 # condition -> the overrides that induce it (the benchmark's inducers, shrunk)
@@ -184,7 +185,7 @@ def test_an_open_condition_survives_a_resume_and_is_not_announced_twice(tmp_path
 
 def test_autopilot_lowers_d_lr_once_and_resumes_bit_identically(tmp_path):
     args = [*INDUCED["d_overpowers"][:2], *EARLY, "callbacks.doctor.act=true", "train.max_iterations=80",
-            "callbacks.checkpoint.every_n_iterations=60"]  # fmt: skip
+            "callbacks.checkpoint.every_n_iterations=20"]  # fmt: skip
     train_tiny(tmp_path, args, "full")
     e = events(tmp_path / "full")[0]
     assert e["action"] == "D's learning rate 0.002 -> 0.0004" and e["iteration"] < 60
@@ -202,7 +203,7 @@ def test_autopilot_lowers_d_lr_once_and_resumes_bit_identically(tmp_path):
 def test_autopilot_switches_ada_on_and_a_resume_rebuilds_it(tmp_path):
     args = [*INDUCED["d_memorises"], *EARLY, "callbacks.doctor.act=true",
             "callbacks.doctor.disable=[d_overpowers,mode_collapse]",
-            "callbacks.checkpoint.every_n_iterations=150"]  # fmt: skip
+            "callbacks.checkpoint.every_n_iterations=50"]  # fmt: skip
     train_tiny(tmp_path, args, "full")
     e = next(x for x in events(tmp_path / "full") if x["condition"] == "d_memorises")
     assert e["action"].startswith("ADA switched on") and e["iteration"] < 150
