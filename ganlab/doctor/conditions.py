@@ -46,6 +46,16 @@ def ada_index(config: dict) -> int | None:
     return None
 
 
+def resume_slower(ckpt: str | None, config: dict) -> list[str]:
+    """Resume from ``ckpt`` (when there is one) with both learning rates halved."""
+    fixes = [f"ckpt_path={ckpt}"] if ckpt else []
+    for net in ("g", "d"):
+        lr = get(config, f"optimizer.{net}.lr")
+        if lr:
+            fixes.append(f"optimizer.{net}.lr={fmt(lr / 2)}")
+    return fixes
+
+
 @dataclass
 class Context:
     """What a fix is chosen from: the run's resolved configuration (``checkpoint["ganlab"]["config"]``)
@@ -297,12 +307,7 @@ class QualityRegression(Condition):
         return f"FID {ev['fid']:.4g} against its best {ev['best_fid']:.4g} at iteration {best_it}"
 
     def fix(self, ctx):
-        fixes = [f"ckpt_path={ctx.best_ckpt}"] if ctx.best_ckpt else []
-        for net in ("g", "d"):
-            lr = get(ctx.config, f"optimizer.{net}.lr")
-            if lr:
-                fixes.append(f"optimizer.{net}.lr={fmt(lr / 2)}")
-        return fixes
+        return resume_slower(ctx.best_ckpt, ctx.config)
 
 
 class Divergence(Condition):
@@ -330,11 +335,7 @@ class Divergence(Condition):
         return f"a loss or statistic became NaN/inf or left train.loss_bound (rollbacks so far: {rollbacks})"
 
     def fix(self, ctx):
-        fixes = [f"ckpt_path={ctx.good_ckpt}"] if ctx.good_ckpt else []
-        for net in ("g", "d"):
-            lr = get(ctx.config, f"optimizer.{net}.lr")
-            if lr:
-                fixes.append(f"optimizer.{net}.lr={fmt(lr / 2)}")
+        fixes = resume_slower(ctx.good_ckpt, ctx.config)
         if get(ctx.config, "train.on_divergence") != "rollback":
             fixes.append("train.on_divergence=rollback")
         return fixes
