@@ -75,12 +75,14 @@ class Doctor(L.Callback):
         self.run_dir = Path(run_dir) if run_dir else None
         self.warmup_iterations, self.probe_size, self.act = warmup_iterations, probe_size, act
         self.trackers = {c.name: Tracker() for c in self.conditions}
+        self.by_name = {c.name: c for c in self.conditions}
         self.refs: dict[str, list[float]] = {}  # running references (warm-up values, recent values)
         self.best: tuple[float, int] | None = None  # (best FID, its iteration)
         self.last_eval = -1
         self.rollbacks = 0
         self.acted: list[str] = []
-        self.good_ckpt: str | None = None
+        self.good_iteration: int | None = None  # of the newest checkpoint written while all was well
+        self._guard = self._evaluation = None  # the callbacks whose findings the doctor reads
         self.config: dict = {}
 
     # -- state ---------------------------------------------------------------------------------
@@ -88,7 +90,7 @@ class Doctor(L.Callback):
         return {
             "trackers": {k: t.state_dict() for k, t in self.trackers.items()},
             "refs": self.refs, "best": self.best, "last_eval": self.last_eval,
-            "rollbacks": self.rollbacks, "acted": self.acted, "good_ckpt": self.good_ckpt,
+            "rollbacks": self.rollbacks, "acted": self.acted, "good_iteration": self.good_iteration,
         }  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
@@ -98,10 +100,12 @@ class Doctor(L.Callback):
         self.refs = {k: list(v) for k, v in state.get("refs", {}).items()}
         self.best = tuple(state["best"]) if state.get("best") else None
         self.last_eval, self.rollbacks = int(state.get("last_eval", -1)), int(state.get("rollbacks", 0))
-        self.acted, self.good_ckpt = list(state.get("acted", [])), state.get("good_ckpt")
+        self.acted, self.good_iteration = list(state.get("acted", [])), state.get("good_iteration")
 
     # -- set-up --------------------------------------------------------------------------------
     def on_train_start(self, trainer, module) -> None:
+        self._guard = next((cb for cb in trainer.callbacks if type(cb).__name__ == "DivergenceGuard"), None)
+        self._evaluation = next((cb for cb in trainer.callbacks if hasattr(cb, "last_result")), None)
         state = next((cb for cb in trainer.callbacks if isinstance(cb, RunState)), None)
         self.config = (state.config if state is not None else None) or {}  # what the fixes are chosen from
         if trainer.datamodule is not None and hasattr(trainer.datamodule, "probe_sets"):
@@ -147,7 +151,7 @@ class Doctor(L.Callback):
             window = self.refs.get("ada_p", [])
             if window:
                 s["ref/ada_p"] = window[0]
-            patience = next((c.patience for c in self.conditions if c.name == "augment_leak"), 3)
+            patience = self.by_name["augment_leak"].patience if "augment_leak" in self.by_name else 3
             self._remember("ada_p", s["train/ada_p"], patience + 1)
         return s
 
@@ -158,7 +162,6 @@ class Doctor(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         it = module.progress.iterations
-        self._note_checkpoint(trainer)
         self._check_guard(trainer, module)
         self._check_evaluation(trainer, module)
         if not due(trainer.log_every_n_steps, it):
@@ -184,22 +187,26 @@ class Doctor(L.Callback):
     def _at(self, module) -> tuple[int, float]:
         return module.progress.iterations, module.progress.images_seen / 1000
 
-    def _note_checkpoint(self, trainer) -> None:
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         """The newest snapshot written while no condition held: what a fix resumes from."""
-        if any(t.active for t in self.trackers.values()):
-            return
+        if not any(t.active for t in self.trackers.values()):
+            self.good_iteration = module.progress.iterations
+
+    def _good_ckpt(self, trainer) -> str | None:
         for cb in trainer.checkpoint_callbacks:
-            path = getattr(cb, "last_model_path", "")
-            if path:
-                named = Path(path)
-                snaps = sorted(named.parent.glob("it*.ckpt"))
-                self.good_ckpt = str(snaps[-1]) if snaps else str(named)
+            name = getattr(cb, "filename", None)
+            if self.good_iteration is not None and name and cb.dirpath:
+                path = Path(cb.dirpath) / f"{name.format(iteration=self.good_iteration)}.ckpt"
+                if path.is_file():
+                    return str(path)
+        return None
 
     def _check_guard(self, trainer, module) -> None:
-        guard = next((cb for cb in trainer.callbacks if type(cb).__name__ == "DivergenceGuard"), None)
-        cond = next((c for c in self.conditions if c.name == "divergence"), None)
+        guard, cond = self._guard, self.by_name.get("divergence")
         if guard is None or cond is None:
             return
+        if guard.rollbacks == self.rollbacks and not self.trackers[cond.name].active:
+            return  # nothing new (every iteration: kept cheap)
         s = {
             "guard/diverged": float(guard.rollbacks > self.rollbacks),
             "guard/rollbacks": float(guard.rollbacks),
@@ -210,8 +217,7 @@ class Doctor(L.Callback):
             self.announce(trainer, module, cond, event, s)
 
     def _check_evaluation(self, trainer, module) -> None:
-        evaluation = next((cb for cb in trainer.callbacks if hasattr(cb, "last_result")), None)
-        result = getattr(evaluation, "last_result", None)
+        result = getattr(self._evaluation, "last_result", None)
         if not result or result["iteration"] == self.last_eval:
             return
         self.last_eval = int(result["iteration"])
@@ -221,7 +227,7 @@ class Doctor(L.Callback):
         s = {"val/fid": fid, "ref/best_fid": self.best[0], "ref/best_it": float(self.best[1])}
         for logger in trainer.loggers:
             logger.log_metrics({"doctor/fid_vs_best": fid / max(self.best[0], 1e-12)}, step=self.last_eval)
-        cond = next((c for c in self.conditions if c.name == "quality_regression"), None)
+        cond = self.by_name.get("quality_regression")
         if cond is not None and self.last_eval > self.warmup_iterations:
             event = self.trackers[cond.name].step(cond, s, self._at(module))
             if event:
@@ -231,7 +237,7 @@ class Doctor(L.Callback):
         self._check_evaluation(trainer, module)  # an evaluation at the end (at_end=true)
 
     def on_exception(self, trainer, module, exception: BaseException) -> None:
-        cond = next((c for c in self.conditions if c.name == "divergence"), None)
+        cond = self.by_name.get("divergence")
         if isinstance(exception, DivergenceError) and cond and not self.trackers[cond.name].active:
             tracker = self.trackers[cond.name]
             tracker.active, tracker.since = True, self._at(module)
@@ -244,7 +250,7 @@ class Doctor(L.Callback):
             d = getattr(cb, "best_dirpath", None)
             if d is not None and (Path(d) / "best.ckpt").is_file():
                 best = str(Path(d) / "best.ckpt")
-        return Context(self.config, best_ckpt=best, good_ckpt=self.good_ckpt)
+        return Context(self.config, best_ckpt=best, good_ckpt=self._good_ckpt(trainer))
 
     def announce(self, trainer, module, cond: Condition, event: str, s: dict[str, float]) -> dict:
         it, kimg = self._at(module)
