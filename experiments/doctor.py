@@ -58,8 +58,8 @@ INDUCED = {
         1500,
     ),
     "divergence": (
-        "both lr 0.5, least squares",
-        [*QUICK, "loss=lsgan", "optimizer.g.lr=0.5", "optimizer.d.lr=0.5"],
+        "both lr 1, least squares",
+        [*QUICK, "loss=lsgan", "optimizer.g.lr=1", "optimizer.d.lr=1"],  # 0.2 trains 600 iterations
         600,
     ),
     "augment_leak": (
@@ -179,11 +179,17 @@ def table(result: dict) -> str:
         def pr(x):
             return f"{x['precision']:.2f} / {x['recall']:.2f}" if x else "-"
 
-        cfid = f"{b['fid']:.1f} -> {a['fid']:.1f}" if b and a else "-"
+        before = f"{b['fid']:.1f}" if b else "stopped"
+        cfid = f"{before} -> {a['fid']:.1f}" if a else "-"
         lead = "-" if r.get("lead_iterations") is None else f"{r['lead_iterations']:+d} it"
+        named = f"{r['named_at']} ({r['named_kimg']:.1f})"
+        if r["other_conditions"]:
+            named += "; also " + ", ".join(f"`{c}`" for c in r["other_conditions"])
+        fixed = r.get("fixed_conditions")
+        fix = f"`{r.get('fix_run', '')}`" + (f" (then: {', '.join(fixed)})" if fixed else "")
         lines.append(
-            f"| `{r['condition']}` | {r['induced_by']} | {r['named_at']} ({r['named_kimg']:.1f}) | "
-            f"{r.get('damage_at') or '-'} | {lead} | `{r.get('fix_run', '')}` | {cfid} | {pr(b)} -> {pr(a)} |"
+            f"| `{r['condition']}` | {r['induced_by']} | {named} | {r.get('damage_at') or '-'} | {lead} | "
+            f"{fix} | {cfid} | {pr(b)} -> {pr(a)} |"
         )
     lines += ["", "| healthy recipe | seed | iterations | conditions named |", "|---|---|---|---|"]
     for h in result["healthy"]:
@@ -229,6 +235,16 @@ def main() -> None:
             "healthy": [ref_job.result(), *(j.result() for j in jobs)],
             "wall_s": round(time.time() - t0, 1),
         }
+    saved = ROOT / "experiments" / "doctor.json"
+    if (args.only or args.skip_healthy) and saved.is_file():  # a partial rerun: keep the other rows
+        old = json.loads(saved.read_text())
+        redone = {r["condition"] for r in rows}
+        order = list(INDUCED)
+        result["induced"] = sorted([r for r in old["induced"] if r["condition"] not in redone] + rows,
+                                   key=lambda r: order.index(r["condition"]))  # fmt: skip
+        if args.skip_healthy:
+            result["healthy"] = old["healthy"]
+        result["wall_s"] = round(old["wall_s"] + result["wall_s"], 1)
     (ROOT / "experiments" / "doctor.json").write_text(json.dumps(result, indent=1))
     (ROOT / "experiments" / "doctor.md").write_text(
         "# The training doctor on induced failures and healthy recipes\n\n"

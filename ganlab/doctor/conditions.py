@@ -47,12 +47,13 @@ def ada_index(config: dict) -> int | None:
 
 
 def resume_slower(ckpt: str | None, config: dict) -> list[str]:
-    """Resume from ``ckpt`` (when there is one) with both learning rates halved."""
+    """Resume from ``ckpt`` (when there is one) with both learning rates halved, or divided by 10
+    where they are far above GAN practice (>= 1e-2; DCGAN's is 2e-4)."""
     fixes = [f"ckpt_path={ckpt}"] if ckpt else []
     for net in ("g", "d"):
         lr = get(config, f"optimizer.{net}.lr")
         if lr:
-            fixes.append(f"optimizer.{net}.lr={fmt(lr / 2)}")
+            fixes.append(f"optimizer.{net}.lr={fmt(lr / (10 if lr >= 1e-2 else 2))}")
     return fixes
 
 

@@ -19,7 +19,7 @@ FASHION = [*TINY, "data=fashion_mnist", f"data.root={ROOT / 'data' / 'fashion-mn
            "model.generator.ngf=16", "model.discriminator.ndf=16", "trainer.max_epochs=-1",
            "trainer.log_every_n_steps=5", "callbacks.samples.every_n_iterations=0",
            "callbacks.checkpoint.every_n_iterations=50",
-           "callbacks.checkpoint.every_epoch=false"]  # fmt: skip
+           "callbacks.checkpoint.every_epoch=false", "callbacks.doctor.probe_size=32"]  # fmt: skip
 EARLY = ["callbacks.doctor.warmup_iterations=20"]  # induced runs fail from the start
 
 # condition -> the overrides that induce it (the benchmark's inducers, shrunk)
