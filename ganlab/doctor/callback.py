@@ -141,7 +141,7 @@ class Doctor(L.Callback):
                 s["doctor/loss_spike"] = max(losses) / max(statistics.median(recent), 1e-8)
             self._remember("loss", max(losses), HISTORY)
         warm = module.progress.iterations <= self.warmup_iterations
-        for name in ("g_grad_norm",):
+        for name in ("g_grad_norm", "r_v"):  # their level early in the run, for evidence and fixes
             v = s.get(f"doctor/{name}")
             if v is not None and math.isfinite(v) and warm:
                 self._remember(f"warm_{name}", v, HISTORY)
@@ -244,13 +244,15 @@ class Doctor(L.Callback):
             self.announce(trainer, module, cond, "start", {"guard/rollbacks": float(self.rollbacks)})
 
     # -- saying it -----------------------------------------------------------------------------
-    def context(self, trainer) -> Context:
+    def context(self, trainer, signals: dict[str, float] | None = None) -> Context:
         best = None
         for cb in trainer.callbacks:
             d = getattr(cb, "best_dirpath", None)
             if d is not None and (Path(d) / "best.ckpt").is_file():
                 best = str(Path(d) / "best.ckpt")
-        return Context(self.config, best_ckpt=best, good_ckpt=self._good_ckpt(trainer))
+        return Context(
+            self.config, best_ckpt=best, good_ckpt=self._good_ckpt(trainer), signals=dict(signals or {})
+        )
 
     def announce(self, trainer, module, cond: Condition, event: str, s: dict[str, float]) -> dict:
         it, kimg = self._at(module)
@@ -259,7 +261,7 @@ class Doctor(L.Callback):
         if event == "start" and not evidence:
             evidence = cond.evidence(s)
         since = tracker.since or (it, kimg)
-        fix = cond.fix(self.context(trainer)) if event == "start" else []
+        fix = cond.fix(self.context(trainer, s)) if event == "start" else []
         if event == "start":
             message = (
                 f"{cond.name} since iteration {since[0]} ({since[1]:.1f} kimg): {cond.describe(evidence)}. "
