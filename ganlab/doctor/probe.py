@@ -65,9 +65,10 @@ class Probe:
         """``real``, ``fake``: the iteration's last real minibatch and its fakes (B, C, H, W)."""
         sets = self._on(module)
         out: dict[str, Tensor] = {}
+        pairwise = getattr(module.D, "pairwise", False)  # a pair D scores pairs, not images: no r_train/r_v
         for part, key in (("train", "train"), ("holdout", "v")):
             images = sets.get(part)
-            if images is None:
+            if images is None or pairwise:
                 continue
             logits, _ = call_d(module.D, images, sets.get(f"{part}_labels"))
             logits = logits.float()
