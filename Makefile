@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Overrides for `make train`, e.g. make train ARGS="data=fashion_mnist trainer.max_epochs=5".
 # Without ARGS: on a GPU one epoch of the 64 px default; on a CPU experiment=quickstart_cpu
-# (Fashion-MNIST 32 px, about 2 minutes on 2 cores, samples that look like garments).
+# (Fashion-MNIST 32 px, 2-5 minutes on 2 cores, by machine, samples that look like garments).
 ARGS   ?=
 FIRST_RUN = $$($(BIN)/python -c 'import torch; print("trainer.max_epochs=1" if torch.cuda.is_available() else "experiment=quickstart_cpu")')
 # `make bench` on a GPU: the defaults (batch 128, 64 px); on a CPU pass smaller sizes, e.g.

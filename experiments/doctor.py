@@ -112,7 +112,14 @@ def damage_at(curve, reference, condition: str) -> int | None:
 
 def run(name: str, overrides: list[str], iterations: int, args, seed: int = 42) -> Path:
     run_dir = OUT / name
-    train(run_dir, [*overrides, f"train.max_iterations={iterations}", f"seed={seed}", *EVAL], args.threads)
+    try:
+        train(
+            run_dir, [*overrides, f"train.max_iterations={iterations}", f"seed={seed}", *EVAL], args.threads
+        )
+    except RuntimeError as e:  # a run that diverges ends with ganlab's DivergenceError (exit 1)
+        if "training diverged" not in str(e):
+            raise
+        (run_dir / "seconds.json").write_text("{}")  # finished, as far as a rerun is concerned
     return run_dir
 
 
