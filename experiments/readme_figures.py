@@ -80,9 +80,8 @@ def overhead(work: Path, repeats: int = 3) -> dict:
 def throughput(work: Path) -> dict:
     """The bench's small CPU mode: DCGAN 64 px, batch 32, 5 timed iterations, image files vs the
     device-resident cache, each beside the plain PyTorch step in the same process."""
-    out: dict = {
-        "command": "python -m ganlab.bench trainer=cpu data.batch_size=32 warmup=2 iters=5 logger=csv [...]"
-    }
+    command = "python -m ganlab.bench trainer=cpu data.batch_size=32 warmup=2 iters=5 logger=csv"
+    out: dict = {"command": command + " [data.cache=true data.device_resident=true]"}
     for name, extra in (("files", []), ("cached", ["data.cache=true", "data.device_resident=true"])):
         d = work / f"throughput_{name}"
         args = [
