@@ -294,9 +294,14 @@ def test_the_doctor_keeps_an_open_condition_across_kill_9_with_the_shipped_defau
             f"hydra.run.dir={run}"]  # fmt: skip
     p = start(args, tmp_path, log)
     wait_for(run / "doctor.jsonl", p, log)
+    deadline = time.time() + 60
+    while not (run / "doctor.jsonl").read_text().endswith("\n"):  # the file exists before its line is in
+        assert time.time() < deadline, "doctor.jsonl stayed empty"
+        time.sleep(0.02)
     first = json.loads((run / "doctor.jsonl").read_text().splitlines()[0])
-    after = (first["iteration"] // 10 + 1) * 10
-    wait_for(run / "checkpoints" / f"it{after:07d}.ckpt", p, log)
+    after = (first["iteration"] // 10 + 1) * 10  # the first checkpoint taken while it held ...
+    # ... and last.ckpt surely written for it: the next snapshot's save starts after that one's ended
+    wait_for(run / "checkpoints" / f"it{after + 10:07d}.ckpt", p, log)
     p.kill()
     p.wait()
     p = start([*args, "ckpt_path=last"], tmp_path, tmp_path / "resume.log")
