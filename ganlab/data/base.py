@@ -121,13 +121,19 @@ class GANDataModule(L.LightningDataModule):
         ``class_names`` attributes (None where the layout has none); subclasses implement it."""
         raise NotImplementedError
 
-    def _dataset(self, transform, part: str = "train"):
+    def _dataset(self, transform):
         """``build_dataset``, cut to ``max_images`` images (a small-data experiment), without the
-        held-out images; ``part="holdout"``: the held-out images alone (``split``)."""
+        held-out images."""
+        return self._parts(transform)["train"]
+
+    def _parts(self, transform) -> dict[str, Dataset]:
+        """``build_dataset`` once, split (``split``) into ``train`` and ``holdout`` subsets."""
         dataset = self.build_dataset(transform)
         train, held = split(len(dataset), self.max_images, self.holdout)
-        index = held if part == "holdout" else train
-        return dataset if len(index) == len(dataset) else SubsetImages(dataset, index)
+        return {
+            part: dataset if len(index) == len(dataset) else SubsetImages(dataset, index)
+            for part, index in (("train", train), ("holdout", held))
+        }
 
     def probe_sets(self, n: int) -> dict[str, torch.Tensor | None]:
         """The training doctor's fixed probes, deterministic view in [-1, 1]: ``train`` (n,
@@ -135,8 +141,7 @@ class GANDataModule(L.LightningDataModule):
         without held-out images), with ``train_labels``/``holdout_labels`` (n,) when
         conditional."""
         out: dict[str, torch.Tensor | None] = {}
-        for part in ("train", "holdout"):
-            dataset = self._dataset(self.transform(augment=False), part)
+        for part, dataset in self._parts(self.transform(augment=False)).items():
             m = min(n, len(dataset))
             if m == 0:  # no held-out images
                 out[part] = out[f"{part}_labels"] = None
