@@ -28,8 +28,8 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-import ganlab.config  # noqa: F401
-from ganlab.checkpoints import load_generator
+import ganlab.run.resolvers  # noqa: F401
+from ganlab.checkpoint.generator import load_generator
 from ganlab.metrics import GANMetrics, load_feature_net, to_uint8
 
 

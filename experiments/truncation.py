@@ -25,8 +25,8 @@ THRESHOLDS = [None, 2.0, 1.5, 1.0, 0.7, 0.5]
 def mean_pixel(ckpt: Path, threshold: float | None, standing: bool, n: int = 1000, seed: int = 0) -> float:
     """The samples' mean pixel in 0-255, drawn as ganlab-generate draws them."""
     from ganlab.api import load_generator
-    from ganlab.images import to_uint8
-    from ganlab.truncation import truncate
+    from ganlab.models.truncation import truncate
+    from ganlab.utils.images import to_uint8
 
     gen = load_generator(ckpt)
     sample = truncate(gen, threshold, seed, standing=standing)

@@ -24,9 +24,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import ganlab.config  # noqa: F401  (resolvers)
-from ganlab.checkpoints import LoadedGenerator
-from ganlab.checkpoints import load_generator as _load_generator
+import ganlab.run.resolvers  # noqa: F401  (resolvers)
+from ganlab.checkpoint.generator import LoadedGenerator
+from ganlab.checkpoint.generator import load_generator as _load_generator
 
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 

@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganlab.errors import UsageError
+from ganlab.utils.errors import UsageError
 
 
 class Augment(nn.Module):
@@ -30,8 +30,8 @@ class Augment(nn.Module):
     capturable = True
 
     def on_iteration(self, progress) -> None:
-        """Before each iteration (``progress``: a ``ganlab.runstate.Progress``: iterations done,
-        real images shown to D so far, all ranks): schedules."""
+        """Before each iteration (``progress``: a ``ganlab.training.counters.TrainingProgress``:
+        iterations done, real images shown to D so far, all ranks): schedules."""
 
     def observe(self, stats: dict[str, Tensor], progress) -> None:
         """After each iteration: its statistics (0-d device tensors: ``d_acc_real``, ...) and the

@@ -23,10 +23,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-import ganlab.config  # noqa: F401
-from ganlab.errors import report_user_errors
-from ganlab.strategy import CommCounter, GANDDPStrategy
+import ganlab.run.resolvers  # noqa: F401
+from ganlab.speed.ddp import CommCounter, GANDDPStrategy
 from ganlab.train import build, finish_wandb
+from ganlab.utils.errors import report_user_errors
 
 log = logging.getLogger(__name__)
 

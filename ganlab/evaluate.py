@@ -24,10 +24,10 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import ganlab.config  # noqa: F401
-from ganlab.atomic import write_text
-from ganlab.errors import UsageError, bad_setting, report_user_errors
-from ganlab.validate import check_missing
+import ganlab.run.resolvers  # noqa: F401
+from ganlab.run.checks import check_missing
+from ganlab.utils.atomic import write_text
+from ganlab.utils.errors import UsageError, bad_setting, report_user_errors
 
 if TYPE_CHECKING:
     import torch
@@ -86,9 +86,10 @@ def folder_data(root: str | Path, batch_size: int, channels: int | None = None, 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
-    from ganlab.checkpoints import file_digest, load_generator
+    from ganlab.checkpoint.generator import load_generator
     from ganlab.metrics import GANMetrics, load_feature_net
-    from ganlab.truncation import truncate
+    from ganlab.models.truncation import truncate
+    from ganlab.utils.hashing import file_digest
 
     check_missing(cfg)
     require_count(cfg, "n", "batch_size", *(() if cfg.n_real == "auto" else ("n_real",)))

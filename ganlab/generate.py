@@ -15,7 +15,7 @@ resolved config), ``ganlab.seed``, ``ganlab.latent_index``, ``ganlab.iteration``
 
 Conditional generators: ``class=cat`` (a name or an index) draws that class only; without it
 the classes take turns (one grid column per class). ``truncation=0.7``: the truncation trick
-(``ganlab.truncation`` in the PNGs), with BatchNorm's standing statistics recomputed over
+(``ganlab.models.truncation`` in the PNGs), with BatchNorm's standing statistics recomputed over
 truncated latents (BigGAN's remedy for dim samples; ``standing_stats=false`` turns it off).
 ``select=top_d keep=0.1``: generate n / keep candidates and keep the n that the checkpoint's D
 scores most real, best first, a simple form of discriminator rejection sampling (Azadi et al.,
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-import ganlab.config  # noqa: F401
-from ganlab.errors import UsageError, bad_setting, report_user_errors
+import ganlab.run.resolvers  # noqa: F401
 from ganlab.evaluate import pick_device, require_count
-from ganlab.validate import check_missing
+from ganlab.run.checks import check_missing
+from ganlab.utils.errors import UsageError, bad_setting, report_user_errors
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -121,10 +121,11 @@ def generate(cfg: DictConfig) -> Path:
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from ganlab.checkpoints import config_hash, file_digest, load_discriminator, load_generator
-    from ganlab.images import save_grid, to_uint8
-    from ganlab.rundir import check_writable
-    from ganlab.truncation import truncate
+    from ganlab.checkpoint.generator import load_discriminator, load_generator
+    from ganlab.models.truncation import truncate
+    from ganlab.run.directory import check_writable
+    from ganlab.utils.hashing import config_hash, file_digest
+    from ganlab.utils.images import save_grid, to_uint8
 
     check_generate_settings(cfg)
     seeds = parse_seeds(cfg.seeds) if cfg.get("seeds") is not None else None

@@ -15,13 +15,15 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-import ganlab.config  # noqa: F401  (registers the resolvers used in conf/)
-from ganlab import resume
-from ganlab.errors import report_user_errors
-from ganlab.rundir import RunLock, check_writable, launch_rank, remove_stale_temps
+import ganlab.run.resolvers  # noqa: F401  (registers the resolvers used in conf/)
+from ganlab.run import resume
+from ganlab.run.directory import RunLock, check_writable, launch_rank, remove_stale_temps
+from ganlab.utils.errors import report_user_errors
 
 if TYPE_CHECKING:
     import lightning as L
+
+    from ganlab.checkpoint.format import GanlabState
 
 # torch and Lightning are imported inside the functions that train (5-8 s), not at module import:
 # `ganlab-train --help` and Hydra's tab completion only compose configs.
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 def finish_wandb(loggers: list | None = None) -> None:
     """Close the W&B run (once started, if it started in the background) so that the next job of
     a multirun starts its own."""
-    from ganlab.loggers import GANWandbLogger
+    from ganlab.loggers.wandb import GANWandbLogger
 
     for logger in loggers or []:
         if isinstance(logger, GANWandbLogger):
@@ -67,10 +69,10 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.pytorch.callbacks import ProgressBar
 
-    from ganlab.loggers import GANWandbLogger, StartLoggers
-    from ganlab.runstate import RunState
-    from ganlab.strategy import resolve_strategy
-    from ganlab.validate import check_model
+    from ganlab.callbacks.run_state import RunState
+    from ganlab.loggers.wandb import GANWandbLogger, StartLoggers
+    from ganlab.run.checks import check_model
+    from ganlab.speed.ddp import resolve_strategy
 
     if datamodule is None:
         datamodule = build_data(cfg)
@@ -97,7 +99,7 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     )  # fmt: skip
     plugins = [instantiate(p) for p in t.get("plugins") or []]
     if SLURMEnvironment.detect():
-        # ganlab.preemption checkpoints at the iteration's end and requeues once the loggers are
+        # ganlab.callbacks.preemption checkpoints at the iteration's end and requeues once the loggers are
         # closed; Lightning's own SLURM handlers would save in the middle of an iteration and
         # requeue while W&B is still closing.
         plugins.append(SLURMEnvironment(auto_requeue=False))
@@ -114,7 +116,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     newest readable ``it*.ckpt`` when a kill or a full disk cut ``last.ckpt`` short) when there
     is one (a requeued SLURM job, a restarted command), else a fresh start. A requeued SLURM job
     (``SLURM_RESTART_COUNT`` > 0) resumes this way without being told."""
-    from ganlab import slurm
+    from ganlab.run import slurm
 
     path = cfg.get("ckpt_path")
     if path is None and slurm.restart_count() > 0:
@@ -122,7 +124,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
                  slurm.restart_count() + 1)  # fmt: skip
         path = "last"
     if path == "last":
-        from ganlab.checkpoints import newest_intact_checkpoint
+        from ganlab.checkpoint.format import newest_intact_checkpoint
 
         ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
         found = newest_intact_checkpoint(ckpt_dir or Path(cfg.paths.output_dir) / "checkpoints")
@@ -160,7 +162,7 @@ def write_hydra_files(cfg: DictConfig) -> None:
     Hydra writes them."""
     from hydra.core.hydra_config import HydraConfig
 
-    from ganlab.atomic import write_text
+    from ganlab.utils.atomic import write_text
 
     out = Path(cfg.paths.output_dir) / ".hydra"
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg))
@@ -171,46 +173,52 @@ def write_hydra_files(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    from ganlab.screen import quiet
-    from ganlab.validate import validate_train
+    from ganlab.run.checks import validate_train
+    from ganlab.run.console import quiet
 
     quiet()
     validate_train(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     with open_dict(cfg):
         cfg.ckpt_path = ckpt_path
-    ckpt = None
+    ckpt = state = None
     if ckpt_path:
-        from ganlab.checkpoints import read_checkpoint
+        from ganlab.checkpoint.format import read_state
 
-        ckpt = read_checkpoint(ckpt_path)
-        if "holdout" not in (ckpt["ganlab"]["config"].get("data") or {}):
+        ckpt, state = read_state(ckpt_path)
+        if "holdout" not in (state.config.get("data") or {}):
             with open_dict(cfg):  # a run from before held-out images: it trained on all of them
                 cfg.data.holdout = 0
     datamodule = build_data(cfg)  # before the resume check: it sets the class count of a conditional run
     changes = None
     if ckpt_path:
         now = OmegaConf.to_container(cfg, resolve=True)
-        changes = resume.check(resume.compare(ckpt["ganlab"]["config"], now), ckpt_path,
+        changes = resume.check(resume.compare(state.config, now), ckpt_path,
                                cfg.train.allow_resume_changes)  # fmt: skip
     lock = prepare_run_dir(cfg)
-    if launch_rank() == 0:  # the whole configuration in train.log; its path on the screen (screen.summary)
-        logging.getLogger("ganlab.config").info("configuration:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    if launch_rank() == 0:  # the whole configuration in train.log; its path on the screen (console.summary)
+        config = OmegaConf.to_yaml(cfg, resolve=True)
+        logging.getLogger("ganlab.configuration").info("configuration:\n%s", config)
     try:
-        return _fit(cfg, datamodule, ckpt_path, ckpt, changes)
+        return _fit(cfg, datamodule, ckpt_path, ckpt, state, changes)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _fit(
-    cfg: DictConfig, datamodule, ckpt_path: str | None, ckpt: dict | None, changes: list | None
+    cfg: DictConfig,
+    datamodule,
+    ckpt_path: str | None,
+    ckpt: dict | None,
+    state: GanlabState | None,
+    changes: list | None,
 ) -> dict[str, Any]:
     import lightning as L
 
-    from ganlab.loggers import backfill_wandb
-    from ganlab.preemption import Preemption
-    from ganlab.screen import summary
+    from ganlab.callbacks.preemption import Preemption
+    from ganlab.loggers.wandb import backfill_wandb
+    from ganlab.run.console import summary
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model, trainer = build(cfg, datamodule=datamodule)
@@ -223,11 +231,11 @@ def _fit(
         for line in summary(cfg, datamodule, model, trainer):
             log.info(line)
     if ckpt is not None:
-        model.restore_added_augments(ckpt)  # what the doctor's autopilot added mid-run
+        model.restore_techniques(state.techniques)  # what the doctor's autopilot added mid-run
         resume.check_weights(model, ckpt, changes or [], ckpt_path)
         if launch_rank() == 0:
             resume.record(changes, ckpt_path, cfg.paths.output_dir, trainer.loggers)
-            backfill_wandb(trainer.loggers, ckpt["ganlab"]["counters"]["iterations"])
+            backfill_wandb(trainer.loggers, state.iterations)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     finally:

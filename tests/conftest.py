@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-import ganlab.config  # noqa: F401  (resolvers)
+import ganlab.run.resolvers  # noqa: F401  (resolvers)
 from ganlab import api
 
 ROOT = Path(__file__).resolve().parents[1]

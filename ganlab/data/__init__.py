@@ -9,7 +9,7 @@ from ganlab.data.celeba import CelebADataModule
 from ganlab.data.cifar10 import CIFAR10DataModule
 from ganlab.data.image_folder import ImageFolderDataModule
 from ganlab.data.mnist import MNISTDataModule
-from ganlab.errors import DatasetError
+from ganlab.utils.errors import DatasetError
 
 __all__ = [
     "CIFAR10DataModule",

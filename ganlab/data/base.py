@@ -17,9 +17,9 @@ from torchvision import transforms as T
 from ganlab.data.cache import CachedImages, Keys, augment_batch, build_or_load, cache_path, collate_keys
 from ganlab.data.datasets import WithLabels
 from ganlab.data.loader import ResumableLoader, ignore_stop_signals
-from ganlab.errors import DatasetError, bad_setting
-from ganlab.images import to_uint8
-from ganlab.loggers import settle
+from ganlab.utils.errors import DatasetError, bad_setting
+from ganlab.utils.forking import settle
+from ganlab.utils.images import to_uint8
 
 
 class GANDataModule(L.LightningDataModule):

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ganlab.atomic import atomic_path
-from ganlab.hashing import cache_key
+from ganlab.utils.atomic import atomic_path
+from ganlab.utils.hashing import cache_key
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ganlab.data.scan import scan
-from ganlab.errors import DatasetError
+from ganlab.utils.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ def ignore_stop_signals(worker_id: int | None = None) -> None:
     ``timeout``, ``kill -- -PGID``, Ctrl-C) reaches the workers too: TERM, USR1 and USR2 kill a
     worker by default (torch's own SIGTERM handler re-raises unless the parent sent it), and the
     main process then fails with "DataLoader worker (pid N) is killed by signal" before it can
-    write its preemption checkpoint. The main process decides (``ganlab.preemption``); workers
+    write its preemption checkpoint. The main process decides (``ganlab.callbacks.preemption``); workers
     end with it (torch's workers exit when their parent is gone)."""
     for name in STOP_SIGNALS:
         signal.signal(getattr(signal, name), signal.SIG_IGN)

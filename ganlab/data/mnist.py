@@ -14,7 +14,7 @@ from ganlab.data.datasets import (
     require_dir,
     select_classes,
 )
-from ganlab.errors import DatasetError
+from ganlab.utils.errors import DatasetError
 
 
 class MNISTDataModule(GANDataModule):

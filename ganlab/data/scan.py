@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ganlab.atomic import write_text
+from ganlab.utils.atomic import write_text
 
 
 @dataclass

@@ -3,10 +3,8 @@ likely cause and the overrides to type (``callbacks.doctor``; README, "Training 
 
 probe.py       device-side signals measured inside the training step (no host sync)
 conditions.py  the failures: start/end tests with hysteresis, evidence, cause, fix
-callback.py    the Lightning callback that reads the signals at log ticks and reports
 record.py      doctor.jsonl read back: episodes, the diagnosis table of ganlab-report
+
+The Lightning callback that reads the signals at log ticks and reports is
+``ganlab.callbacks.doctor.Doctor``.
 """
-
-from ganlab.doctor.callback import Doctor
-
-__all__ = ["Doctor"]

@@ -319,7 +319,7 @@ class QualityRegression(Condition):
 
 
 class Divergence(Condition):
-    """The divergence guard's finding (``ganlab.guard``): a loss or statistic became NaN/inf or
+    """The divergence guard's finding (``ganlab.callbacks.guard``): a loss or statistic became NaN/inf or
     passed ``train.loss_bound``. Raised by the guard's rollback or stop, not by a threshold here."""
 
     name = "divergence"

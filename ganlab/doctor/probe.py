@@ -1,7 +1,7 @@
 """The doctor's device-side measurements, taken inside the training step on probe iterations.
 
 Everything here stays on the device as 0-d tensors: the training module adds them to its
-statistics (``ganlab.stats.StepStats``), which are read once per logging interval and averaged
+statistics (``ganlab.training.step_stats.StepStats``), which are read once per logging interval and averaged
 over ranks in the same all-reduce as the losses. No host sync, no collective of its own.
 
 Signals (the names they are logged under):

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganlab.errors import UsageError
-from ganlab.hashing import file_digest
-from ganlab.images import to_uint8  # noqa: F401  (re-exported: the metrics' input)
+from ganlab.utils.errors import UsageError
+from ganlab.utils.hashing import file_digest
+from ganlab.utils.images import to_uint8  # noqa: F401  (re-exported: the metrics' input)
 
 log = logging.getLogger(__name__)
 

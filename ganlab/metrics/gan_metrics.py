@@ -5,7 +5,7 @@ Features are computed once per image batch by ``FIDFeatures`` and handed to torc
 extractor", and to ``inception_score`` (torch-fidelity's convention), so the three metrics share
 one network call. The metrics never
 sync across processes themselves (``sync_on_compute=False``): under DDP the caller gathers
-fake features to rank 0 (see ``ganlab.callbacks.FIDEvaluation``), so real statistics, held
+fake features to rank 0 (see ``ganlab.callbacks.evaluation.FIDEvaluation``), so real statistics, held
 once on rank 0, are never summed over ranks.
 
 Precision and recall (Kynkaanniemi et al. 2019) use the same features: the real ones kept for
@@ -29,11 +29,11 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from ganlab.atomic import atomic_path
-from ganlab.clock import duration
-from ganlab.errors import UsageError
-from ganlab.hashing import cache_key
 from ganlab.metrics.features import FIDFeatures, to_uint8
+from ganlab.utils.atomic import atomic_path
+from ganlab.utils.durations import duration
+from ganlab.utils.errors import UsageError
+from ganlab.utils.hashing import cache_key
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class GANMetrics:
         (n, K) or None), not yet added to the fake set."""
         g = torch.Generator().manual_seed(seed)
         feats, logits = [], []
-        progress = Progress("generated images", n)
+        progress = FeatureProgress("generated images", n)
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             y = labels[start : start + m] if labels is not None else None
@@ -146,7 +146,7 @@ class GANMetrics:
         from uint8 image batches; progress logged every few seconds."""
         d = self.features.num_features
         s, cov, n, kid = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64), 0, []
-        progress = Progress("real statistics", max_n)
+        progress = FeatureProgress("real statistics", max_n)
         for images in batches:
             images = images[: max_n - n]
             f, _ = self.extract(images)
@@ -336,8 +336,9 @@ def cached_counts(cache_dir: str | Path, meta: dict, identity: str) -> list[int]
     )
 
 
-class Progress:
-    """``<what>: 4,000/50,000 images, 31.2 img/s, ETA 0:24:43``, logged at most every ``every`` s."""
+class FeatureProgress:
+    """Feature extraction's progress, logged at most every ``every`` s:
+    ``<what>: 4,000/50,000 images, 31.2 img/s, ETA 0:24:43``."""
 
     def __init__(self, what: str, total: int, every: float = 10.0) -> None:
         self.what, self.total, self.every = what, total, every

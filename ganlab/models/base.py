@@ -1,7 +1,7 @@
 """What the training module knows of a network: the attributes below, set by each model.
 
 A new model derives from these (one file in ``ganlab/models/`` plus one yaml in ``conf/model/``):
-``ganlab.validate.check_model`` reads the attributes, at build time, to check that G, D, the
+``ganlab.run.checks.check_model`` reads the attributes, at build time, to check that G, D, the
 loss and the data agree (latent size, classes, pair discriminator, ACGAN head)."""
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ BAD_TRAIN = {  # override -> the setting the one-line message must name
     "seed=abc": "seed",
     "data.holdout=-3": "data.holdout",
     "callbacks.doctor.disable=[mode_colapse]": "in callbacks.doctor",
+    # a configuration of your own written for ganlab 0.1's module paths: the new path, named
+    "model._target_=ganlab.assembly.gan_module": "model._target_",
+    "callbacks.progress._target_=ganlab.progress.GANProgressBar": "callbacks.progress._target_",
 }
 
 

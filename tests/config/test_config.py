@@ -6,16 +6,19 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from ganlab.callbacks import FIDEvaluation, GANCheckpoint, RunReport, SampleGrid
-from ganlab.doctor import Doctor
-from ganlab.guard import DivergenceGuard
-from ganlab.loggers import StartLoggers
-from ganlab.module import GANModule
-from ganlab.preemption import Preemption
-from ganlab.progress import GANProgressBar
-from ganlab.runlength import RunLength
-from ganlab.runstate import RunState
+from ganlab.callbacks.checkpoint import GANCheckpoint
+from ganlab.callbacks.doctor import Doctor
+from ganlab.callbacks.evaluation import FIDEvaluation
+from ganlab.callbacks.guard import DivergenceGuard
+from ganlab.callbacks.preemption import Preemption
+from ganlab.callbacks.progress import GANProgressBar
+from ganlab.callbacks.report import RunReport
+from ganlab.callbacks.run_length import RunLength
+from ganlab.callbacks.run_state import RunState
+from ganlab.callbacks.samples import SampleGrid
+from ganlab.loggers.wandb import StartLoggers
 from ganlab.train import build as train_build
+from ganlab.training.module import GANModule
 from tests.conftest import CONF, compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -104,7 +107,7 @@ def test_every_group_option_composes(group, option, tmp_path):
         return
     dm, model, trainer = build(cfg)
     if group == "trainer":  # every preset builds the trainer it names, DDP ones included
-        from ganlab.strategy import GANDDPStrategy
+        from ganlab.speed.ddp import GANDDPStrategy
 
         ddp = option in ("ddp", "ddp_cpu")
         assert isinstance(trainer.strategy, GANDDPStrategy) == ddp and trainer.num_devices == (

@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.loggers import _log_records
+from ganlab.loggers.wandb import _log_records
 from tests.conftest import ROOT
 
 # The embedded Fashion-MNIST as shipped (num_workers 2, default loggers and callbacks), with

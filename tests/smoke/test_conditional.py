@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from scipy import linalg
 
-from ganlab.checkpoints import load_generator
+from ganlab.checkpoint.generator import load_generator
 from ganlab.data import ImageFolderDataModule
 from ganlab.losses import BCELoss
 from ganlab.train import train
@@ -159,9 +159,9 @@ def test_conditional_fashion_mnist_recipe_trains(idx_dir, tmp_path):
 
 
 def test_generate_class_truncation_and_top_d_selection(conditional_ckpt, tmp_path):
-    from ganlab.checkpoints import load_discriminator
+    from ganlab.checkpoint.generator import load_discriminator
     from ganlab.generate import d_scores
-    from ganlab.truncation import truncate, truncated_latent
+    from ganlab.models.truncation import truncate, truncated_latent
 
     z = truncated_latent(
         lambda n, generator: torch.randn(n, 64, generator=generator),
@@ -201,8 +201,8 @@ def test_generate_class_truncation_and_top_d_selection(conditional_ckpt, tmp_pat
 
     from omegaconf import OmegaConf
 
-    from ganlab.errors import UsageError
     from ganlab.generate import generate
+    from ganlab.utils.errors import UsageError
 
     bad = OmegaConf.load(CONF / "generate.yaml")
     bad.merge_with({"ckpt": str(conditional_ckpt), "n": 4, "out": str(tmp_path / "bad"), "class": "dog"})

@@ -5,7 +5,7 @@ weight as a device scalar, one plan per phase pattern) against the eager step.""
 import pytest
 import torch
 
-import ganlab.cuda_graph
+import ganlab.speed.cuda_graph
 from tests.conftest import fit, load
 
 TECHNIQUES = [
@@ -23,15 +23,15 @@ TECHNIQUES = [
 
 def test_graph_path_without_capture_matches_eager(tmp_path, image_dir, monkeypatch):
     fit(TECHNIQUES, tmp_path / "eager", image_dir)
-    monkeypatch.setattr(ganlab.cuda_graph, "check_capturable", lambda module, trainer: None)
+    monkeypatch.setattr(ganlab.speed.cuda_graph, "check_capturable", lambda module, trainer: None)
     seen_plans = []
-    original = ganlab.cuda_graph.CUDAGraphIteration.__call__
+    original = ganlab.speed.cuda_graph.CUDAGraphIteration.__call__
 
     def recording(self, real, plan, labels=None):
         seen_plans.append(plan)
         return original(self, real, plan, labels)
 
-    monkeypatch.setattr(ganlab.cuda_graph.CUDAGraphIteration, "__call__", recording)
+    monkeypatch.setattr(ganlab.speed.cuda_graph.CUDAGraphIteration, "__call__", recording)
     fit([*TECHNIQUES, "model.cuda_graph=true"], tmp_path / "graph", image_dir)
     a = load(tmp_path / "eager" / "checkpoints" / "last.ckpt")
     b = load(tmp_path / "graph" / "checkpoints" / "last.ckpt")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.rng import rank_seed, seed_rank_streams
-from ganlab.strategy import GANDDPStrategy, resolve_strategy
+from ganlab.speed.ddp import GANDDPStrategy, resolve_strategy
+from ganlab.training.rng import rank_seed, seed_rank_streams
 from tests.conftest import ROOT, TINY, load
 
 # TINY without `trainer=cpu`: the mission command keeps the default trainer and picks the CPU.

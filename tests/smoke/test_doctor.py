@@ -77,7 +77,7 @@ def test_each_condition_is_named_on_its_induced_run_with_a_fix_that_composes(con
 
 
 def test_a_healthy_run_names_nothing_and_logs_the_signals(tmp_path):
-    from ganlab.report import read_metrics
+    from ganlab.run.report import read_metrics
 
     result, error = train_tiny(tmp_path, ["train.max_iterations=400"])
     assert error is None and events(tmp_path / "run") == []
@@ -133,7 +133,7 @@ def test_wandb_alert_progress_tag_and_report_bands(tmp_path, capsys):
     progress line carries its tag while it holds, and ganlab-report prints the diagnosis."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from ganlab.loggers import _log_records
+    from ganlab.loggers.wandb import _log_records
     from ganlab.report import main as report_main
 
     _, error = train_tiny(tmp_path, [*INDUCED["d_overpowers"], *EARLY, "logger=[csv,wandb]",
@@ -208,7 +208,8 @@ def test_autopilot_switches_ada_on_and_a_resume_rebuilds_it(tmp_path):
     e = next(x for x in events(tmp_path / "full") if x["condition"] == "d_memorises")
     assert e["action"].startswith("ADA switched on") and e["iteration"] < 150
     full = load(tmp_path / "full" / "checkpoints" / "last.ckpt")
-    assert "d_augment.0.p" in full["state_dict"] and full["added_augments"][0]["target"] == 0.6
+    assert "d_augment.0.p" in full["state_dict"]
+    assert full["ganlab"]["techniques"]["added_augments"][0]["target"] == 0.6
     train_tiny(
         tmp_path, [*args, f"ckpt_path={tmp_path / 'full' / 'checkpoints' / 'it0000150.ckpt'}"], "resumed"
     )

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.checkpoints import file_digest
+from ganlab.utils.hashing import file_digest
 from tests.conftest import ROOT, TINY, compose_cfg, rng_images
 
 # --- end to end ------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.checkpoints import read_checkpoint
-from ganlab.errors import CheckpointError, DivergenceError, ResumeConfigError
+from ganlab.checkpoint.format import read_checkpoint
+from ganlab.utils.errors import CheckpointError, DivergenceError, ResumeConfigError
 from tests.conftest import TINY, fit, load, run_cli
 
 
@@ -313,8 +313,8 @@ def test_ckpt_path_last_skips_a_truncated_last_ckpt(tmp_path, image_dir):
 
 
 def test_a_requeued_slurm_job_takes_over_its_own_lock_from_another_host(tmp_path, monkeypatch):
-    from ganlab.errors import RunDirError
-    from ganlab.rundir import RunLock
+    from ganlab.run.directory import RunLock
+    from ganlab.utils.errors import RunDirError
 
     run = tmp_path / "run"
     run.mkdir()

@@ -168,7 +168,7 @@ def test_resume_is_exact(resume_from, data_mode, tmp_path, image_dir):
 
 
 def test_missing_checkpoint_is_named(tmp_path, image_dir):
-    from ganlab.errors import CheckpointError
+    from ganlab.utils.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="ckpt_path=.*nope.ckpt: no such file"):
         fit([f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path, image_dir)
@@ -216,7 +216,7 @@ def test_debug_configs_run_quickly_and_print_the_config(mode, tmp_path, image_di
     (run,) = (tmp_path / "outputs" / "debug" / "runs").iterdir()  # task_name: debug
     assert "(configuration: .hydra/config.yaml)" in out and "device: cpu" in out  # the first screen
     log = (run / "train.log").read_text()  # the resolved configuration at the top of the run's log
-    assert "configuration:" in log and "_target_: ganlab.assembly.gan_module" in log
+    assert "configuration:" in log and "_target_: ganlab.training.build.gan_module" in log
     assert (
         "limit_train_batches: 5" in log
         and "limit_train_batches: 5" in (run / ".hydra" / "config.yaml").read_text()
@@ -271,7 +271,7 @@ def wandb_records(run_dir: Path, kind: str) -> list:
     """The records of one type (``run``, ``config``, ``summary``, ``alert``...) in a run's W&B files."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from ganlab.loggers import _log_records
+    from ganlab.loggers.wandb import _log_records
 
     found = []
     for path in sorted(run_dir.glob("wandb/*-run-*/run-*.wandb")):
@@ -374,8 +374,8 @@ def test_checkpoint_write_is_atomic_and_a_full_disk_is_one_message(tmp_path):
     the reason and the setting to change."""
     import os
 
-    from ganlab.checkpoints import AtomicCheckpointIO
-    from ganlab.errors import CheckpointError
+    from ganlab.checkpoint.io import AtomicCheckpointIO
+    from ganlab.utils.errors import CheckpointError
 
     io = AtomicCheckpointIO()
     target = tmp_path / "ckpts" / "last.ckpt"

@@ -75,7 +75,7 @@ def test_each_technique_trains_and_changes_what_it_names(overrides, tmp_path, im
 
 
 def test_all_techniques_train_together(tmp_path, image_dir):
-    from ganlab.checkpoints import load_generator
+    from ganlab.checkpoint.generator import load_generator
     from ganlab.train import train
 
     cfg = compose_cfg(

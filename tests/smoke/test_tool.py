@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.errors import UsageError
-from ganlab.optim import GANOptimizers
 from ganlab.report import main as report_main
+from ganlab.training.optim import GANOptimizers
+from ganlab.utils.errors import UsageError
 from tests.conftest import ROOT, TINY, fit
 
 CLI_MODULES = ["ganlab.train", "ganlab.evaluate", "ganlab.generate", "ganlab.report"]

@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.assembly import gan_module
 from ganlab.data import CIFAR10DataModule, DatasetError, ImageFolderDataModule, MNISTDataModule
 from ganlab.data.datasets import FASHION_MNIST_CLASSES
 from ganlab.losses import BCELoss, HingeLoss
 from ganlab.metrics.gan_metrics import precision_recall
 from ganlab.models import DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator, ResNetGenerator
-from ganlab.optim import GANOptimizers
-from ganlab.validate import check_model
+from ganlab.run.checks import check_model
+from ganlab.training.build import gan_module
+from ganlab.training.optim import GANOptimizers
 
 SMALL = dict(batch_size=4, num_workers=0, image_size=32)
 

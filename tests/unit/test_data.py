@@ -16,7 +16,7 @@ from ganlab.data import (
 )
 from ganlab.data.datasets import ImageFolder, read_idx, to_mode
 from ganlab.data.loader import EpochSampler, ResumableLoader
-from ganlab.errors import UsageError
+from ganlab.utils.errors import UsageError
 from tests.conftest import ROOT, rng_images
 
 

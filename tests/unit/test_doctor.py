@@ -112,7 +112,7 @@ def test_numbers_read_as_typed():
 
 
 def test_unknown_condition_is_refused():
-    from ganlab.doctor import Doctor
+    from ganlab.callbacks.doctor import Doctor
 
     with pytest.raises(ValueError, match="unknown condition"):
         Doctor(disable=["mode_colapse"])

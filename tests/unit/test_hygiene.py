@@ -79,7 +79,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle():
     graph = import_graph()
-    assert len(graph) > 40 and "ganlab.module" in graph["ganlab.assembly"]  # the graph is real
+    assert len(graph) > 40 and "ganlab.training.module" in graph["ganlab.training.build"]  # the graph is real
     assert cycles(graph) == []
 
 
@@ -89,8 +89,74 @@ def test_cycle_finder_finds_a_cycle():
 
 def test_models_losses_and_augment_import_neither_lightning_nor_hydra():
     code = (
-        "import sys, ganlab.models, ganlab.losses, ganlab.augment, ganlab.ema, ganlab.latent; "
+        "import sys, ganlab.models, ganlab.losses, ganlab.augment, ganlab.training.ema, "
+        "ganlab.training.latent; "
         "print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# The layers, bottom up: a module imports its own package and the layers below it, never one
+# above or beside it (README "Architecture"). The command-line modules are ganlab's top level.
+LAYERS = (
+    ("helpers", ("ganlab.utils",)),
+    (
+        "building blocks",
+        ("ganlab.models", "ganlab.losses", "ganlab.augment", "ganlab.data", "ganlab.metrics"),
+    ),
+    ("speed and the doctor's measurements", ("ganlab.speed", "ganlab.doctor")),
+    ("training", ("ganlab.training",)),
+    ("checkpoints", ("ganlab.checkpoint",)),
+    ("the run", ("ganlab.run",)),
+    ("callbacks and loggers", ("ganlab.callbacks", "ganlab.loggers")),
+)
+
+
+def home(module: str) -> tuple[int, str]:
+    """(layer, package) of a ganlab module; the command line (``ganlab.train`` ...) on top."""
+    for i, (_, packages) in enumerate(LAYERS):
+        for package in packages:
+            if module == package or module.startswith(package + "."):
+                return i, package
+    if module == "ganlab" or module.startswith("ganlab.conf"):
+        return -1, module  # the version string; Hydra's config package
+    return len(LAYERS), "command line"
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, targets in graph.items():
+        layer, package = home(module)
+        for target in targets:
+            t_layer, t_package = home(target)
+            if t_package != package and t_layer >= layer and t_layer >= 0:
+                found.append(f"{module} -> {target}")
+    return sorted(found)
+
+
+def test_imports_point_only_down():
+    graph = import_graph()
+    assert upward_imports(graph) == []
+    placed = {home(m)[1] for m in graph}
+    assert {p for _, ps in LAYERS for p in ps} <= placed  # every layer's package exists
+
+
+def test_the_layer_check_sees_an_upward_import():
+    graph = {
+        "ganlab.data.base": {"ganlab.loggers.wandb"},
+        "ganlab.callbacks.guard": {"ganlab.callbacks.checkpoint"},
+    }
+    assert upward_imports(graph) == ["ganlab.data.base -> ganlab.loggers.wandb"]  # same package: allowed
+    assert upward_imports({"ganlab.models.dcgan": {"ganlab.data.base"}}) == [
+        "ganlab.models.dcgan -> ganlab.data.base"  # beside it, in the same layer: not allowed either
+    ]
+
+
+def test_no_module_over_400_lines():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert long == {}

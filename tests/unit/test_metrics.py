@@ -9,10 +9,10 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-from ganlab.checkpoints import file_digest
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix, to_uint8
 from ganlab.metrics.features import FID_HELPER_SHA1, fid_helper_path
 from ganlab.metrics.gan_metrics import real_cache_file
+from ganlab.utils.hashing import file_digest
 from tests.conftest import ROOT, rng_images
 
 FAKE_SHIFT = 40  # fake set = real-like blobs, brighter: a clear, finite distance
@@ -89,7 +89,7 @@ def test_fidelity_weights_file_is_part_of_the_cache_identity(tmp_path, monkeypat
 
 
 def test_is_skip_message_names_keys_that_exist():
-    from ganlab.callbacks import FIDEvaluation
+    from ganlab.callbacks.evaluation import FIDEvaluation
 
     real, fake = image_sets()
     m = GANMetrics(

@@ -1,6 +1,6 @@
 """No host sync in the iteration the CUDA-graph path captures, checked on the CPU: every plan
 (EMA, lazy R1 on and off, k = 2 D steps, d_every/g_every, DiffAugment, label flips, bf16 autocast,
-conditional with an ACGAN head) runs under ``ganlab.nosync.NoHostSync``, which fails on any
+conditional with an ACGAN head) runs under ``ganlab.speed.host_sync.NoHostSync``, which fails on any
 device-to-host read or data-dependent shape."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganlab.assembly import gan_module
 from ganlab.augment import ADA, DiffAugment
 from ganlab.losses import BCELoss, HingeLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
-from ganlab.module import Plan
-from ganlab.nosync import HostSyncError, NoHostSync, allowed, check_iteration
-from ganlab.optim import GANOptimizers
+from ganlab.speed.host_sync import HostSyncError, NoHostSync, allowed, check_iteration
+from ganlab.training.build import gan_module
+from ganlab.training.module import Plan
+from ganlab.training.optim import GANOptimizers
 
 
 def test_the_check_fails_on_every_kind_of_host_read():
@@ -89,7 +89,7 @@ def test_every_capturable_plan_runs_without_a_host_sync(conditional, autocast, a
 
 
 def test_the_ema_with_a_tensor_weight_equals_the_float_path():
-    from ganlab.ema import EMA
+    from ganlab.training.ema import EMA
 
     ema_a, ema_b, net = (torch.nn.Linear(3, 2) for _ in range(3))
     ema_b.load_state_dict(ema_a.state_dict())
@@ -102,7 +102,7 @@ def test_the_ema_with_a_tensor_weight_equals_the_float_path():
 
 def test_the_check_fails_on_the_ema_as_it_was(monkeypatch):
     """The EMA before this check existed: ``_foreach_lerp_`` with the graph's 0-d tensor weight."""
-    from ganlab.ema import EMA
+    from ganlab.training.ema import EMA
 
     def old_update(self, ema, net, weight):
         torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), weight)

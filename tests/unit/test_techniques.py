@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from ganlab.assembly import gan_module
 from ganlab.augment import ADA, DiffAugment, InstanceNoise
 from ganlab.losses import BCELoss, LSGANLoss, SiameseLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.attention import SelfAttention
-from ganlab.optim import GANOptimizers
-from ganlab.runstate import Progress
+from ganlab.training.build import gan_module
+from ganlab.training.counters import TrainingProgress
+from ganlab.training.optim import GANOptimizers
 
 
 def tiny_module(**kw):
@@ -91,9 +91,9 @@ def test_instance_noise_anneals_to_zero():
     noise = InstanceNoise(sigma=0.2, anneal_kimg=1)
     x = torch.zeros(1000, 3, 4, 4)
     assert noise(x).std().item() == pytest.approx(0.2, rel=0.05)
-    noise.on_iteration(Progress(images_seen=500))
+    noise.on_iteration(TrainingProgress(images_seen=500))
     assert noise.current_sigma() == pytest.approx(0.1)
-    noise.on_iteration(Progress(images_seen=2000))
+    noise.on_iteration(TrainingProgress(images_seen=2000))
     assert torch.equal(noise(x), x)
 
 
@@ -128,7 +128,7 @@ def test_ada_p_follows_the_overfitting_heuristic():
     """r_t = 2 P(D(real) > 0) - 1 above the target raises p by images/(speed_kimg * 1000) per
     update (every ``interval`` iterations), below it lowers p; p stays in [0, 1]."""
     ada = ADA(target=0.6, interval=2, speed_kimg=1.0)  # 1k images: p moves fast
-    progress = Progress(last_images=100)
+    progress = TrainingProgress(last_images=100)
     for it in range(1, 5):  # D 95% right on reals: r_t = 0.9 > 0.6
         progress.iterations = it
         ada.observe({"d_acc_real": torch.tensor(0.95)}, progress)
@@ -155,7 +155,7 @@ def test_standing_statistics_keep_the_scale_of_truncated_samples():
     """BatchNorm's running statistics from full-size z shrink the activations of truncated z in
     eval mode (dim images); recomputed over truncated z (BigGAN's standing statistics) the output's
     spread comes back to that of full-size z, and G itself is left as it was."""
-    from ganlab.truncation import standing_statistics, truncated_latent
+    from ganlab.models.truncation import standing_statistics, truncated_latent
 
     torch.manual_seed(0)
     G = DCGANGenerator(32, 1, nz=16, ngf=8)

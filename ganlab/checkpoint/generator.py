@@ -1,0 +1,95 @@
+"""A checkpoint's generator (and discriminator) outside training: for ``ganlab-generate``,
+``ganlab-evaluate``, the run report and your own scripts (``ganlab.api.load_generator``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from ganlab.checkpoint.format import read_state
+from ganlab.training.latent import sample_latent
+from ganlab.utils.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedGenerator:
+    G: nn.Module
+    nz: int
+    latent: str
+    config: dict[str, Any]
+    iterations: int
+    path: Path
+    ema: bool = False  # the weights are G_ema's
+    class_names: list[str] | None = None  # a class-conditional G's classes, label i = class_names[i]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) if self.class_names else 0
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """(n, nz) from the run's prior, drawn on the CPU (reproducible across devices)."""
+        return sample_latent(n, self.nz, self.latent, generator)
+
+    def class_index(self, name: str | int) -> int:
+        """A class by name (``cat``) or index (``3``, ``"3"``); a clear error otherwise."""
+        if not self.class_names:
+            raise UsageError(f"{self.path} is an unconditional generator: leave class= out")
+        if str(name) in self.class_names:
+            return self.class_names.index(str(name))
+        if str(name).isdigit() and int(name) < len(self.class_names):
+            return int(name)
+        raise UsageError(f"class={name} is not a class of {self.path}; its classes: {self.class_names}")
+
+    def labels(self, n: int, name: str | int | None = None) -> Tensor | None:
+        """(n,) labels for a conditional G: all ``name``'s class, or cycling through the classes
+        (balanced); None for an unconditional G."""
+        if not self.num_classes:
+            if name is not None:
+                self.class_index(name)  # raises: no classes
+            return None
+        if name is not None:
+            return torch.full((n,), self.class_index(name), dtype=torch.int64)
+        return torch.arange(n) % self.num_classes
+
+    @torch.no_grad()
+    def __call__(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Images (n, C, H, W) in [-1, 1], G in eval mode, fp32; ``y`` (n,): class labels."""
+        device = next(self.G.parameters()).device
+        if y is None and self.num_classes:
+            raise ValueError("a conditional generator needs labels: gen(z, y)")
+        return (self.G(z.to(device)) if y is None else self.G(z.to(device), y.to(device))).float()
+
+
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt"
+) -> LoadedGenerator:
+    path = Path(path)
+    ckpt, state = read_state(path, key)
+    config = state.config
+    G = instantiate(config["model"]["generator"])
+    # The EMA generator when the run kept one: it is what samples and metrics use.
+    prefix = "G_ema." if any(k.startswith("G_ema.") for k in ckpt["state_dict"]) else "G."
+    weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    G.load_state_dict(weights)
+    G.to(device).eval().requires_grad_(False)
+    model = config["model"]
+    return LoadedGenerator(
+        G, model["nz"], model["latent"], config, state.iterations, path, prefix == "G_ema.",
+        model.get("class_names"),
+    )  # fmt: skip
+
+
+def load_discriminator(path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt") -> nn.Module:
+    """A checkpoint's D in eval mode (for discriminator-based sample selection)."""
+    ckpt, state = read_state(path, key)
+    D = instantiate(state.config["model"]["discriminator"])
+    D.load_state_dict({k[2:]: v for k, v in ckpt["state_dict"].items() if k.startswith("D.")})
+    return D.to(device).eval().requires_grad_(False)

@@ -1,0 +1,173 @@
+"""Honest resume: the run's configuration compared with the checkpoint's before training.
+
+- Architecture and data shape (networks, ``nz``, image size, channels, batch size, k D steps,
+  the classes of a conditional run, the fixed-noise batch, whether ``G_ema`` exists): cannot
+  change in a resumed run; one error names every such key with both values. After the model is
+  built, its weights' names and shapes are compared with the checkpoint's too
+  (``check_weights``), so that no other setting can turn into a crash inside Lightning's loading.
+- Data and seed (which images, their preprocessing, the seed): refused unless
+  ``train.allow_resume_changes=true``: the run would silently become a different experiment.
+- Everything else that describes training (learning rates and optimizer settings, loss options,
+  schedules, logging and checkpoint cadence, run length): applied. The new configuration is what
+  gets built; optimizer hyperparameters, which Lightning restores from the checkpoint, are set
+  again from it (``GANModule.apply_optimizer_settings``). The changes are written to
+  ``resume_diff.json`` in the run directory and sent to the loggers.
+- Paths, devices, precision, loggers and Hydra's own settings are where and how, not what:
+  ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ganlab.utils.atomic import write_text
+from ganlab.utils.errors import ResumeConfigError
+
+SHAPE = (
+    "model._target_",
+    "model.generator",
+    "model.discriminator",
+    "model.nz",
+    "data.image_size",
+    "data.channels",
+    "data.batch_size",
+    "model.d_steps_per_g",
+    "model.num_classes",
+    "model.n_fixed",
+    "data.conditional",
+)
+DATA = (
+    "seed",
+    "model.seed",
+    "model.latent",
+    "data._target_",
+    "data.root",
+    "data.classes",
+    "data.variant",
+    "data.train",
+    "data.center_crop",
+    "data.load_size",
+    "data.random_crop",
+    "data.hflip",
+    "data.seed",
+    "data.max_images",
+    "data.holdout",
+    "model.class_names",
+)
+IGNORED = (
+    "paths",
+    "hydra",
+    "ckpt_path",
+    "task_name",
+    "optimized_metric",
+    "logger",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.precision",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.cache",
+    "data.cache_dir",
+    "data.device_resident",
+    "data.download",
+    "data.how_to_get",
+    "model.channels_last",
+    "model.compile",
+    "model.cuda_graph",
+)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(cfg, dict):
+        out: dict[str, Any] = {}
+        for k, v in cfg.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: cfg}
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def compare(old: dict, new: dict) -> list[dict[str, Any]]:
+    """Every setting that differs, with its kind: shape, data, applied (ignored ones left out)."""
+    a, b = flatten(old), flatten(new)
+    changes = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) == b.get(key) or _under(key, IGNORED):
+            continue
+        kind = "shape" if _under(key, SHAPE) else "data" if _under(key, DATA) else "applied"
+        if key == "model.ema_half_life_kimg" and (a.get(key) is None) != (b.get(key) is None):
+            kind = "shape"  # G_ema appears or disappears; another half-life is an applied change
+        changes.append({"key": key, "checkpoint": a.get(key), "now": b.get(key), "kind": kind})
+    return changes
+
+
+def check(changes: list[dict[str, Any]], ckpt_path: str, allow_changes: bool) -> list[dict[str, Any]]:
+    """Raise for changes that cannot be applied; return the ones that are."""
+
+    def listing(kind: str) -> str:
+        return ", ".join(
+            f"{c['key']}: {c['checkpoint']!r} -> {c['now']!r}" for c in changes if c["kind"] == kind
+        )
+
+    if any(c["kind"] == "shape" for c in changes):
+        raise ResumeConfigError(
+            f"ckpt_path={ckpt_path} was trained with another architecture or data shape: {listing('shape')}. "
+            "Resume with the checkpoint's values, or start a new run without ckpt_path."
+        )
+    if any(c["kind"] == "data" for c in changes) and not allow_changes:
+        raise ResumeConfigError(
+            f"resuming ckpt_path={ckpt_path} with other data or seed: {listing('data')}. "
+            "Use the checkpoint's values, or set train.allow_resume_changes=true to continue on purpose."
+        )
+    return changes
+
+
+def check_weights(model, ckpt: dict[str, Any], changes: list[dict[str, Any]], ckpt_path: str) -> None:
+    """The built model's state (weights and buffers: names and shapes) is the checkpoint's;
+    otherwise one ``ResumeConfigError`` naming what differs and the settings that changed."""
+    saved = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(built) - set(saved))
+    extra = sorted(set(saved) - set(built))
+    reshaped = sorted(k for k in set(built) & set(saved) if built[k] != saved[k])
+    if not (missing or extra or reshaped):
+        return
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"this run has {some(missing)}, the checkpoint not")
+    if extra:
+        parts.append(f"the checkpoint has {some(extra)}, this run not")
+    if reshaped:
+        parts.append("other shapes: " + some([f"{k} {saved[k]} -> {built[k]}" for k in reshaped]))
+    changed = "; ".join(f"{c['key']}: {c['checkpoint']!r} -> {c['now']!r}" for c in changes) or "none"
+    raise ResumeConfigError(
+        f"ckpt_path={ckpt_path} does not fit the model this configuration builds ({'; '.join(parts)}; "
+        f"settings changed since the checkpoint: {changed}) (ckpt_path): resume with the checkpoint's "
+        "settings, or start a new run without ckpt_path"
+    )
+
+
+def record(changes: list[dict[str, Any]], ckpt_path: str, run_dir: str | Path, loggers: list) -> None:
+    """Append this resume's changes to ``<run_dir>/resume_diff.json`` and give them to the loggers."""
+    path = Path(run_dir) / "resume_diff.json"
+    history = json.loads(path.read_text()) if path.is_file() else []
+    history.append({"ckpt_path": str(ckpt_path), "changes": changes})
+    write_text(path, json.dumps(history, indent=2, default=str))
+    if changes:
+        summary = {f"resume_diff/{c['key']}": f"{c['checkpoint']!r} -> {c['now']!r}" for c in changes}
+        for logger in loggers:
+            logger.log_hyperparams(summary)
