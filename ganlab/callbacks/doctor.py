@@ -30,7 +30,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
 from ganlab.callbacks.run_state import RunState
-from ganlab.doctor.conditions import CONDITIONS, Condition, Context, Tracker
+from ganlab.doctor.conditions import ADA_ON, CONDITIONS, Condition, Context, Tracker
 from ganlab.doctor.probe import Probe
 from ganlab.utils.errors import DivergenceError
 from ganlab.utils.every_n import due
@@ -141,7 +141,7 @@ class Doctor(L.Callback):
                 s["doctor/loss_spike"] = max(losses) / max(statistics.median(recent), 1e-8)
             self._remember("loss", max(losses), HISTORY)
         warm = module.progress.iterations <= self.warmup_iterations
-        for name in ("g_grad_norm", "r_v"):  # their level early in the run, for evidence and fixes
+        for name in ("g_grad_norm",):  # its level early in the run, for d_overpowers' evidence
             v = s.get(f"doctor/{name}")
             if v is not None and math.isfinite(v) and warm:
                 self._remember(f"warm_{name}", v, HISTORY)
@@ -324,8 +324,8 @@ class Doctor(L.Callback):
                                       module.progress.last_images)  # fmt: skip
             action = f"D's learning rate {before:.3g} -> {module.optim.lr['d']:.3g}"
         elif name == "d_memorises" and not any(type(a).__name__ == "ADA" for a in module.d_augment):
-            module.add_augment("ganlab.augment.ADA", {"target": 0.6, "speed_kimg": 20})
-            action = "ADA switched on (target 0.6, speed_kimg 20)"
+            module.add_augment("ganlab.augment.ADA", dict(ADA_ON))
+            action = "ADA switched on (" + ", ".join(f"{k} {v}" for k, v in ADA_ON.items()) + ")"
         elif name == "quality_regression":
             trainer.should_stop = True
             best = self.context(trainer).best_ckpt

@@ -38,6 +38,12 @@ def get(config: dict, dotted: str, default: Any = None) -> Any:
     return node
 
 
+# ADA as d_memorises' fix and the autopilot switch it on: experiment=limited_data_ada's setting (at
+# the paper's 0.6 this DCGAN's D drives p up regardless and the augmentations leak). 128 images,
+# experiments/doctor.md: judge cFID 43.6 -> 29.4 with it; 45.5 at target 0.69, 64.8 at 0.6.
+ADA_ON = {"target": 0.9, "speed_kimg": 20}
+
+
 def ada_index(config: dict) -> int | None:
     """The position of ADA in ``model.d_augment``, or None."""
     for i, aug in enumerate(get(config, "model.d_augment") or []):
@@ -46,14 +52,19 @@ def ada_index(config: dict) -> int | None:
     return None
 
 
+PRACTICE_LR = 2e-4  # Adam's rate for GANs since DCGAN (Radford et al. 2016); BigGAN's D: 2e-4
+HIGH_LR = 1e-3  # above this, GAN practice is rare: back to PRACTICE_LR rather than a fraction
+
+
 def resume_slower(ckpt: str | None, config: dict) -> list[str]:
-    """Resume from ``ckpt`` (when there is one) with both learning rates halved, or divided by 10
-    where they are far above GAN practice (>= 1e-2; DCGAN's is 2e-4)."""
+    """Resume from ``ckpt`` (when there is one) with both learning rates halved, or set to 2e-4
+    where they are above GAN practice (> 1e-3): a tenth of a rate of 1 still diverges or
+    collapses (``experiments/doctor.md``: lr 0.1 after 1 ended at cFID 274)."""
     fixes = [f"ckpt_path={ckpt}"] if ckpt else []
     for net in ("g", "d"):
         lr = get(config, f"optimizer.{net}.lr")
         if lr:
-            fixes.append(f"optimizer.{net}.lr={fmt(lr / (10 if lr >= 1e-2 else 2))}")
+            fixes.append(f"optimizer.{net}.lr={fmt(PRACTICE_LR if lr > HIGH_LR else lr / 2)}")
     return fixes
 
 
@@ -188,14 +199,9 @@ class DMemorises(Condition):
     def fix(self, ctx):
         fixes = []
         i = ada_index(ctx.config)
-        if i is None:  # ADA's target just above D's r on real images it could not memorise (its
-            # held-out r_v early in the run): at the paper's 0.6 a D that is surer than that on any
-            # real image drives p up regardless, and the augmentations leak (experiments/limited_data.md)
-            early = ctx.signals.get("ref/r_v")
-            target = min(0.95, max(0.6, round(early + 0.05, 2))) if early is not None else 0.6
-            fixes.append(
-                f"model.d_augment=[{{_target_: ganlab.augment.ADA, target: {fmt(target)}, speed_kimg: 20}}]"
-            )
+        if i is None:  # ADA as experiment=limited_data_ada ships it (ADA_ON)
+            kwargs = ", ".join(f"{k}: {fmt(v)}" for k, v in ADA_ON.items())
+            fixes.append(f"model.d_augment=[{{_target_: ganlab.augment.ADA, {kwargs}}}]")
         else:
             target = float(get(ctx.config, f"model.d_augment.{i}.target", 0.6))
             fixes.append(f"model.d_augment.{i}.target={fmt(max(0.1, target - 0.2))}")

@@ -209,7 +209,7 @@ def test_autopilot_switches_ada_on_and_a_resume_rebuilds_it(tmp_path):
     assert e["action"].startswith("ADA switched on") and e["iteration"] < 150
     full = load(tmp_path / "full" / "checkpoints" / "last.ckpt")
     assert "d_augment.0.p" in full["state_dict"]
-    assert full["ganlab"]["techniques"]["added_augments"][0]["target"] == 0.6
+    assert full["ganlab"]["techniques"]["added_augments"][0]["target"] == 0.9  # ADA as the recipe ships it
     train_tiny(
         tmp_path, [*args, f"ckpt_path={tmp_path / 'full' / 'checkpoints' / 'it0000150.ckpt'}"], "resumed"
     )

@@ -107,6 +107,29 @@ def test_fixes_do_not_suggest_what_is_already_on(tmp_path):
     assert DOverpowers().fix(Context(smoothed)) == ["optimizer.d.lr=4e-5"]
 
 
+def test_the_ada_fix_composes_to_the_setting_the_limited_data_recipe_ships(tmp_path):
+    from omegaconf import OmegaConf
+
+    from ganlab.doctor.conditions import ADA_ON, DMemorises
+
+    plain = OmegaConf.to_container(compose_cfg(["experiment=quickstart_cpu"], tmp_path), resolve=True)
+    fixed = compose_cfg(["experiment=quickstart_cpu", *DMemorises().fix(Context(plain))], tmp_path)
+    recipe = compose_cfg(["experiment=limited_data_ada"], tmp_path)
+    assert OmegaConf.to_container(fixed.model.d_augment) == OmegaConf.to_container(recipe.model.d_augment)
+    assert {k: recipe.model.d_augment[0][k] for k in ADA_ON} == ADA_ON
+
+
+def test_rates_far_above_gan_practice_are_set_back_to_it_not_divided():
+    from ganlab.doctor.conditions import resume_slower
+
+    def rates(lr_g, lr_d):
+        return resume_slower("best.ckpt", {"optimizer": {"g": {"lr": lr_g}, "d": {"lr": lr_d}}})
+
+    assert rates(1.0, 1.0) == ["ckpt_path=best.ckpt", "optimizer.g.lr=2e-4", "optimizer.d.lr=2e-4"]
+    assert rates(5e-3, 1e-3) == ["ckpt_path=best.ckpt", "optimizer.g.lr=2e-4", "optimizer.d.lr=5e-4"]
+    assert rates(2e-4, 4e-4)[1:] == ["optimizer.g.lr=1e-4", "optimizer.d.lr=2e-4"]  # in practice: halved
+
+
 def test_numbers_read_as_typed():
     assert [fmt(x) for x in (4e-5, 2e-4, 0.5, 1.0)] == ["4e-5", "2e-4", "0.5", "1"]
 
