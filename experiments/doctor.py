@@ -1,24 +1,25 @@
-"""The training doctor's benchmark: each condition induced on purpose on a CPU, named by the
-doctor (at which iteration and kimg), how far ahead of the point where the judge shows the
-damage, and the same run with the doctor's own fix, scored by the judge; then the healthy
-shipped recipes over their full length, two seeds each, where the doctor must name nothing.
+"""The training doctor's benchmark: each condition induced on purpose on a CPU, named by the doctor
+(at which iteration and kimg), how far ahead of the point where the judge shows the damage, and
+the same run with the doctor's own fix, scored by the judge; then the healthy shipped recipes over
+their full length, two seeds each, where the doctor must name nothing.
 
     python experiments/doctor.py [--lanes 2] [--threads 1] [--only d_overpowers,...] [--skip-healthy]
 
-The damage is read from the judge (``experiments/fashion_judge.pt``): every snapshot of a run
-(one per 250 iterations) scored with 500 samples against 10k images of the *whole* data set
+The damage is read from the judge (``experiments/fashion_judge.pt``): every snapshot of a run (one
+per 250 iterations) scored with 500 samples against 10k images of the *whole* data set
 (``full_data=true``, as Karras et al. 2020 score limited-data runs: a G that copies a small
 training set looks good against that set only). It is the first snapshot from which the judge's
-cFID stays over 1.5x the healthy quickstart run's at the same iteration, or, for
-``d_memorises`` and ``quality_regression``, over 1.1x the run's own best so far. Runs also
-evaluate FID in the judge's features while they train (against their training set, every 250
-iterations), the series the doctor's ``quality_regression`` reads. The fix run is the induced run
-plus the overrides the doctor printed, less a ``ckpt_path`` resume and ``data.max_images=null``
-(more data: the scenario is having few images); ``quality_regression``'s
-fix is its ``best.ckpt``, read from the ``d_memorises`` run (the same 128-image run). Final
-checkpoints are judged with 2,000 samples against the whole set (cFID, precision/recall). Writes
-``experiments/doctor.{json,md}``; the runs go to ``outputs/doctor/``, and a rerun reuses the
-finished ones (``seconds.json``).
+cFID stays over 1.5x the healthy quickstart run's at the same iteration, or, for ``d_memorises``
+and ``quality_regression``, over 1.1x the run's own best so far. Runs also evaluate FID in the
+judge's features while they train (against their training set, every 250 iterations), the series
+the doctor's ``quality_regression`` reads. The fix run is the induced run plus the overrides the
+doctor printed (typed after the run's own, so they win), less a ``ckpt_path`` resume and
+``data.max_images=null`` (more data: the scenario is having few images). ``quality_regression`` is
+a late collapse: the healthy quickstart run (seed 0) resumed at its iteration 1000 with D frozen
+(D's lr 1e-7), its damage read against its best so far from that checkpoint on; its fix is a
+resume too, as the doctor prints it. Final checkpoints are judged with 2,000 samples against the
+whole set (cFID, precision/recall). Writes ``experiments/doctor.{json,md}``; the runs go to
+``outputs/doctor/``, and a rerun reuses the finished ones (``seconds.json``).
 """
 
 from __future__ import annotations
@@ -68,11 +69,16 @@ INDUCED = {
         2000,
     ),
     "quality_regression": (
-        "128 training images (the d_memorises run)",
-        [*QUICK, "data.max_images=128"],
-        2000,
+        "D frozen (lr 1e-7) at iteration 1000 of the healthy run, resumed",
+        [
+            *QUICK,
+            f"ckpt_path={OUT / 'healthy_quickstart_cpu_seed0' / 'checkpoints' / 'it0001000.ckpt'}",
+            "optimizer.d.lr=1e-7",
+        ],  # fmt: skip
+        2500,
     ),
 }
+SEED = {"quality_regression": 0}  # a resume of the healthy seed-0 run keeps its seed
 HEALTHY = {"quickstart_cpu": 1500, "conditional_fashion_mnist": 3000, "limited_data_ada": 2000}
 
 
@@ -125,11 +131,13 @@ def run(name: str, overrides: list[str], iterations: int, args, seed: int = 42) 
 
 def induced(condition: str, args, reference) -> dict:
     how, overrides, iterations = INDUCED[condition]
-    name = "d_memorises" if condition == "quality_regression" else condition  # the same run
-    run_dir = run(name, overrides, iterations, args)
+    seed = SEED.get(condition, 42)
+    run_dir = run(condition, overrides, iterations, args, seed=seed)
     ev = [e for e in events(run_dir) if e["condition"] == condition and e["event"] == "start"]
     others = sorted({e["condition"] for e in events(run_dir) if e["event"] == "start"} - {condition})
     curve = judge_curve(run_dir, args.threads)
+    if condition == "quality_regression":  # from the checkpoint it resumed: the best the judge saw
+        curve = [(it, fid) for it, fid in reference if it <= 1000] + curve
     row = {"condition": condition, "induced_by": how, "overrides": overrides, "iterations": iterations,
            "named": bool(ev), "other_conditions": others, "judge_curve": curve,
            "damage_at": damage_at(curve, reference, condition)}  # fmt: skip
@@ -141,17 +149,18 @@ def induced(condition: str, args, reference) -> dict:
     row.update(named_at=first["iteration"], named_kimg=first["kimg"], since=first["since_iteration"],
                fix=first["fix"], message=first["message"])  # fmt: skip
     row["lead_iterations"] = None if row["damage_at"] is None else row["damage_at"] - first["iteration"]
-    if condition == "quality_regression":
-        best = run_dir / "checkpoints" / "best.ckpt"
-        row["after"] = judged(best, args.n, args.threads)
-        row["fix_run"] = "the run's best.ckpt"
-    else:
-        # Not a resume (the fix run starts over), and not more data: the scenario is having few images.
-        fix = [f for f in first["fix"] if not f.startswith(("ckpt_path=", "data.max_images="))]
-        fixed = run(f"{condition}_fixed", [*overrides, *fix], iterations, args)
-        row["after"] = judged(fixed / "checkpoints" / "last.ckpt", args.n, args.threads)
-        row["fix_run"] = " ".join(fix)
-        row["fixed_conditions"] = sorted({e["condition"] for e in events(fixed) if e["event"] == "start"})
+    # Not a resume (the fix run starts over; quality_regression's fix is one), and not more data:
+    # the scenario is having few images.
+    resume = condition == "quality_regression"
+    fix = [
+        f
+        for f in first["fix"]
+        if not f.startswith(("data.max_images=",) + (() if resume else ("ckpt_path=",)))
+    ]
+    fixed = run(f"{condition}_fixed", [*overrides, *fix], iterations, args, seed=seed)
+    row["after"] = judged(fixed / "checkpoints" / "last.ckpt", args.n, args.threads)
+    row["fix_run"] = " ".join(f.replace(str(ROOT) + "/", "") for f in fix)
+    row["fixed_conditions"] = sorted({e["condition"] for e in events(fixed) if e["event"] == "start"})
     return row
 
 
@@ -231,10 +240,8 @@ def main() -> None:
             ]
         )
         reference = ref_job.result()["judge_curve"]
-        rows = [pool.submit(induced, c, args, reference) for c in only if c != "quality_regression"]
+        rows = [pool.submit(induced, c, args, reference) for c in only]
         rows = [r.result() for r in rows]
-        if "quality_regression" in only:  # reads the d_memorises run, once that one has finished
-            rows.append(induced("quality_regression", args, reference))
         result = {
             "machine": machine(args.threads, args.lanes),
             "judge": str(JUDGE.relative_to(ROOT)),

@@ -234,7 +234,7 @@ def _fit(
         model.restore_techniques(state.techniques)  # what the doctor's autopilot added mid-run
         resume.check_weights(model, ckpt, changes or [], ckpt_path)
         if launch_rank() == 0:
-            resume.record(changes, ckpt_path, cfg.paths.output_dir, trainer.loggers)
+            resume.record(changes, ckpt_path, state.iterations, cfg.paths.output_dir, trainer.loggers)
             backfill_wandb(trainer.loggers, state.iterations)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

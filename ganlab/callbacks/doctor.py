@@ -30,7 +30,8 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
 from ganlab.callbacks.run_state import RunState
-from ganlab.doctor.conditions import ADA_ON, CONDITIONS, Condition, Context, Tracker
+from ganlab.doctor.conditions import CONDITIONS, Condition, Tracker
+from ganlab.doctor.fixes import ADA_ON, Context
 from ganlab.doctor.probe import Probe
 from ganlab.utils.errors import DivergenceError
 from ganlab.utils.every_n import due
@@ -78,6 +79,7 @@ class Doctor(L.Callback):
         self.by_name = {c.name: c for c in self.conditions}
         self.refs: dict[str, list[float]] = {}  # running references (warm-up values, recent values)
         self.best: tuple[float, int] | None = None  # (best FID, its iteration)
+        self.resumes: list[dict] = []  # resume_diff.json: the resumes of this run directory
         self.last_eval = -1
         self.rollbacks = 0
         self.acted: list[str] = []
@@ -113,6 +115,8 @@ class Doctor(L.Callback):
             module.probe_every = trainer.log_every_n_steps
         if trainer.is_global_zero and self.run_dir is not None:
             self._drop_events_after(module.progress.iterations)
+        diff = self.run_dir / "resume_diff.json" if self.run_dir is not None else None
+        self.resumes = json.loads(diff.read_text()) if diff is not None and diff.is_file() else []
 
     def _drop_events_after(self, iteration: int) -> None:
         """A resumed run: the killed run's events after the checkpoint are written again by this one."""
@@ -250,9 +254,10 @@ class Doctor(L.Callback):
             d = getattr(cb, "best_dirpath", None)
             if d is not None and (Path(d) / "best.ckpt").is_file():
                 best = str(Path(d) / "best.ckpt")
-        return Context(
-            self.config, best_ckpt=best, good_ckpt=self._good_ckpt(trainer), signals=dict(signals or {})
-        )
+        if best is None and self.best is not None:  # the best FID is the checkpoint a resume started from
+            best = next((r["ckpt_path"] for r in self.resumes if r.get("iteration") == self.best[1]), None)
+        return Context(self.config, best_ckpt=best, good_ckpt=self._good_ckpt(trainer),
+                       signals=dict(signals or {}), resumes=self.resumes)  # fmt: skip
 
     def announce(self, trainer, module, cond: Condition, event: str, s: dict[str, float]) -> dict:
         it, kimg = self._at(module)

@@ -15,68 +15,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
-
-def fmt(v: float) -> str:
-    """A learning rate or a threshold as a user types it: 4e-05 -> 4e-5."""
-    if 0 < abs(v) < 1e-2:
-        mantissa, exponent = f"{v:.2e}".split("e")
-        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-    return f"{v:.3g}"
-
-
-def get(config: dict, dotted: str, default: Any = None) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return default
-    return node
-
-
-# ADA as d_memorises' fix and the autopilot switch it on: experiment=limited_data_ada's setting (at
-# the paper's 0.6 this DCGAN's D drives p up regardless and the augmentations leak). 128 images,
-# experiments/doctor.md: judge cFID 43.6 -> 29.4 with it; 45.5 at target 0.69, 64.8 at 0.6.
-ADA_ON = {"target": 0.9, "speed_kimg": 20}
-
-
-def ada_index(config: dict) -> int | None:
-    """The position of ADA in ``model.d_augment``, or None."""
-    for i, aug in enumerate(get(config, "model.d_augment") or []):
-        if isinstance(aug, dict) and str(aug.get("_target_", "")).endswith("ADA"):
-            return i
-    return None
-
-
-PRACTICE_LR = 2e-4  # Adam's rate for GANs since DCGAN (Radford et al. 2016); BigGAN's D: 2e-4
-HIGH_LR = 1e-3  # above this, GAN practice is rare: back to PRACTICE_LR rather than a fraction
-
-
-def resume_slower(ckpt: str | None, config: dict) -> list[str]:
-    """Resume from ``ckpt`` (when there is one) with both learning rates halved, or set to 2e-4
-    where they are above GAN practice (> 1e-3): a tenth of a rate of 1 still diverges or
-    collapses (``experiments/doctor.md``: lr 0.1 after 1 ended at cFID 274)."""
-    fixes = [f"ckpt_path={ckpt}"] if ckpt else []
-    for net in ("g", "d"):
-        lr = get(config, f"optimizer.{net}.lr")
-        if lr:
-            fixes.append(f"optimizer.{net}.lr={fmt(PRACTICE_LR if lr > HIGH_LR else lr / 2)}")
-    return fixes
-
-
-@dataclass
-class Context:
-    """What a fix is chosen from: the run's resolved configuration (``checkpoint["ganlab"]["config"]``)
-    and its files."""
-
-    config: dict
-    best_ckpt: str | None = None  # the evaluation callback's best.ckpt, when written
-    good_ckpt: str | None = None  # the newest checkpoint written before the condition began
-    signals: dict[str, float] = field(default_factory=dict)  # the tick's signals and references
+from ganlab.doctor.fixes import (  # noqa: F401 (Context, fmt, get: re-exported)
+    ADA_ON,
+    Context,
+    ada_index,
+    changed_since,
+    fmt,
+    get,
+    resume_slower,
+    typed,
+)
 
 
 class Condition:
@@ -321,6 +270,12 @@ class QualityRegression(Condition):
         return f"FID {ev['fid']:.4g} against its best {ev['best_fid']:.4g} at iteration {best_it}"
 
     def fix(self, ctx):
+        """Back to the best checkpoint; undo what a resume since then changed (quality peaked,
+        then a resume changed the recipe: the change is the likely cause), else both rates lower."""
+        changed = changed_since(ctx.resumes, ctx.signals.get("ref/best_it", math.inf))
+        if changed:
+            best = [f"ckpt_path={ctx.best_ckpt}"] if ctx.best_ckpt else []
+            return best + [f"{c['key']}={typed(c['checkpoint'])}" for c in changed]
         return resume_slower(ctx.best_ckpt, ctx.config)
 
 

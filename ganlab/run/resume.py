@@ -161,11 +161,14 @@ def check_weights(model, ckpt: dict[str, Any], changes: list[dict[str, Any]], ck
     )
 
 
-def record(changes: list[dict[str, Any]], ckpt_path: str, run_dir: str | Path, loggers: list) -> None:
-    """Append this resume's changes to ``<run_dir>/resume_diff.json`` and give them to the loggers."""
+def record(
+    changes: list[dict[str, Any]], ckpt_path: str, iteration: int, run_dir: str | Path, loggers: list
+) -> None:
+    """Append this resume's changes, and the iteration it resumed at, to
+    ``<run_dir>/resume_diff.json`` (the doctor reads it) and give them to the loggers."""
     path = Path(run_dir) / "resume_diff.json"
     history = json.loads(path.read_text()) if path.is_file() else []
-    history.append({"ckpt_path": str(ckpt_path), "changes": changes})
+    history.append({"ckpt_path": str(ckpt_path), "iteration": iteration, "changes": changes})
     write_text(path, json.dumps(history, indent=2, default=str))
     if changes:
         summary = {f"resume_diff/{c['key']}": f"{c['checkpoint']!r} -> {c['now']!r}" for c in changes}

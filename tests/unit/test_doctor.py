@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ganlab.data.base import holdout_size, split
-from ganlab.doctor.conditions import CONDITIONS, Context, ModeCollapse, Tracker, fmt
+from ganlab.doctor.conditions import CONDITIONS, ModeCollapse, Tracker
+from ganlab.doctor.fixes import Context, fmt
 from ganlab.doctor.probe import pairwise_distance
 from tests.conftest import compose_cfg
 
@@ -110,7 +111,8 @@ def test_fixes_do_not_suggest_what_is_already_on(tmp_path):
 def test_the_ada_fix_composes_to_the_setting_the_limited_data_recipe_ships(tmp_path):
     from omegaconf import OmegaConf
 
-    from ganlab.doctor.conditions import ADA_ON, DMemorises
+    from ganlab.doctor.conditions import DMemorises
+    from ganlab.doctor.fixes import ADA_ON
 
     plain = OmegaConf.to_container(compose_cfg(["experiment=quickstart_cpu"], tmp_path), resolve=True)
     fixed = compose_cfg(["experiment=quickstart_cpu", *DMemorises().fix(Context(plain))], tmp_path)
@@ -120,7 +122,7 @@ def test_the_ada_fix_composes_to_the_setting_the_limited_data_recipe_ships(tmp_p
 
 
 def test_rates_far_above_gan_practice_are_set_back_to_it_not_divided():
-    from ganlab.doctor.conditions import resume_slower
+    from ganlab.doctor.fixes import resume_slower
 
     def rates(lr_g, lr_d):
         return resume_slower("best.ckpt", {"optimizer": {"g": {"lr": lr_g}, "d": {"lr": lr_d}}})
@@ -128,6 +130,24 @@ def test_rates_far_above_gan_practice_are_set_back_to_it_not_divided():
     assert rates(1.0, 1.0) == ["ckpt_path=best.ckpt", "optimizer.g.lr=2e-4", "optimizer.d.lr=2e-4"]
     assert rates(5e-3, 1e-3) == ["ckpt_path=best.ckpt", "optimizer.g.lr=2e-4", "optimizer.d.lr=5e-4"]
     assert rates(2e-4, 4e-4)[1:] == ["optimizer.g.lr=1e-4", "optimizer.d.lr=2e-4"]  # in practice: halved
+
+
+def test_a_regression_after_a_resume_that_changed_the_recipe_points_back_at_the_change():
+    from ganlab.doctor.conditions import QualityRegression
+
+    config = {"optimizer": {"g": {"lr": 2e-4}, "d": {"lr": 1e-7}}}
+    resumes = [{"iteration": 1000, "ckpt_path": "run/it0001000.ckpt", "changes": [
+        {"key": "optimizer.d.lr", "checkpoint": 2e-4, "now": 1e-7, "kind": "applied"},
+        {"key": "callbacks.checkpoint.dirpath", "checkpoint": "a", "now": "b", "kind": "applied"},
+        {"key": "model._target_", "checkpoint": "x", "now": "y", "kind": "applied"},
+    ]}]  # fmt: skip
+
+    def fix(best_it):
+        ctx = Context(config, "run/it0001000.ckpt", signals={"ref/best_it": best_it}, resumes=resumes)
+        return QualityRegression().fix(ctx)
+
+    assert fix(1000) == ["ckpt_path=run/it0001000.ckpt", "optimizer.d.lr=2e-4"]  # peaked, then the change
+    assert fix(1250) == ["ckpt_path=run/it0001000.ckpt", "optimizer.g.lr=1e-4", "optimizer.d.lr=5e-8"]
 
 
 def test_numbers_read_as_typed():
