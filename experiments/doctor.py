@@ -61,7 +61,7 @@ INDUCED = {
     "divergence": (
         "both lr 1, least squares",
         [*QUICK, "loss=lsgan", "optimizer.g.lr=1", "optimizer.d.lr=1"],  # 0.2 trains 600 iterations
-        600,
+        1500,  # the quickstart's length: what the fix run gets
     ),
     "augment_leak": (
         "ADA at target 0.3",

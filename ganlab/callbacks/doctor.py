@@ -151,12 +151,17 @@ class Doctor(L.Callback):
                 self._remember(f"warm_{name}", v, HISTORY)
             if self.refs.get(f"warm_{name}"):
                 s[f"ref/{name}"] = statistics.median(self.refs[f"warm_{name}"])
-        if "train/ada_p" in s:
-            window = self.refs.get("ada_p", [])
-            if window:
-                s["ref/ada_p"] = window[0]
-            patience = self.by_name["augment_leak"].patience if "augment_leak" in self.by_name else 3
-            self._remember("ada_p", s["train/ada_p"], patience + 1)
+        # ADA's p and the fakes' diversity `patience` ticks ago: is p still rising, diversity not?
+        for signal, name, cond in (
+            ("train/ada_p", "ada_p", "augment_leak"),
+            ("doctor/diversity", "diversity", "mode_collapse"),
+        ):
+            if signal in s and math.isfinite(s[signal]):
+                window = self.refs.get(name, [])
+                if window:
+                    s[f"ref/{name}"] = window[0]
+                patience = self.by_name[cond].patience if cond in self.by_name else 3
+                self._remember(name, s[signal], patience + 1)
         return s
 
     def _remember(self, key: str, value: float, keep: int) -> None:

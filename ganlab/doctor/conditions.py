@@ -161,20 +161,31 @@ class DMemorises(Condition):
 
 class ModeCollapse(Condition):
     """The fakes of a batch look alike (their spread far below the reals') while D still takes
-    them for real often enough (D(G(z)) above ``d_fake``): G found a few images that pass. Alike
-    fakes that D rejects with certainty are a G that D overpowers (``d_overpowers``), not this."""
+    them for real often enough (D(G(z)) above ``d_fake``), and their spread is not growing (by
+    ``rising`` or more over the last ``patience`` ticks: a G still spreading out from its start,
+    as a least-squares run does for its first few hundred iterations, is not collapsing): G found
+    a few images that pass. Alike fakes that D rejects with certainty are a G that D overpowers
+    (``d_overpowers``), not this."""
 
     name = "mode_collapse"
     cause = "G maps many latents to a few images (mode collapse)"
     explained_by = ("d_overpowers",)  # a G that D overpowers never spreads out: that is the diagnosis
 
-    def __init__(self, diversity: float = 0.5, clear_diversity: float = 0.65, d_fake: float = 0.1) -> None:
-        self.diversity, self.clear_diversity, self.d_fake = diversity, clear_diversity, d_fake
+    def __init__(
+        self, diversity: float = 0.5, clear_diversity: float = 0.65, d_fake: float = 0.1, rising: float = 0.05
+    ) -> None:
+        self.diversity, self.clear_diversity, self.d_fake, self.rising = (
+            diversity,
+            clear_diversity,
+            d_fake,
+            rising,
+        )
 
     def bad(self, s):
         if not _have(s, "doctor/diversity", "train/d_fake"):
             return None
-        return s["doctor/diversity"] < self.diversity and s["train/d_fake"] > self.d_fake
+        growing = _have(s, "ref/diversity") and s["doctor/diversity"] - s["ref/diversity"] >= self.rising
+        return s["doctor/diversity"] < self.diversity and s["train/d_fake"] > self.d_fake and not growing
 
     def clear(self, s):
         return s["doctor/diversity"] >= self.clear_diversity if _have(s, "doctor/diversity") else None

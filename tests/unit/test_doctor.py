@@ -58,6 +58,15 @@ def test_hysteresis_needs_patience_and_does_not_flap():
     assert restored.active and restored.since == (0, 0.0)
 
 
+def test_fakes_still_spreading_out_are_not_collapsing():
+    """Early in a least-squares run the fakes' spread is low but growing: not mode collapse."""
+    cond = ModeCollapse()
+    growing = {"doctor/diversity": 0.45, "ref/diversity": 0.35, "train/d_fake": 0.5}
+    flat = {**growing, "ref/diversity": 0.44}
+    assert cond.bad(growing) is False and cond.bad(flat) is True
+    assert cond.bad({k: v for k, v in growing.items() if k != "ref/diversity"}) is True  # no history yet
+
+
 def test_missing_signal_decides_nothing():
     cond = ModeCollapse()
     assert ticks(cond, [float("nan")] * 5)[0] == []
