@@ -44,7 +44,8 @@ HISTORY = 64  # the running references keep at most this many values
 class Doctor(L.Callback):
     """``warmup_iterations``: no condition starts before this iteration (early training is not a
     failure; divergence excepted). ``probe_size``: images in each of the fixed train and
-    held-out slices D is scored on. ``conditions``: per-condition settings (thresholds, patience),
+    held-out slices D is scored on, every ``slices_every``-th logging interval (so d_memorises'
+    patience counts those intervals only). ``conditions``: per-condition settings (thresholds, patience),
     e.g. ``{mode_collapse: {diversity: 0.4}}``; ``disable``: names to leave out."""
 
     def __init__(
@@ -52,6 +53,7 @@ class Doctor(L.Callback):
         run_dir: str | None = None,
         warmup_iterations: int = 300,
         probe_size: int = 128,
+        slices_every: int = 4,
         act: bool = False,
         conditions: dict[str, dict[str, Any]] | None = None,
         disable: list[str] | tuple[str, ...] = (),
@@ -75,6 +77,9 @@ class Doctor(L.Callback):
             self.conditions.append(cond)
         self.run_dir = Path(run_dir) if run_dir else None
         self.warmup_iterations, self.probe_size, self.act = warmup_iterations, probe_size, act
+        if slices_every < 1:
+            raise ValueError(f"callbacks.doctor.slices_every must be >= 1, got {slices_every}")
+        self.slices_every = slices_every
         self.trackers = {c.name: Tracker() for c in self.conditions}
         self.by_name = {c.name: c for c in self.conditions}
         self.refs: dict[str, list[float]] = {}  # running references (warm-up values, recent values)
@@ -111,7 +116,7 @@ class Doctor(L.Callback):
         state = next((cb for cb in trainer.callbacks if isinstance(cb, RunState)), None)
         self.config = (state.config if state is not None else None) or {}  # what the fixes are chosen from
         if trainer.datamodule is not None and hasattr(trainer.datamodule, "probe_sets"):
-            module.probe = Probe(trainer.datamodule.probe_sets(self.probe_size))
+            module.probe = Probe(trainer.datamodule.probe_sets(self.probe_size), self.slices_every)
             module.probe_every = trainer.log_every_n_steps
         if trainer.is_global_zero and self.run_dir is not None:
             self._drop_events_after(module.progress.iterations)

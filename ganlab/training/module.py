@@ -181,7 +181,8 @@ class GANModule(L.LightningModule):
         self.d_augment.observe(logs, self.progress)
         logs = {**logs, **self.d_augment.stats()}
         if self.probe is not None and due(self.probe_every, self.progress.iterations):
-            logs.update(self.probe.measure(self, *self.last_batch))  # device values, read at the log tick
+            slices = due(self.probe_every * self.probe.slices_every, self.progress.iterations)
+            logs.update(self.probe.measure(self, *self.last_batch, slices=slices))  # read at the log tick
         self.stats.add(logs, fresh=self.graphed is None)  # no host sync, no logger call per iteration
         if due(self.trainer.log_every_n_steps, self.progress.iterations):
             publish(self.stats, self.trainer, self.progress)
