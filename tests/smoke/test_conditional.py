@@ -258,6 +258,12 @@ def test_intra_class_fid_precision_recall_and_class_accuracy_in_evaluate(
     labels = gen.labels(30)
     fake, logits = metrics.generated_features(gen, gen.sample_z, 30, 7, 0, labels)
     assert result["class_accuracy"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+    judged = logits.argmax(1)
+    expected = [[int(((labels == i) & (judged == j)).sum()) for j in range(3)] for i in range(3)]
+    assert result["confusion"] == expected and sum(map(sum, expected)) == 30
+    for i, name in enumerate(gen.class_names):  # balanced classes: the diagonal over 10 per row
+        assert result["class_accuracy_per_class"][name] == pytest.approx(expected[i][i] / 10)
+    assert "confusion matrix" in r.stderr + r.stdout
     dm = ImageFolderDataModule(str(image_dir), image_size=32, conditional=True, batch_size=8, num_workers=0)
     for c, name in enumerate(gen.class_names):
         real = torch.cat([metrics.extract(b)[0] for b in dm.real_batches(8, label=c)])
