@@ -270,3 +270,20 @@ def test_intra_class_fid_precision_recall_and_class_accuracy_in_evaluate(
         expected = frechet(real.double().numpy(), fake[labels == c].double().numpy())
         assert result["intra_fid"][name] == pytest.approx(expected, rel=1e-3, abs=1e-3), name
     assert math.isfinite(result["fid"])
+
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+def test_a_hierarchical_latent_trains_checkpoints_and_samples_truncated(model, image_dir, tmp_path):
+    """``model.generator.hierarchical_z=true``: a conditional run trains, its checkpoint loads as
+    a generator, and truncated samples (standing statistics) come out of every class."""
+    from ganlab.models.truncation import truncate
+
+    cfg = compose_cfg([*TINY, f"model={model}", "data=image_folder", f"data.root={image_dir}",
+                       "data.conditional=true", "model.generator.hierarchical_z=true"], tmp_path)  # fmt: skip
+    train(cfg)
+    gen = load_generator(tmp_path / "checkpoints" / "last.ckpt")
+    assert gen.G.latent is not None and gen.num_classes == 3
+    sample = truncate(gen, 0.5, seed=0)
+    z = sample(6, generator=torch.Generator().manual_seed(0))
+    images = gen(z, gen.labels(6))
+    assert z.abs().max() <= 0.5 and images.shape == (6, 3, 32, 32) and images.isfinite().all()
