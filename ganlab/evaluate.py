@@ -171,6 +171,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         # The feature network is a classifier over the data's classes (feature=<TorchScript>, e.g.
         # experiments/fashion_judge.py): the share of images classified as the class asked for.
         result["class_accuracy"] = (fake_feats[1].argmax(1) == labels.cpu()).float().mean().item()
+        result.update(confusion(labels.cpu(), fake_feats[1].argmax(1), gen.class_names))
+        log.info("%s", confusion_table(result["confusion"], gen.class_names))
     if labels is not None and only is None and own_data and cfg.intra_class:
         result.update(intra_class_fid(new_metrics, dm, gen.class_names, fake_feats[0], labels, cfg))
     if cfg.get("real"):
@@ -187,6 +189,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     print(json.dumps(result, indent=2))
     log.info("wrote %s", out)
     return result
+
+
+def confusion(asked: torch.Tensor, judged: torch.Tensor, names: list[str]) -> dict:  # (n,), (n,) int
+    """Where the classes get confused: ``confusion[i][j]`` counts the images asked for class i
+    that the classifier (the feature network) calls class j; ``class_accuracy_per_class`` its
+    diagonal over its rows (the share of each class's images taken for that class)."""
+    import torch
+
+    k = len(names)
+    counts = torch.bincount(asked.long() * k + judged.long(), minlength=k * k).view(k, k)
+    per_class = {
+        name: (counts[i, i] / counts[i].sum()).item() if counts[i].sum() else float("nan")
+        for i, name in enumerate(names)
+    }
+    return {"confusion": counts.tolist(), "class_accuracy_per_class": per_class}
+
+
+def confusion_table(counts: list[list[int]], names: list[str]) -> str:
+    """The confusion matrix as rows of text: asked for (rows), classified as (columns)."""
+    width = max(6, *(len(n) for n in names)) + 1
+    head = "asked \\ judged".ljust(width + 2) + "".join(n[:width].rjust(width) for n in names)
+    rows = [n.ljust(width + 2) + "".join(str(c).rjust(width) for c in row) for n, row in zip(names, counts)]
+    title = "confusion matrix (rows: the class asked for; columns: the class the judge sees)"
+    return "\n".join([title, head, *rows])
 
 
 def real_count(cfg: DictConfig, metrics, dm, label: int | None) -> int:

@@ -3,6 +3,11 @@
 - ``ConditionalBatchNorm``: BatchNorm without its own affine, then a per-class scale and shift
   (de Vries et al. 2017; Miyato & Koyama 2018), computed from a class embedding as BigGAN
   does. Scales start at 1 and shifts at 0, so at initialisation the layer is plain BatchNorm.
+- ``LatentBatchNorm`` and ``HierarchicalLatent``: BigGAN's hierarchical latent (Brock et al.
+  2019, section 3 and appendix B): z split into chunks, the first for G's input, each next one,
+  with the class embedding when conditional, setting one block's BatchNorm scale and shift; z
+  then reaches every block instead of only the first layer (where a BatchNorm renormalises it),
+  and truncating it changes every block.
 - ``ProjectionHead``: the projection discriminator's class term (Miyato & Koyama, "cGANs with
   Projection Discriminator", ICLR 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with phi(x)
   D's globally pooled features (B, F).
@@ -60,8 +65,72 @@ class CondSequential(nn.Sequential):
 
 
 def apply(layer: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
-    """``layer(x, y)`` for the layers that take labels, ``layer(x)`` for the others."""
-    return layer(x, y) if isinstance(layer, (ConditionalBatchNorm, CondSequential)) else layer(x)
+    """``layer(x, y)`` for the layers that take labels (or a conditioning vector), ``layer(x)``
+    for the others."""
+    takes = (ConditionalBatchNorm, CondSequential, LatentBatchNorm)
+    return layer(x, y) if isinstance(layer, takes) else layer(x)
+
+
+class LatentBatchNorm(nn.Module):
+    """x (B, C, ...) and a conditioning vector c (B, cond_dim) -> BN(x) * (1 + gain(c)) + bias(c),
+    per channel: BigGAN's conditional BatchNorm fed [z chunk, class embedding]. The maps start
+    at zero (plain BatchNorm at initialisation, as ``ConditionalBatchNorm``)."""
+
+    def __init__(self, num_features: int, cond_dim: int, dims: int = 2) -> None:
+        super().__init__()
+        self.bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(num_features, affine=False)
+        self.gain = nn.Linear(cond_dim, num_features, bias=False)
+        self.bias = nn.Linear(cond_dim, num_features, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)  # (B, C, 1, 1) for images
+        return self.bn(x) * (1 + self.gain(c)).view(shape) + self.bias(c).view(shape)
+
+
+def run_with(seq: nn.Sequential, x: Tensor, conds: list[Tensor]) -> Tensor:
+    """``seq`` on ``x``, each ``LatentBatchNorm`` in it fed the next of ``conds`` in order."""
+    it = iter(conds)
+    for layer in seq:
+        x = layer(x, next(it)) if isinstance(layer, LatentBatchNorm) else layer(x)
+    return x
+
+
+class HierarchicalLatent(nn.Module):
+    """z (B, nz) [and labels y (B,)] -> the input chunk (B, sizes[0]) and one conditioning
+    vector per block (B, sizes[i] + embed_dim): z split into ``blocks + 1`` nearly equal chunks
+    (``torch.tensor_split``), each next chunk joined by the class embedding shared by all blocks
+    (BigGAN's shared embedding) when ``num_classes`` > 0."""
+
+    def __init__(self, nz: int, blocks: int, num_classes: int = 0, embed_dim: int = 128) -> None:
+        super().__init__()
+        if nz < blocks + 1:
+            raise ValueError(
+                f"hierarchical_z needs nz >= {blocks + 1} (a chunk for the input and each block), got {nz}"
+            )
+        self.nz, self.blocks = nz, blocks
+        self.sizes = [len(c) for c in torch.arange(nz).tensor_split(blocks + 1)]
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight)
+        self.embed_dim = embed_dim if num_classes > 0 else 0
+
+    def cond_dim(self, block: int) -> int:
+        """The conditioning width of block ``block`` (0-based)."""
+        return self.sizes[block + 1] + self.embed_dim
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        chunks = z.flatten(1).tensor_split(self.blocks + 1, dim=1)
+        if self.embed is None:
+            return chunks[0], list(chunks[1:])
+        if y is None:
+            raise ValueError("a conditional generator needs labels: G(z, y)")
+        e = self.embed(y)  # (B, embed_dim)
+        return chunks[0], [torch.cat([c, e], dim=1) for c in chunks[1:]]
 
 
 def batch_norm(num_features: int, num_classes: int = 0, dims: int = 2) -> nn.Module:

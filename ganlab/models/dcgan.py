@@ -20,7 +20,15 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from ganlab.models.attention import SelfAttention
 from ganlab.models.base import Discriminator, Generator
-from ganlab.models.conditional import ConditionalBatchNorm, CondSequential, batch_norm, with_aux
+from ganlab.models.conditional import (
+    ConditionalBatchNorm,
+    CondSequential,
+    HierarchicalLatent,
+    LatentBatchNorm,
+    batch_norm,
+    run_with,
+    with_aux,
+)
 
 SUPPORTED_SIZES = (32, 64, 128)
 
@@ -74,7 +82,7 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
     for m in module.modules():  # after the loop above, which also visited their linear maps
-        if isinstance(m, ConditionalBatchNorm):
+        if isinstance(m, (ConditionalBatchNorm, LatentBatchNorm)):
             m.reset_parameters()
 
 
@@ -87,6 +95,10 @@ class DCGANGenerator(Generator):
     self-attention block after the stage that outputs this resolution (8 .. image_size/2).
     ``num_classes`` > 0: class-conditional, every BatchNorm a ``ConditionalBatchNorm``;
     ``forward(z, y)`` with labels y (B,).
+    ``hierarchical_z``: BigGAN's hierarchical latent (``ganlab.models.conditional``): z split into
+    one chunk for the projection and one per BatchNorm after it, each setting that BatchNorm's
+    scale and shift (with the class embedding when conditional); else z enters only the first
+    layer, whose BatchNorm renormalises it, and truncating z changes little.
     """
 
     def __init__(
@@ -100,6 +112,7 @@ class DCGANGenerator(Generator):
         spectral_norm: bool = False,
         attention_res: int | None = None,
         num_classes: int = 0,
+        hierarchical_z: bool = False,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -111,19 +124,28 @@ class DCGANGenerator(Generator):
         _check_attention(attention_res, image_size)
         pad, out_pad = _same_scale_padding(kernel_size)
         width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
-        seq = CondSequential if num_classes > 0 else nn.Sequential
+        seq = CondSequential if num_classes > 0 and not hierarchical_z else nn.Sequential
+        # one BatchNorm after the projection and one per upsampling stage: each its own z chunk
+        self.latent = HierarchicalLatent(nz, stages, num_classes) if hierarchical_z else None
+        nz_in = self.latent.sizes[0] if self.latent is not None else nz
+        bns = iter(range(stages))
+
+        def norm(c: int, dims: int = 2) -> nn.Module:
+            if self.latent is not None:
+                return LatentBatchNorm(c, self.latent.cond_dim(next(bns)), dims)
+            return batch_norm(c, num_classes, dims)
 
         if first_layer == "conv":
             self.project = seq(
-                nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
-                batch_norm(width, num_classes),
+                nn.ConvTranspose2d(nz_in, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
+                norm(width),
                 nn.ReLU(True),
             )
         else:
             self.project = seq(
                 nn.Flatten(),
-                nn.Linear(nz, width * 16, bias=False),
-                batch_norm(width * 16, num_classes, dims=1),
+                nn.Linear(nz_in, width * 16, bias=False),
+                norm(width * 16, dims=1),
                 nn.ReLU(True),
                 nn.Unflatten(1, (width, 4, 4)),
             )
@@ -132,7 +154,7 @@ class DCGANGenerator(Generator):
         for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, C/2, 2s, 2s)
             layers += [
                 nn.ConvTranspose2d(width, width // 2, kernel_size, 2, pad, out_pad, bias=False),
-                batch_norm(width // 2, num_classes),
+                norm(width // 2),
                 nn.ReLU(True),
             ]
             width //= 2
@@ -146,6 +168,9 @@ class DCGANGenerator(Generator):
             apply_spectral_norm_(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.latent is not None:
+            z0, conds = self.latent(z, y)  # (B, nz0), [(B, chunk + embed)] one per BatchNorm
+            return run_with(self.body, run_with(self.project, z0[:, :, None, None], conds[:1]), conds[1:])
         if z.dim() == 2:
             z = z[:, :, None, None]
         if self.num_classes:

@@ -32,7 +32,14 @@ from torch import Tensor, nn
 
 from ganlab.models.attention import SelfAttention
 from ganlab.models.base import Discriminator, Generator
-from ganlab.models.conditional import ProjectionHead, apply, batch_norm, with_aux
+from ganlab.models.conditional import (
+    HierarchicalLatent,
+    LatentBatchNorm,
+    ProjectionHead,
+    apply,
+    batch_norm,
+    with_aux,
+)
 from ganlab.models.dcgan import apply_spectral_norm_, check_conditioning
 
 G_PLANS = {32: (4, 4, 4, 4), 64: (16, 8, 4, 2, 1), 128: (16, 16, 8, 4, 2, 1)}
@@ -62,11 +69,16 @@ def _conv(cin: int, cout: int, k: int, gain: float = math.sqrt(2)) -> nn.Conv2d:
 
 
 class GBlock(nn.Module):
-    """(B, cin, s, s) -> (B, cout, 2s, 2s); BN conditional on y when ``num_classes`` > 0."""
+    """(B, cin, s, s) -> (B, cout, 2s, 2s); BN conditional on y when ``num_classes`` > 0, or on a
+    conditioning vector c (B, ``cond_dim``) when ``cond_dim`` > 0 (the hierarchical latent:
+    ``forward(x, c)``)."""
 
-    def __init__(self, cin: int, cout: int, num_classes: int = 0) -> None:
+    def __init__(self, cin: int, cout: int, num_classes: int = 0, cond_dim: int = 0) -> None:
         super().__init__()
-        self.bn1, self.bn2 = batch_norm(cin, num_classes), batch_norm(cout, num_classes)
+        if cond_dim > 0:
+            self.bn1, self.bn2 = LatentBatchNorm(cin, cond_dim), LatentBatchNorm(cout, cond_dim)
+        else:
+            self.bn1, self.bn2 = batch_norm(cin, num_classes), batch_norm(cout, num_classes)
         self.conv1, self.conv2 = _conv(cin, cout, 3), _conv(cout, cout, 3)
         self.shortcut = _conv(cin, cout, 1, gain=1.0)
 
@@ -106,7 +118,10 @@ class ResNetGenerator(Generator):
 
     ``num_classes`` > 0: conditional BN in every block (Miyato & Koyama 2018).
     ``attention_res``: a SAGAN self-attention block after the block that outputs this resolution.
-    ``spectral_norm``: on G's layers too (SAGAN, BigGAN); SNGAN leaves G without it."""
+    ``spectral_norm``: on G's layers too (SAGAN, BigGAN); SNGAN leaves G without it.
+    ``hierarchical_z``: BigGAN's hierarchical latent: z split into a chunk for the linear input
+    and one per block, each with the class embedding (when conditional) setting both of that
+    block's BatchNorms (``ganlab.models.conditional.HierarchicalLatent``)."""
 
     def __init__(
         self,
@@ -117,6 +132,7 @@ class ResNetGenerator(Generator):
         num_classes: int = 0,
         spectral_norm: bool = False,
         attention_res: int | None = None,
+        hierarchical_z: bool = False,
     ) -> None:
         super().__init__()
         _plan(image_size)
@@ -125,12 +141,18 @@ class ResNetGenerator(Generator):
         self.nz, self.image_size, self.channels, self.num_classes = nz, image_size, channels, num_classes
         widths = [m * ngf for m in G_PLANS[image_size]]
         self.c0 = widths[0]
-        self.linear = _xavier_(nn.Linear(nz, widths[0] * 16), 1.0)
+        blocks = len(widths) - 1
+        self.latent = HierarchicalLatent(nz, blocks, num_classes) if hierarchical_z else None
+        nz_in = self.latent.sizes[0] if self.latent is not None else nz
+        self.linear = _xavier_(nn.Linear(nz_in, widths[0] * 16), 1.0)
         self.blocks = nn.ModuleList()
         self.attention = nn.ModuleDict()
         res = 4
-        for cin, cout in zip(widths[:-1], widths[1:]):
-            self.blocks.append(GBlock(cin, cout, num_classes))
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            if self.latent is not None:
+                self.blocks.append(GBlock(cin, cout, cond_dim=self.latent.cond_dim(i)))
+            else:
+                self.blocks.append(GBlock(cin, cout, num_classes))
             res *= 2
             if res == attention_res:
                 self.attention[str(len(self.blocks) - 1)] = SelfAttention(cout)
@@ -142,9 +164,13 @@ class ResNetGenerator(Generator):
             apply_spectral_norm_(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.latent is not None:  # (B, nz0) in, one (B, chunk + embed) per block
+            z, conds = self.latent(z, y)
+        else:
+            conds = [y] * len(self.blocks)
         h = self.linear(z.flatten(1)).view(z.shape[0], self.c0, 4, 4)
         for i, block in enumerate(self.blocks):
-            h = block(h, y)
+            h = block(h, conds[i])
             if str(i) in self.attention:
                 h = self.attention[str(i)](h)
         return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))

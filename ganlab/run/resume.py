@@ -14,6 +14,8 @@
   ``resume_diff.json`` in the run directory and sent to the loggers.
 - Paths, devices, precision, loggers and Hydra's own settings are where and how, not what:
   ignored.
+- A setting ganlab gained after the checkpoint was written, at its off value (false or null,
+  e.g. ``model.generator.hierarchical_z``), is what the checkpoint trained with: not a change.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def compare(old: dict, new: dict) -> list[dict[str, Any]]:
     changes = []
     for key in sorted(set(a) | set(b)):
         if a.get(key) == b.get(key) or _under(key, IGNORED):
+            continue
+        if key not in a and b[key] in (False, None):  # an option added since, off: what the run trained with
             continue
         kind = "shape" if _under(key, SHAPE) else "data" if _under(key, DATA) else "applied"
         if key == "model.ema_half_life_kimg" and (a.get(key) is None) != (b.get(key) is None):

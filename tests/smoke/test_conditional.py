@@ -258,9 +258,32 @@ def test_intra_class_fid_precision_recall_and_class_accuracy_in_evaluate(
     labels = gen.labels(30)
     fake, logits = metrics.generated_features(gen, gen.sample_z, 30, 7, 0, labels)
     assert result["class_accuracy"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+    judged = logits.argmax(1)
+    expected = [[int(((labels == i) & (judged == j)).sum()) for j in range(3)] for i in range(3)]
+    assert result["confusion"] == expected and sum(map(sum, expected)) == 30
+    for i, name in enumerate(gen.class_names):  # balanced classes: the diagonal over 10 per row
+        assert result["class_accuracy_per_class"][name] == pytest.approx(expected[i][i] / 10)
+    assert "confusion matrix" in r.stderr + r.stdout
     dm = ImageFolderDataModule(str(image_dir), image_size=32, conditional=True, batch_size=8, num_workers=0)
     for c, name in enumerate(gen.class_names):
         real = torch.cat([metrics.extract(b)[0] for b in dm.real_batches(8, label=c)])
         expected = frechet(real.double().numpy(), fake[labels == c].double().numpy())
         assert result["intra_fid"][name] == pytest.approx(expected, rel=1e-3, abs=1e-3), name
     assert math.isfinite(result["fid"])
+
+
+@pytest.mark.parametrize("model", ["dcgan", "resnet"])
+def test_a_hierarchical_latent_trains_checkpoints_and_samples_truncated(model, image_dir, tmp_path):
+    """``model.generator.hierarchical_z=true``: a conditional run trains, its checkpoint loads as
+    a generator, and truncated samples (standing statistics) come out of every class."""
+    from ganlab.models.truncation import truncate
+
+    cfg = compose_cfg([*TINY, f"model={model}", "data=image_folder", f"data.root={image_dir}",
+                       "data.conditional=true", "model.generator.hierarchical_z=true"], tmp_path)  # fmt: skip
+    train(cfg)
+    gen = load_generator(tmp_path / "checkpoints" / "last.ckpt")
+    assert gen.G.latent is not None and gen.num_classes == 3
+    sample = truncate(gen, 0.5, seed=0)
+    z = sample(6, generator=torch.Generator().manual_seed(0))
+    images = gen(z, gen.labels(6))
+    assert z.abs().max() <= 0.5 and images.shape == (6, 3, 32, 32) and images.isfinite().all()

@@ -78,3 +78,51 @@ def test_siamese_shared_and_separate_branches():
     # Shared branches embed both inputs with the same weights.
     assert torch.equal(shared.branch_a(a), shared.branch_b(a))
     assert separate(a, b).shape == (5,)
+
+
+def _hierarchical(kind: str, num_classes: int):
+    from ganlab.models.resnet import ResNetGenerator
+
+    kw = dict(nz=32, ngf=8, num_classes=num_classes, hierarchical_z=True)
+    if kind == "resnet":
+        return ResNetGenerator(32, 3, **kw)
+    return DCGANGenerator(32, 3, first_layer="linear" if kind == "dcgan_linear" else "conv", **kw)
+
+
+@pytest.mark.parametrize("num_classes", [0, 3], ids=["unconditional", "conditional"])
+@pytest.mark.parametrize("kind", ["dcgan", "dcgan_linear", "resnet"])
+def test_hierarchical_z_reaches_every_block(kind, num_classes):
+    """BigGAN's hierarchical latent: each chunk of z sets its own block's BatchNorms, so changing
+    any one chunk alone changes the image (once the maps, zero at initialisation, have learned)."""
+    from ganlab.models.conditional import LatentBatchNorm
+
+    torch.manual_seed(0)
+    G = _hierarchical(kind, num_classes)
+    norms = [m for m in G.modules() if isinstance(m, LatentBatchNorm)]
+    assert len(norms) == (6 if kind == "resnet" else 3)  # 32 px: 3 blocks x 2 BNs; DCGAN's 3 BNs
+    assert len(G.latent.sizes) == 4 and sum(G.latent.sizes) == 32  # the input's chunk and 3 blocks'
+    for m in norms:  # as after some training: the maps away from zero
+        torch.nn.init.normal_(m.gain.weight, 0, 0.3)
+        torch.nn.init.normal_(m.bias.weight, 0, 0.3)
+    G.eval()
+    z = torch.randn(4, 32)
+    y = torch.arange(4) % 3 if num_classes else None
+    out = G(z, y)
+    assert out.shape == (4, 3, 32, 32)
+    start = 0
+    for size in G.latent.sizes:
+        z2 = z.clone()
+        z2[:, start : start + size] += 1.0
+        start += size
+        assert not torch.allclose(out, G(z2, y), atol=1e-5), (
+            f"z[:, {start - size}:{start}] does not reach the image"
+        )
+
+
+def test_without_hierarchical_z_the_networks_are_unchanged():
+    """Today's checkpoints load: with the option off G has exactly the parameters it had before
+    the option existed (``tests/smoke/test_release_checkpoint.py`` loads a 0.1 checkpoint)."""
+    from ganlab.models.resnet import ResNetGenerator
+
+    for G in (DCGANGenerator(32, 3, nz=32, ngf=8, num_classes=3), ResNetGenerator(32, 3, nz=32, ngf=8)):
+        assert G.latent is None and not any(k.startswith("latent.") for k in G.state_dict())
