@@ -72,14 +72,21 @@ class Probe:
         sets = self._on(module)
         out: dict[str, Tensor] = {}
         pairwise = getattr(module.D, "pairwise", False)  # a pair D scores pairs, not images: no r_train/r_v
-        for part, key in (("train", "train"), ("holdout", "v")):
-            images = sets.get(part)
-            if images is None or pairwise or not slices:
-                continue
-            logits, _ = call_d(module.D, images, sets.get(f"{part}_labels"))
-            logits = logits.float()
-            out[f"doctor/r_{key}"] = torch.sign(logits).mean()
-            out[f"doctor/logit_{part}"] = logits.mean()
+        if slices and not pairwise:
+            # D's forward in training mode moves its buffers (BatchNorm's running statistics,
+            # spectral norm's power-iteration vectors): put them back, so that the doctor only looks.
+            buffers = list(module.D.buffers())
+            saved = [b.clone() for b in buffers]
+            for part, key in (("train", "train"), ("holdout", "v")):
+                images = sets.get(part)
+                if images is None:
+                    continue
+                logits, _ = call_d(module.D, images, sets.get(f"{part}_labels"))
+                logits = logits.float()
+                out[f"doctor/r_{key}"] = torch.sign(logits).mean()
+                out[f"doctor/logit_{part}"] = logits.mean()
+            for b, value in zip(buffers, saved):
+                b.copy_(value)
         grads = [p.grad for p in module.G.parameters() if p.grad is not None]
         if grads:  # G's latest update's gradient (its optimizer keeps .grad until the next zero_grad)
             # (not nn.utils.get_total_norm: it moves the norms with .to(device), which the

@@ -38,8 +38,13 @@ def test_a_release_checkpoint_resumes_to_the_weights_it_reached_then(resumed):
     then = torch.load(FIXTURES / "release_0_1_resumed.pt", map_location="cpu", weights_only=True)
     assert resumed["ganlab"]["counters"] == then["counters"]
     assert resumed["state_dict"].keys() == then["state_dict"].keys()
+    # D's BatchNorm statistics aside: 0.1's doctor moved them when it scored D on its probe slices
+    # (D in training mode); since, the probe puts D's buffers back. They never enter training (D
+    # trains in training mode), only eval-mode uses of D (ganlab-generate select=top_d).
+    probed = ("running_mean", "running_var", "num_batches_tracked")
     for k, v in then["state_dict"].items():  # the same arithmetic; another CPU's kernels may round apart
-        assert torch.allclose(resumed["state_dict"][k], v, rtol=1e-4, atol=1e-6), k
+        if not (k.startswith("D.") and k.endswith(probed)):
+            assert torch.allclose(resumed["state_dict"][k], v, rtol=1e-4, atol=1e-6), k
 
 
 def test_a_release_checkpoint_resumes_as_exactly_as_todays_format(resumed, tmp_path, image_dir):

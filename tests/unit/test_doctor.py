@@ -200,3 +200,22 @@ def test_report_reads_episodes_and_a_sweep_as_one_table(tmp_path, capsys):
     rows = capsys.readouterr().out.splitlines()
     assert rows[1].startswith("0 ") and "d_overpowers (350-900), mode_collapse (950)" in rows[1]
     assert "optimizer.d.lr=4e-5" in rows[1] and rows[2].startswith("1 ") and "none" in rows[2]
+
+
+def test_the_probe_leaves_d_as_it_found_it():
+    """Scoring D on the slices runs it in training mode: BatchNorm statistics and spectral norm's
+    vectors would move; the probe puts them back (the doctor only looks)."""
+    from types import SimpleNamespace
+
+    from ganlab.doctor.probe import Probe
+    from ganlab.models.dcgan import DCGANDiscriminator
+
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(32, 3, ndf=8, spectral_norm=True).train()
+    module = SimpleNamespace(D=D, G=torch.nn.Linear(1, 1), device=torch.device("cpu"),
+                             memory_format=torch.contiguous_format)  # fmt: skip
+    probe = Probe({"train": torch.randn(16, 3, 32, 32), "holdout": torch.randn(16, 3, 32, 32)})
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    out = probe.measure(module, torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), None)
+    assert "doctor/r_v" in out and any("running_mean" in k for k in before) and any("_u" in k for k in before)
+    assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())
