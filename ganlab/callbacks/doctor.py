@@ -44,9 +44,11 @@ HISTORY = 64  # the running references keep at most this many values
 class Doctor(L.Callback):
     """``warmup_iterations``: no condition starts before this iteration (early training is not a
     failure; divergence excepted). ``probe_size``: images in each of the fixed train and
-    held-out slices D is scored on, every ``slices_every``-th logging interval (so d_memorises'
-    patience counts those intervals only). ``conditions``: per-condition settings (thresholds, patience),
-    e.g. ``{mode_collapse: {diversity: 0.4}}``; ``disable``: names to leave out."""
+    held-out slices D is scored on, every ``slices_every``-th logging interval (in between the
+    signals hold the latest measurement, which Lightning keeps in ``callback_metrics``, so
+    d_memorises' patience counts intervals, not measurements). ``conditions``: per-condition
+    settings (thresholds, patience), e.g. ``{mode_collapse: {diversity: 0.4}}``; ``disable``:
+    names to leave out."""
 
     def __init__(
         self,

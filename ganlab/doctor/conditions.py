@@ -338,7 +338,7 @@ class Tracker:
     def step(self, cond: Condition, s: dict[str, float], at: tuple[int, float]) -> str | None:
         """One tick: returns "start", "end" or None."""
         verdict = cond.clear(s) if self.active else cond.bad(s)
-        if verdict is None:  # this tick cannot tell (D is scored on the slices every few ticks): wait
+        if verdict is None:  # this tick cannot tell (a signal it lacks, or a NaN): wait
             return None
         if not verdict:
             self.streak, self.first_bad = 0, None
