@@ -73,22 +73,19 @@ def apply(layer: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
 
 class LatentBatchNorm(nn.Module):
     """x (B, C, ...) and a conditioning vector c (B, cond_dim) -> BN(x) * (1 + gain(c)) + bias(c),
-    per channel: BigGAN's conditional BatchNorm fed [z chunk, class embedding]. The maps keep
-    nn.Linear's initialisation (U(-1/sqrt(cond_dim), 1/sqrt(cond_dim)): a gain of std ~0.58 for a
-    unit-variance c), as in BigGAN, so z varies every block from the first step; maps started at
-    zero were still near zero after 3,000 iterations and truncation then bought nothing
-    (experiments/conditional_candidates.md)."""
+    per channel: BigGAN's conditional BatchNorm fed [z chunk, class embedding]. The maps start
+    at zero (plain BatchNorm at initialisation, as ``ConditionalBatchNorm``)."""
 
     def __init__(self, num_features: int, cond_dim: int, dims: int = 2) -> None:
         super().__init__()
         self.bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(num_features, affine=False)
         self.gain = nn.Linear(cond_dim, num_features, bias=False)
         self.bias = nn.Linear(cond_dim, num_features, bias=False)
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """nn.Linear's own initialisation again (DCGAN's N(0, 0.02) would nearly zero the maps)."""
-        self.gain.reset_parameters()
-        self.bias.reset_parameters()
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)  # (B, C, 1, 1) for images
@@ -104,25 +101,19 @@ def run_with(seq: nn.Sequential, x: Tensor, conds: list[Tensor]) -> Tensor:
 
 
 class HierarchicalLatent(nn.Module):
-    """z (B, nz) [and labels y (B,)] -> G's input (B, nz), a learned constant, and one
-    conditioning vector per block (B, sizes[i] + embed_dim): z split into ``blocks`` nearly equal
-    chunks (``torch.tensor_split``), each joined by the class embedding shared by all blocks
-    (BigGAN's shared embedding) when ``num_classes`` > 0.
-
-    BigGAN also feeds G's input a chunk of z, but with BatchNorm after every layer that chunk is
-    renormalised: under standing statistics truncating it changes nothing (a linear layer and
-    BatchNorm undo any scaling of their input), and G, free to put its variety there, did
-    (experiments/conditional_fashion_mnist_candidates.md). With a constant input (StyleGAN's
-    choice) every bit of variety comes through the blocks' scales and shifts, which come after
-    the normalisation, so truncation acts on all of it."""
+    """z (B, nz) [and labels y (B,)] -> the input chunk (B, sizes[0]) and one conditioning
+    vector per block (B, sizes[i] + embed_dim): z split into ``blocks + 1`` nearly equal chunks
+    (``torch.tensor_split``), each next chunk joined by the class embedding shared by all blocks
+    (BigGAN's shared embedding) when ``num_classes`` > 0."""
 
     def __init__(self, nz: int, blocks: int, num_classes: int = 0, embed_dim: int = 128) -> None:
         super().__init__()
-        if nz < blocks:
-            raise ValueError(f"hierarchical_z needs nz >= {blocks} (a chunk for each block), got {nz}")
+        if nz < blocks + 1:
+            raise ValueError(
+                f"hierarchical_z needs nz >= {blocks + 1} (a chunk for the input and each block), got {nz}"
+            )
         self.nz, self.blocks = nz, blocks
-        self.sizes = [len(c) for c in torch.arange(nz).tensor_split(blocks)]
-        self.input = nn.Parameter(torch.randn(1, nz))
+        self.sizes = [len(c) for c in torch.arange(nz).tensor_split(blocks + 1)]
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
         if self.embed is not None:
             nn.init.normal_(self.embed.weight)
@@ -130,17 +121,16 @@ class HierarchicalLatent(nn.Module):
 
     def cond_dim(self, block: int) -> int:
         """The conditioning width of block ``block`` (0-based)."""
-        return self.sizes[block] + self.embed_dim
+        return self.sizes[block + 1] + self.embed_dim
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        chunks = list(z.flatten(1).tensor_split(self.blocks, dim=1))
-        start = self.input.expand(z.shape[0], -1)
+        chunks = z.flatten(1).tensor_split(self.blocks + 1, dim=1)
         if self.embed is None:
-            return start, chunks
+            return chunks[0], list(chunks[1:])
         if y is None:
             raise ValueError("a conditional generator needs labels: G(z, y)")
         e = self.embed(y)  # (B, embed_dim)
-        return start, [torch.cat([c, e], dim=1) for c in chunks]
+        return chunks[0], [torch.cat([c, e], dim=1) for c in chunks[1:]]
 
 
 def batch_norm(num_features: int, num_classes: int = 0, dims: int = 2) -> nn.Module:

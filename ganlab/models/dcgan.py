@@ -96,9 +96,9 @@ class DCGANGenerator(Generator):
     ``num_classes`` > 0: class-conditional, every BatchNorm a ``ConditionalBatchNorm``;
     ``forward(z, y)`` with labels y (B,).
     ``hierarchical_z``: BigGAN's hierarchical latent (``ganlab.models.conditional``): z split into
-    one chunk per BatchNorm, each setting that BatchNorm's scale and shift (with the class
-    embedding when conditional), the projection fed a learned constant; else z enters only the
-    first layer, whose BatchNorm renormalises it, and truncating z changes little.
+    one chunk for the projection and one per BatchNorm after it, each setting that BatchNorm's
+    scale and shift (with the class embedding when conditional); else z enters only the first
+    layer, whose BatchNorm renormalises it, and truncating z changes little.
     """
 
     def __init__(
@@ -125,9 +125,9 @@ class DCGANGenerator(Generator):
         pad, out_pad = _same_scale_padding(kernel_size)
         width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
         seq = CondSequential if num_classes > 0 and not hierarchical_z else nn.Sequential
-        # one BatchNorm after the projection and one per upsampling stage: each its own z chunk;
-        # the projection then reads the latent's learned constant (B, nz) instead of z
+        # one BatchNorm after the projection and one per upsampling stage: each its own z chunk
         self.latent = HierarchicalLatent(nz, stages, num_classes) if hierarchical_z else None
+        nz_in = self.latent.sizes[0] if self.latent is not None else nz
         bns = iter(range(stages))
 
         def norm(c: int, dims: int = 2) -> nn.Module:
@@ -137,14 +137,14 @@ class DCGANGenerator(Generator):
 
         if first_layer == "conv":
             self.project = seq(
-                nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
+                nn.ConvTranspose2d(nz_in, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
                 norm(width),
                 nn.ReLU(True),
             )
         else:
             self.project = seq(
                 nn.Flatten(),
-                nn.Linear(nz, width * 16, bias=False),
+                nn.Linear(nz_in, width * 16, bias=False),
                 norm(width * 16, dims=1),
                 nn.ReLU(True),
                 nn.Unflatten(1, (width, 4, 4)),
@@ -169,7 +169,7 @@ class DCGANGenerator(Generator):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.latent is not None:
-            z0, conds = self.latent(z, y)  # (B, nz) constant, [(B, chunk + embed)] one per BatchNorm
+            z0, conds = self.latent(z, y)  # (B, nz0), [(B, chunk + embed)] one per BatchNorm
             return run_with(self.body, run_with(self.project, z0[:, :, None, None], conds[:1]), conds[1:])
         if z.dim() == 2:
             z = z[:, :, None, None]

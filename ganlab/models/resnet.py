@@ -119,9 +119,9 @@ class ResNetGenerator(Generator):
     ``num_classes`` > 0: conditional BN in every block (Miyato & Koyama 2018).
     ``attention_res``: a SAGAN self-attention block after the block that outputs this resolution.
     ``spectral_norm``: on G's layers too (SAGAN, BigGAN); SNGAN leaves G without it.
-    ``hierarchical_z``: BigGAN's hierarchical latent: z split into one chunk per block, each with
-    the class embedding (when conditional) setting both of that block's BatchNorms, the linear
-    input fed a learned constant (``ganlab.models.conditional.HierarchicalLatent``)."""
+    ``hierarchical_z``: BigGAN's hierarchical latent: z split into a chunk for the linear input
+    and one per block, each with the class embedding (when conditional) setting both of that
+    block's BatchNorms (``ganlab.models.conditional.HierarchicalLatent``)."""
 
     def __init__(
         self,
@@ -143,7 +143,8 @@ class ResNetGenerator(Generator):
         self.c0 = widths[0]
         blocks = len(widths) - 1
         self.latent = HierarchicalLatent(nz, blocks, num_classes) if hierarchical_z else None
-        self.linear = _xavier_(nn.Linear(nz, widths[0] * 16), 1.0)
+        nz_in = self.latent.sizes[0] if self.latent is not None else nz
+        self.linear = _xavier_(nn.Linear(nz_in, widths[0] * 16), 1.0)
         self.blocks = nn.ModuleList()
         self.attention = nn.ModuleDict()
         res = 4
@@ -163,7 +164,7 @@ class ResNetGenerator(Generator):
             apply_spectral_norm_(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        if self.latent is not None:  # (B, nz) constant in, one (B, chunk + embed) per block
+        if self.latent is not None:  # (B, nz0) in, one (B, chunk + embed) per block
             z, conds = self.latent(z, y)
         else:
             conds = [y] * len(self.blocks)
