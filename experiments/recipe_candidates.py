@@ -1,0 +1,170 @@
+"""Candidate settings for the two CPU recipes, each trained to its length and judged: which one
+ships. For the conditional recipe, with the class confusion matrix (where the tops get confused)
+and the truncation curve.
+
+    python experiments/recipe_candidates.py --recipe conditional_fashion_mnist [--only a,b] [--seeds 0,1]
+    python experiments/recipe_candidates.py --only shipped --seeds 1 --lanes 1 --threads 2   (alone, timed)
+    python experiments/recipe_candidates.py --recipe conditional_fashion_mnist --truncation NAME --seeds 0,1
+    python experiments/recipe_candidates.py --recipe quickstart_cpu
+
+Each candidate is ``experiment=<recipe>`` plus its overrides (``previous`` restores the recipe
+as it shipped before these candidates were measured), trained with ``--threads`` threads per
+run (1), ``--lanes`` runs at once on the 2 cores (2); ``train s`` is from the command's start to
+``last.ckpt`` in that setting, given in each row (alone with both cores a run is faster). Its
+``last.ckpt`` is scored by ``ganlab-evaluate`` in the judge's features
+(``experiments/fashion_judge.pt``; 2,000 samples, balanced over the classes when conditional,
+against 10k real images): cFID, precision/recall, and class accuracy per class and as a
+confusion matrix. ``--truncation NAME`` scores that
+candidate's runs (``--seeds``) at thresholds 1.0, 0.8, 0.6 and 0.4 with standing statistics.
+Writes ``experiments/<recipe>_candidates.{json,md}``; runs go to the git-ignored
+``outputs/recipe_candidates/<recipe>/`` and a rerun reuses the finished ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from common import JUDGE, ROOT, evaluate, train
+
+DECAY = ["optimizer.schedule_g=linear", "optimizer.schedule_d=linear", "optimizer.decay_start=0.5"]
+PREVIOUS = ["model.generator.ngf=32", "model.discriminator.aux_classifier=false", "loss.acgan_weight=0"]
+CANDIDATES = {  # each: the overrides of the recipe as it ships now
+    "conditional_fashion_mnist": {
+        # 64 filters in G, an ACGAN head beside the projection (weight 0.5), 3,500 iterations
+        "shipped": [],
+        # the recipe before: 32 filters in G, projection D only, 3,000 iterations
+        "previous": ["train.max_iterations=3000", *PREVIOUS],
+        "decay": ["train.max_iterations=4000", *PREVIOUS, *DECAY],
+        "decay_hinge": ["train.max_iterations=4000", "loss=hinge", *PREVIOUS, *DECAY],
+        "decay_acgan": ["train.max_iterations=4000", "model.generator.ngf=32", *DECAY],
+        "acgan_g64_d64": ["train.max_iterations=2700", "model.discriminator.ndf=64"],
+    },
+    "quickstart_cpu": {
+        "shipped": [],  # 64 filters in G, 32 in D
+        # the recipe before: 32 filters in G and D
+        "previous": ["model.generator.ngf=32"],
+        "g64_d48": ["model.discriminator.ndf=48"],
+        "g64_ttur": ["optimizer.d.lr=4e-4"],
+    },
+}
+TRUNCATION = [1.0, 0.8, 0.6, 0.4]
+QUIET = ["callbacks.evaluation.every_n_iterations=0", "callbacks.report=null", "trainer.max_epochs=-1"]
+KEEP = ("fid", "precision", "recall", "class_accuracy", "class_accuracy_per_class", "confusion")
+
+
+def judged(ckpt: Path, threads: int, *extra: str, tag: str = "") -> dict:
+    out = ckpt.with_suffix(f".candidates{tag}.json")
+    return evaluate(ckpt, out, str(JUDGE), 2000, 10_000, "inception_score=false", *extra, threads=threads)
+
+
+def one(out: Path, recipe: str, name: str, seed: int, threads: int, lanes: int) -> dict:
+    run_dir = out / f"{name}_seed{seed}"
+    t0 = time.time()
+    overrides = CANDIDATES[recipe][name]
+    how = run_dir / "run_as.txt"  # how the run trained, kept beside it: a rerun reuses the run
+    if not (run_dir / "seconds.json").is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        how.write_text(f"{threads} thread(s), {lanes} run(s) at once")
+    seconds = train(run_dir, [f"experiment={recipe}", *QUIET, *overrides, f"seed={seed}"], threads)
+    r = judged(run_dir / "checkpoints" / "last.ckpt", threads)
+    return {"candidate": name, "seed": seed, "overrides": overrides, "iterations": max(seconds),
+            "run_as": how.read_text().strip() if how.is_file() else "1 thread(s), 2 run(s) at once",
+            "train_s": max(seconds.values()), "wall_s": round(time.time() - t0, 1),
+            **{k: r[k] for k in KEEP if k in r}}  # fmt: skip
+
+
+def table(rows: list[dict]) -> str:
+    per_class = bool(rows) and "class_accuracy_per_class" in rows[0]
+    classes = list(rows[0]["class_accuracy_per_class"]) if per_class else []
+    head = ["candidate", "seed", "iterations", "train s", "run as", "cFID", "precision", "recall"]
+    head += ["class acc.", "worst class", *classes] if per_class else []
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in rows:
+        cells = [f"`{r['candidate']}`", r["seed"], r["iterations"], f"{r['train_s']:.0f}",
+                 r.get("run_as", "1 thread(s), 2 run(s) at once"), f"{r['fid']:.1f}",
+                 f"{r['precision']:.2f}", f"{r['recall']:.2f}"]  # fmt: skip
+        if per_class:
+            per = r["class_accuracy_per_class"]
+            worst = min(per, key=per.get)
+            cells += [
+                f"{r['class_accuracy']:.3f}",
+                f"{worst} {per[worst]:.2f}",
+                *(f"{per[c]:.2f}" for c in classes),
+            ]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
+def truncation_table(name: str, curves: dict[str, list[dict]]) -> list[str]:
+    md = [f"\n## Truncation, `{name}` (standing statistics)\n",
+          "| seed | threshold | cFID | precision | recall | class acc. |",
+          "|---|---|---|---|---|---|"]  # fmt: skip
+    for seed, curve in curves.items():
+        md += [f"| {seed} | {c['threshold']} | {c['fid']:.1f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+               f"{c['class_accuracy']:.3f} |" for c in curve]  # fmt: skip
+    return md
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", default="conditional_fashion_mnist", choices=list(CANDIDATES))
+    p.add_argument("--only", default="", help="candidates to train (default: all)")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--lanes", type=int, default=2)
+    p.add_argument(
+        "--threads", type=int, default=1, help="OMP_NUM_THREADS of each run (2 with --lanes 1: alone)"
+    )
+    p.add_argument("--truncation", default="", help="a candidate whose runs to score at each threshold")
+    args = p.parse_args()
+    candidates = CANDIDATES[args.recipe]
+    out = ROOT / "outputs" / "recipe_candidates" / args.recipe
+    out.mkdir(parents=True, exist_ok=True)
+    result_path = ROOT / "experiments" / f"{args.recipe}_candidates"
+    path = result_path.with_suffix(".json")
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    machine = f"{os.cpu_count()} CPU cores; each row: how its run trained"
+    result = {"machine": machine, "judge": str(JUDGE.relative_to(ROOT)), "rows": [],
+              "truncation": saved.get("truncation", {})}  # fmt: skip
+    seeds = [int(s) for s in args.seeds.split(",")]
+    jobs = [(c, s) for c in (args.only or ",".join(candidates)).split(",") if c for s in seeds]
+    if args.truncation:
+        jobs = []
+    with ThreadPoolExecutor(args.lanes) as pool:
+        rows = list(pool.map(lambda job: one(out, args.recipe, *job, args.threads, args.lanes), jobs))
+    done = {(r["candidate"], r["seed"]) for r in rows}
+    kept = [
+        r
+        for r in saved.get("rows", [])
+        if (r["candidate"], r["seed"]) not in done and r["candidate"] in candidates
+    ]
+    result["rows"] = sorted(kept + rows, key=lambda r: (list(candidates).index(r["candidate"]), r["seed"]))
+    if args.truncation:
+        curves = {}
+        for seed in seeds:
+            ckpt = out / f"{args.truncation}_seed{seed}" / "checkpoints" / "last.ckpt"
+            curves[str(seed)] = [
+                {"threshold": t, **{k: r[k] for k in ("fid", "precision", "recall", "class_accuracy")}}
+                for t in TRUNCATION
+                for r in [judged(ckpt, 2, f"truncation={t}", "standing_stats=true", tag=f".t{t}")]
+            ]
+        result["truncation"][args.truncation] = curves
+    path.write_text(json.dumps(result, indent=1))
+    head = (
+        f"# `{args.recipe}`: candidate settings\n\n"
+        f"`python experiments/recipe_candidates.py --recipe {args.recipe}` "
+        f"({result['machine']}); judge `{result['judge']}`, 2,000 samples against 10k real images.\n"
+    )
+    md = [head, table(result["rows"])]
+    for name, curves in result["truncation"].items():
+        md += truncation_table(name, curves)
+    result_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
