@@ -96,10 +96,11 @@ def machine(threads: int | None, lanes: int = 1) -> str:
     return f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={threads or 'default'}, {lanes} run(s) at once"
 
 
-def judge(ckpt: Path, n: int, *extra: str, threads: int | None = None) -> dict:
+def judge(ckpt: Path, n: int, *extra: str, threads: int | None = None, tag: str = "") -> dict:
     """cFID, precision/recall (and class accuracy, conditional) in the judge's features: ``n``
-    generated images against 10k real ones; ``<ckpt>.judge.json``."""
-    out = ckpt.with_suffix(".judge.json")
+    generated images against 10k real ones; ``<ckpt>.judge<tag>.json`` (a ``tag`` per ``extra``
+    setting, e.g. ".t0.6" for a truncation threshold)."""
+    out = ckpt.with_suffix(f".judge{tag}.json")
     return evaluate(ckpt, out, str(JUDGE), n, 10_000, "inception_score=false", *extra, threads=threads)
 
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import JUDGE, ROOT, evaluate, train
+from common import JUDGE, ROOT, judge, train
 
 DECAY = ["optimizer.schedule_g=linear", "optimizer.schedule_d=linear", "optimizer.decay_start=0.5"]
 PREVIOUS = ["model.generator.ngf=32", "model.discriminator.aux_classifier=false", "loss.acgan_weight=0"]
@@ -57,24 +56,18 @@ QUIET = ["callbacks.evaluation.every_n_iterations=0", "callbacks.report=null", "
 KEEP = ("fid", "precision", "recall", "class_accuracy", "class_accuracy_per_class", "confusion")
 
 
-def judged(ckpt: Path, threads: int, *extra: str, tag: str = "") -> dict:
-    out = ckpt.with_suffix(f".candidates{tag}.json")
-    return evaluate(ckpt, out, str(JUDGE), 2000, 10_000, "inception_score=false", *extra, threads=threads)
-
-
 def one(out: Path, recipe: str, name: str, seed: int, threads: int, lanes: int) -> dict:
     run_dir = out / f"{name}_seed{seed}"
-    t0 = time.time()
     overrides = CANDIDATES[recipe][name]
     how = run_dir / "run_as.txt"  # how the run trained, kept beside it: a rerun reuses the run
     if not (run_dir / "seconds.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         how.write_text(f"{threads} thread(s), {lanes} run(s) at once")
     seconds = train(run_dir, [f"experiment={recipe}", *QUIET, *overrides, f"seed={seed}"], threads)
-    r = judged(run_dir / "checkpoints" / "last.ckpt", threads)
+    r = judge(run_dir / "checkpoints" / "last.ckpt", 2000, threads=threads)
     return {"candidate": name, "seed": seed, "overrides": overrides, "iterations": max(seconds),
             "run_as": how.read_text().strip() if how.is_file() else "1 thread(s), 2 run(s) at once",
-            "train_s": max(seconds.values()), "wall_s": round(time.time() - t0, 1),
+            "train_s": max(seconds.values()),
             **{k: r[k] for k in KEEP if k in r}}  # fmt: skip
 
 
@@ -131,9 +124,8 @@ def main() -> None:
     result = {"machine": machine, "judge": str(JUDGE.relative_to(ROOT)), "rows": [],
               "truncation": saved.get("truncation", {})}  # fmt: skip
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(c, s) for c in (args.only or ",".join(candidates)).split(",") if c for s in seeds]
-    if args.truncation:
-        jobs = []
+    names = [] if args.truncation else (args.only or ",".join(candidates)).split(",")
+    jobs = [(c, s) for c in names if c for s in seeds]
     with ThreadPoolExecutor(args.lanes) as pool:
         rows = list(pool.map(lambda job: one(out, args.recipe, *job, args.threads, args.lanes), jobs))
     done = {(r["candidate"], r["seed"]) for r in rows}
@@ -147,11 +139,12 @@ def main() -> None:
         curves = {}
         for seed in seeds:
             ckpt = out / f"{args.truncation}_seed{seed}" / "checkpoints" / "last.ckpt"
-            curves[str(seed)] = [
-                {"threshold": t, **{k: r[k] for k in ("fid", "precision", "recall", "class_accuracy")}}
-                for t in TRUNCATION
-                for r in [judged(ckpt, 2, f"truncation={t}", "standing_stats=true", tag=f".t{t}")]
-            ]
+            curves[str(seed)] = []
+            for t in TRUNCATION:
+                r = judge(ckpt, 2000, f"truncation={t}", "standing_stats=true", threads=2, tag=f".t{t}")
+                curves[str(seed)].append(
+                    {"threshold": t, **{k: r[k] for k in ("fid", "precision", "recall", "class_accuracy")}}
+                )
         result["truncation"][args.truncation] = curves
     path.write_text(json.dumps(result, indent=1))
     head = (
