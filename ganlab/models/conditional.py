@@ -6,8 +6,9 @@
 - ``LatentBatchNorm`` and ``HierarchicalLatent``: BigGAN's hierarchical latent (Brock et al.
   2019, section 3 and appendix B): z split into chunks, the first for G's input, each next one,
   with the class embedding when conditional, setting one block's BatchNorm scale and shift; z
-  then reaches every block instead of only the first layer (where a BatchNorm renormalises it),
-  and truncating it changes every block.
+  then reaches every block instead of only the first layer. Truncation still buys little: the
+  input's chunk is renormalised by the BatchNorm after it (under standing statistics any
+  shrinking of it is undone), and a trained G keeps its variety there (experiments/README.md).
 - ``ProjectionHead``: the projection discriminator's class term (Miyato & Koyama, "cGANs with
   Projection Discriminator", ICLR 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with phi(x)
   D's globally pooled features (B, F).

@@ -98,7 +98,8 @@ class DCGANGenerator(Generator):
     ``hierarchical_z``: BigGAN's hierarchical latent (``ganlab.models.conditional``): z split into
     one chunk for the projection and one per BatchNorm after it, each setting that BatchNorm's
     scale and shift (with the class embedding when conditional); else z enters only the first
-    layer, whose BatchNorm renormalises it, and truncating z changes little.
+    layer. Either way the BatchNorm after G's input renormalises z's input chunk, so truncation
+    changes little (``ganlab.models.conditional``).
     """
 
     def __init__(
