@@ -195,7 +195,8 @@ class ModeCollapse(Condition):
 
     def describe(self, ev):
         return (
-            f"the fakes of a batch are {ev['diversity']:.2f}x as far apart as the reals (pixels, 16x16) "
+            f"the fakes of a batch are {ev['diversity']:.2f}x as far apart as the reals (pixels, 16x16; "
+            "a conditional run's: within each class) "
             f"and D still gives them {ev['d_fake']:.2f}"
         )
 

@@ -13,7 +13,9 @@ Signals (the names they are logged under):
   doctor/g_grad_norm  the L2 norm of G's gradient at its latest update (vanishing gradients)
   doctor/diversity  mean pairwise distance between the iteration's fakes over that between its
                     reals, in pixels pooled to at most 16x16 (1: as varied as the data; mode
-                    collapse drives it towards 0)
+                    collapse drives it towards 0). Conditional runs: over the pairs of the same
+                    class only (the fakes are drawn for the reals' labels), or a G drawing one
+                    image per class would still look as varied as the data
 """
 
 from __future__ import annotations
@@ -25,16 +27,23 @@ from torch import Tensor
 from ganlab.losses.base import call_d
 
 
-def pairwise_distance(x: Tensor) -> Tensor:
+def pairwise_distance(x: Tensor, labels: Tensor | None = None) -> Tensor:
     """Mean L2 distance between the distinct pairs of a batch (B, C, H, W), images average-pooled
-    to at most 16x16 first (coarse structure, not pixel noise): a 0-d tensor."""
+    to at most 16x16 first (coarse structure, not pixel noise): a 0-d tensor. With ``labels``
+    (B,), over the pairs of the same label only (all pairs when no two share one, as in a batch
+    no larger than the number of classes); no host sync either way."""
     x = x.float()
     if x.shape[-1] > 16:
         x = F.adaptive_avg_pool2d(x, 16)
     flat = x.reshape(x.shape[0], -1)
     d = torch.cdist(flat, flat)  # (B, B), zero diagonal
     b = flat.shape[0]
-    return d.sum() / max(b * (b - 1), 1)
+    overall = d.sum() / max(b * (b - 1), 1)
+    if labels is None:
+        return overall
+    same = (labels[:, None] == labels[None, :]).to(d.dtype)  # (B, B), the diagonal included
+    pairs = same.sum() - b
+    return torch.where(pairs > 0, (d * same).sum() / pairs.clamp(min=1), overall)
 
 
 class Probe:
@@ -92,5 +101,7 @@ class Probe:
             # (not nn.utils.get_total_norm: it moves the norms with .to(device), which the
             # no-host-sync check cannot tell from a copy to the host on a CPU)
             out["doctor/g_grad_norm"] = torch.stack([g.float().norm() for g in grads]).norm()
-        out["doctor/diversity"] = pairwise_distance(fake) / pairwise_distance(real).clamp(min=1e-8)
+        # (the fakes are drawn for the reals' labels: the same pairs on both sides)
+        spread_real = pairwise_distance(real, labels).clamp(min=1e-8)
+        out["doctor/diversity"] = pairwise_distance(fake, labels) / spread_real
         return out

@@ -35,6 +35,24 @@ def test_diversity_measure_sees_identical_fakes():
     assert (pairwise_distance(real[:8]) / pairwise_distance(real[8:])).item() == pytest.approx(1.0, abs=0.15)
 
 
+def test_diversity_of_a_conditional_batch_is_measured_within_each_class():
+    """A conditional G that draws one image per class collapses inside every class while its batch,
+    ten classes, looks as varied as the data: within the classes its fakes are alike."""
+    labels = torch.arange(40) % 10
+    real = torch.randn(40, 1, 32, 32)
+    protos = torch.randn(10, 1, 32, 32)
+    collapsed = protos[labels] + 0.01 * torch.randn(40, 1, 32, 32)
+    across = pairwise_distance(collapsed) / pairwise_distance(real)
+    within = pairwise_distance(collapsed, labels) / pairwise_distance(real, labels)
+    assert across.item() > 0.8 and within.item() < 0.05
+    varied = torch.randn(40, 1, 32, 32)
+    ratio = pairwise_distance(varied, labels) / pairwise_distance(real, labels)
+    assert ratio.item() == pytest.approx(1.0, abs=0.15)
+    # no two images of one class (a batch no larger than the classes): all pairs, not 0/0
+    one_each = pairwise_distance(real[:10], labels[:10])
+    assert one_each.item() == pytest.approx(pairwise_distance(real[:10]).item())
+
+
 def ticks(cond, values, key="doctor/diversity"):
     tracker, events = Tracker(), []
     for i, v in enumerate(values):
