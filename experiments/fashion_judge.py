@@ -77,11 +77,12 @@ def scale(images: Tensor) -> Tensor:
 
 def references(judge: Path, data: Path, n: int = 2000) -> dict[str, float]:
     """cFID of real images against the training set's statistics (10k images), through ganlab's
-    own metrics: what the numbers of a generator are read against. ``n`` test images as they
+    own metrics: what the numbers of a generator are read against (for real test images also
+    precision and recall, k = 3 as ``ganlab-evaluate``). ``n`` test images as they
     are; blurred (3x3 box, about 1 px); with half the classes (0-4) missing."""
     from ganlab.metrics import GANMetrics, load_feature_net
 
-    metrics = GANMetrics(load_feature_net(str(judge)), inception_score=False, precision_recall=False)
+    metrics = GANMetrics(load_feature_net(str(judge)), inception_score=False, precision_recall=True)
     x, _ = load(data, "train")
     metrics.set_real(metrics.real_stats_from(x[:10_000].expand(-1, 3, -1, -1).split(500), 10_000))
     xt, yt = load(data, "test")
@@ -94,7 +95,11 @@ def references(judge: Path, data: Path, n: int = 2000) -> dict[str, float]:
     for name, images in sets.items():
         metrics.reset_fake()
         metrics.add_fake(images.expand(-1, 3, -1, -1))
-        result[name] = round(metrics.compute()["fid"], 2)
+        r = metrics.compute()
+        result[name] = round(r["fid"], 2)
+        if name.startswith("real (test)"):  # the ceiling a generator's precision and recall are read against
+            result["real (test) vs train: precision"] = round(r["precision"], 3)
+            result["real (test) vs train: recall"] = round(r["recall"], 3)
     return result
 
 
