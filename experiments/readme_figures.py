@@ -48,7 +48,7 @@ def quickstart(work: Path) -> dict:
     r = ganlab("ganlab.train", ["experiment=quickstart_cpu", f"hydra.run.dir={run}"], ROOT,
                {"GANLAB_DATA_DIR": str(ROOT / "data")})  # fmt: skip
     total = time.time() - t0
-    last = [ln for ln in r.stdout.splitlines() if ln.startswith("it 1500/1500")][-1]
+    last = [ln for ln in r.stdout.splitlines() if re.match(r"it (\d+)/\1 ", ln)][-1]  # "it 1400/1400 ..."
     h, m, s = (int(x) for x in re.search(r"time (\d+):(\d+):(\d+)", last).groups())
     judged = judge(run / "checkpoints" / "last.ckpt", 2000)
     rate = int(re.search(r"(\d+) img/s", last).group(1))

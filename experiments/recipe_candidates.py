@@ -15,7 +15,9 @@ run (1), ``--lanes`` runs at once on the 2 cores (2); ``train s`` is from the co
 (``experiments/fashion_judge.pt``; 2,000 samples, balanced over the classes when conditional,
 against 10k real images): cFID, precision/recall, and class accuracy per class and as a
 confusion matrix. ``--truncation NAME`` scores that
-candidate's runs (``--seeds``) at thresholds 1.0, 0.8, 0.6 and 0.4 with standing statistics.
+candidate's runs (``--seeds``) at thresholds 1.0, 0.8, 0.6 and 0.4 with standing statistics;
+``--snapshots NAME`` scores its runs' snapshots every 500 iterations from 2,000 (how much one
+run's figures wander).
 Writes ``experiments/<recipe>_candidates.{json,md}``; runs go to the git-ignored
 ``outputs/recipe_candidates/<recipe>/`` and a rerun reuses the finished ones.
 """
@@ -42,6 +44,11 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         "decay_hinge": ["train.max_iterations=4000", "loss=hinge", *PREVIOUS, *DECAY],
         "decay_acgan": ["train.max_iterations=4000", "model.generator.ngf=32", *DECAY],
         "acgan_g64_d64": ["train.max_iterations=2700", "model.discriminator.ndf=64"],
+        # G_ema's half-life: 5k images (~80 iterations at the end) -> 20k / 50k images
+        "ema20": ["model.ema_half_life_kimg=20", "model.ema_rampup=0.1"],
+        "ema50": ["model.ema_half_life_kimg=50", "model.ema_rampup=0.25"],
+        "acgan_quarter": ["loss.acgan_weight=0.25"],  # ACGAN's term pulls a class together: less of it
+        "batch128": ["data.batch_size=128", "train.max_iterations=2000"],  # ~the same time, 256 kimg
     },
     "quickstart_cpu": {
         "shipped": [],  # 64 filters in G, 32 in D
@@ -69,6 +76,17 @@ def one(out: Path, recipe: str, name: str, seed: int, threads: int, lanes: int) 
             "run_as": how.read_text().strip() if how.is_file() else "1 thread(s), 2 run(s) at once",
             "train_s": max(seconds.values()),
             **{k: r[k] for k in KEEP if k in r}}  # fmt: skip
+
+
+def snapshots(run_dir: Path) -> list[dict]:
+    """The judge's figures of a run's snapshots every 500 iterations from 2,000 on."""
+    rows = []
+    for ckpt in sorted((run_dir / "checkpoints").glob("it*.ckpt")):
+        iteration = int(ckpt.stem[2:])
+        if iteration >= 2000 and iteration % 500 == 0:
+            r = judge(ckpt, 2000, threads=1)
+            rows.append({"iteration": iteration, **{k: r[k] for k in KEEP[:4] if k in r}})
+    return rows
 
 
 def table(rows: list[dict]) -> str:
@@ -113,6 +131,7 @@ def main() -> None:
         "--threads", type=int, default=1, help="OMP_NUM_THREADS of each run (2 with --lanes 1: alone)"
     )
     p.add_argument("--truncation", default="", help="a candidate whose runs to score at each threshold")
+    p.add_argument("--snapshots", default="", help="a candidate whose runs' snapshots to score")
     args = p.parse_args()
     candidates = CANDIDATES[args.recipe]
     out = ROOT / "outputs" / "recipe_candidates" / args.recipe
@@ -122,9 +141,9 @@ def main() -> None:
     saved = json.loads(path.read_text()) if path.is_file() else {}
     machine = f"{os.cpu_count()} CPU cores; each row: how its run trained"
     result = {"machine": machine, "judge": str(JUDGE.relative_to(ROOT)), "rows": [],
-              "truncation": saved.get("truncation", {})}  # fmt: skip
+              "truncation": saved.get("truncation", {}), "snapshots": saved.get("snapshots", {})}  # fmt: skip
     seeds = [int(s) for s in args.seeds.split(",")]
-    names = [] if args.truncation else (args.only or ",".join(candidates)).split(",")
+    names = [] if args.truncation or args.snapshots else (args.only or ",".join(candidates)).split(",")
     jobs = [(c, s) for c in names if c for s in seeds]
     with ThreadPoolExecutor(args.lanes) as pool:
         rows = list(pool.map(lambda job: one(out, args.recipe, *job, args.threads, args.lanes), jobs))
@@ -146,6 +165,10 @@ def main() -> None:
                     {"threshold": t, **{k: r[k] for k in ("fid", "precision", "recall", "class_accuracy")}}
                 )
         result["truncation"][args.truncation] = curves
+    if args.snapshots:  # how far one run's figures wander between its own snapshots
+        result["snapshots"][args.snapshots] = {
+            str(seed): snapshots(out / f"{args.snapshots}_seed{seed}") for seed in seeds
+        }
     path.write_text(json.dumps(result, indent=1))
     head = (
         f"# `{args.recipe}`: candidate settings\n\n"
@@ -155,6 +178,12 @@ def main() -> None:
     md = [head, table(result["rows"])]
     for name, curves in result["truncation"].items():
         md += truncation_table(name, curves)
+    for name, runs in result["snapshots"].items():
+        md += [f"\n## Snapshots, `{name}`\n", "| seed | iteration | cFID | precision | recall | class acc. |",
+               "|---|---|---|---|---|---|"]  # fmt: skip
+        md += [f"| {seed} | {r['iteration']} | {r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+               f"{r.get('class_accuracy', float('nan')):.3f} |"
+               for seed, rs in runs.items() for r in rs]  # fmt: skip
     result_path.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
