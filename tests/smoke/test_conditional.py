@@ -3,6 +3,7 @@ recipe trains, and generate/evaluate work per class."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -149,6 +150,7 @@ def test_conditional_fashion_mnist_recipe_trains(idx_dir, tmp_path):
             "logger=csv",
             "trainer.enable_progress_bar=false",
             "callbacks.report=null",
+            "trainer.log_every_n_steps=1",  # the doctor's probe on every iteration
         ],
         tmp_path,
     )
@@ -156,6 +158,11 @@ def test_conditional_fashion_mnist_recipe_trains(idx_dir, tmp_path):
     assert result["iterations"] == 3
     grid = Image.open(tmp_path / "samples" / "latest.png")
     assert grid.size == (2 + 8 * 34, 2 + 10 * 34)  # 8 latents per row, 10 class rows (32 px + 2 padding)
+    # the doctor measured the fakes' spread within the classes of a ten-class batch of 8 (no two
+    # of a class in some batches: then over the batch), a finite ratio every time
+    rows = list(csv.DictReader(open(next(tmp_path.glob("**/metrics.csv")))))
+    spread = [float(r["doctor/diversity"]) for r in rows if r.get("doctor/diversity")]
+    assert len(spread) == 3 and all(0 < v < 10 for v in spread)
 
 
 def test_generate_class_truncation_and_top_d_selection(conditional_ckpt, tmp_path):
