@@ -4,6 +4,7 @@ the same run with the doctor's own fix, scored by the judge; then the healthy sh
 their full length, two seeds each, where the doctor must name nothing.
 
     python experiments/doctor.py [--lanes 2] [--threads 1] [--only d_overpowers,...] [--skip-healthy]
+    python experiments/doctor.py --healthy conditional_fashion_mnist   (that recipe's two healthy runs only)
 
 The damage is read from the judge (``experiments/fashion_judge.pt``): every snapshot of a run (one
 per 250 iterations) scored with 500 samples against 10k images of the *whole* data set
@@ -79,7 +80,7 @@ INDUCED = {
     ),
 }
 SEED = {"quality_regression": 0}  # a resume of the healthy seed-0 run keeps its seed
-HEALTHY = {"quickstart_cpu": 1500, "conditional_fashion_mnist": 3000, "limited_data_ada": 2000}
+HEALTHY = {"quickstart_cpu": 1500, "conditional_fashion_mnist": 3500, "limited_data_ada": 2000}
 
 
 def judged(ckpt: Path, n: int, threads: int | None) -> dict:
@@ -222,9 +223,22 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2000, help="judged samples per checkpoint")
     p.add_argument("--only", default="", help="comma-separated conditions")
     p.add_argument("--skip-healthy", action="store_true")
+    p.add_argument(
+        "--healthy", default="", help="only these healthy recipes' runs; the rest of doctor.json kept"
+    )
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if args.healthy:
+        recipes = args.healthy.split(",")
+        with ThreadPoolExecutor(args.lanes) as pool:
+            rows = list(pool.map(lambda job: healthy(*job, args), [(r, s) for r in recipes for s in (0, 1)]))
+        result = json.loads((ROOT / "experiments" / "doctor.json").read_text())
+        kept = [h for h in result["healthy"] if h["recipe"] not in recipes]
+        result["healthy"] = sorted(kept + rows, key=lambda h: (list(HEALTHY).index(h["recipe"]), h["seed"]))
+        result["wall_s"] = round(result["wall_s"] + time.time() - t0, 1)
+        write(result)
+        return
     only = [c for c in args.only.split(",") if c] or list(INDUCED)
     with ThreadPoolExecutor(args.lanes) as pool:
         # the healthy quickstart run first: the reference curve the damage is read against
@@ -259,6 +273,10 @@ def main() -> None:
         if args.skip_healthy:
             result["healthy"] = old["healthy"]
         result["wall_s"] = round(old["wall_s"] + result["wall_s"], 1)
+    write(result)
+
+
+def write(result: dict) -> None:
     (ROOT / "experiments" / "doctor.json").write_text(json.dumps(result, indent=1))
     (ROOT / "experiments" / "doctor.md").write_text(
         "# The training doctor on induced failures and healthy recipes\n\n"
