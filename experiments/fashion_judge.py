@@ -97,7 +97,7 @@ def references(judge: Path, data: Path, n: int = 2000) -> dict[str, float]:
         metrics.add_fake(images.expand(-1, 3, -1, -1))
         r = metrics.compute()
         result[name] = round(r["fid"], 2)
-        if name.startswith("real (test)"):  # the ceiling a generator's precision and recall are read against
+        if name.startswith("real (test)"):  # real images' own level, which a generator's are read against
             result["real (test) vs train: precision"] = round(r["precision"], 3)
             result["real (test) vs train: recall"] = round(r["recall"], 3)
     return result
