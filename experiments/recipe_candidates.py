@@ -60,7 +60,8 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
 }
 TRUNCATION = [1.0, 0.8, 0.6, 0.4]
 QUIET = ["callbacks.evaluation.every_n_iterations=0", "callbacks.report=null", "trainer.max_epochs=-1"]
-KEEP = ("fid", "precision", "recall", "class_accuracy", "class_accuracy_per_class", "confusion")
+SCORES = ("fid", "precision", "recall", "class_accuracy")  # one point of a curve
+KEEP = (*SCORES, "class_accuracy_per_class", "confusion")
 
 
 def one(out: Path, recipe: str, name: str, seed: int, threads: int, lanes: int) -> dict:
@@ -85,7 +86,7 @@ def snapshots(run_dir: Path) -> list[dict]:
         iteration = int(ckpt.stem[2:])
         if iteration >= 2000 and iteration % 500 == 0:
             r = judge(ckpt, 2000, threads=1)
-            rows.append({"iteration": iteration, **{k: r[k] for k in KEEP[:4] if k in r}})
+            rows.append({"iteration": iteration, **{k: r[k] for k in SCORES if k in r}})
     return rows
 
 
@@ -111,13 +112,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def truncation_table(name: str, curves: dict[str, list[dict]]) -> list[str]:
-    md = [f"\n## Truncation, `{name}` (standing statistics)\n",
-          "| seed | threshold | cFID | precision | recall | class acc. |",
+def curve_table(title: str, key: str, curves: dict[str, list[dict]]) -> list[str]:
+    """A section of per-seed curves (a truncation threshold or a snapshot's iteration per row)."""
+    md = [f"\n## {title}\n", f"| seed | {key} | cFID | precision | recall | class acc. |",
           "|---|---|---|---|---|---|"]  # fmt: skip
     for seed, curve in curves.items():
-        md += [f"| {seed} | {c['threshold']} | {c['fid']:.1f} | {c['precision']:.3f} | {c['recall']:.3f} | "
-               f"{c['class_accuracy']:.3f} |" for c in curve]  # fmt: skip
+        md += [f"| {seed} | {c[key]} | {c['fid']:.1f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+               f"{c.get('class_accuracy', float('nan')):.3f} |" for c in curve]  # fmt: skip
     return md
 
 
@@ -161,9 +162,7 @@ def main() -> None:
             curves[str(seed)] = []
             for t in TRUNCATION:
                 r = judge(ckpt, 2000, f"truncation={t}", "standing_stats=true", threads=2, tag=f".t{t}")
-                curves[str(seed)].append(
-                    {"threshold": t, **{k: r[k] for k in ("fid", "precision", "recall", "class_accuracy")}}
-                )
+                curves[str(seed)].append({"threshold": t, **{k: r[k] for k in SCORES}})
         result["truncation"][args.truncation] = curves
     if args.snapshots:  # how far one run's figures wander between its own snapshots
         result["snapshots"][args.snapshots] = {
@@ -177,13 +176,9 @@ def main() -> None:
     )
     md = [head, table(result["rows"])]
     for name, curves in result["truncation"].items():
-        md += truncation_table(name, curves)
+        md += curve_table(f"Truncation, `{name}` (standing statistics)", "threshold", curves)
     for name, runs in result["snapshots"].items():
-        md += [f"\n## Snapshots, `{name}`\n", "| seed | iteration | cFID | precision | recall | class acc. |",
-               "|---|---|---|---|---|---|"]  # fmt: skip
-        md += [f"| {seed} | {r['iteration']} | {r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-               f"{r.get('class_accuracy', float('nan')):.3f} |"
-               for seed, rs in runs.items() for r in rs]  # fmt: skip
+        md += curve_table(f"Snapshots, `{name}`", "iteration", runs)
     result_path.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
