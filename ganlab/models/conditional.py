@@ -9,6 +9,8 @@
   then reaches every block instead of only the first layer. Truncation still buys little: the
   input's chunk is renormalised by the BatchNorm after it (under standing statistics any
   shrinking of it is undone), and a trained G keeps its variety there (experiments/README.md).
+  With ``constant_input`` G's input is a learned constant (StyleGAN's choice) and z reaches G
+  only through the blocks' scales and shifts, where truncation acts.
 - ``ProjectionHead``: the projection discriminator's class term (Miyato & Koyama, "cGANs with
   Projection Discriminator", ICLR 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with phi(x)
   D's globally pooled features (B, F).
@@ -74,19 +76,26 @@ def apply(layer: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
 
 class LatentBatchNorm(nn.Module):
     """x (B, C, ...) and a conditioning vector c (B, cond_dim) -> BN(x) * (1 + gain(c)) + bias(c),
-    per channel: BigGAN's conditional BatchNorm fed [z chunk, class embedding]. The maps start
-    at zero (plain BatchNorm at initialisation, as ``ConditionalBatchNorm``)."""
+    per channel: BigGAN's conditional BatchNorm fed [z chunk, class embedding]. With
+    ``zero_init`` the maps start at zero (plain BatchNorm at initialisation, as
+    ``ConditionalBatchNorm``); else they keep nn.Linear's initialisation (U(+-1/sqrt(cond_dim)):
+    a gain of std ~0.58 for a unit-variance c), as BigGAN's, so z varies every block from the
+    first step: what a G whose input is a constant needs, or it starts with no variety at all."""
 
-    def __init__(self, num_features: int, cond_dim: int, dims: int = 2) -> None:
+    def __init__(self, num_features: int, cond_dim: int, dims: int = 2, zero_init: bool = True) -> None:
         super().__init__()
+        self.zero_init = zero_init
         self.bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(num_features, affine=False)
         self.gain = nn.Linear(cond_dim, num_features, bias=False)
         self.bias = nn.Linear(cond_dim, num_features, bias=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.zeros_(self.gain.weight)
-        nn.init.zeros_(self.bias.weight)
+        for m in (self.gain, self.bias):
+            if self.zero_init:
+                nn.init.zeros_(m.weight)
+            else:
+                m.reset_parameters()
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)  # (B, C, 1, 1) for images
@@ -102,19 +111,31 @@ def run_with(seq: nn.Sequential, x: Tensor, conds: list[Tensor]) -> Tensor:
 
 
 class HierarchicalLatent(nn.Module):
-    """z (B, nz) [and labels y (B,)] -> the input chunk (B, sizes[0]) and one conditioning
-    vector per block (B, sizes[i] + embed_dim): z split into ``blocks + 1`` nearly equal chunks
-    (``torch.tensor_split``), each next chunk joined by the class embedding shared by all blocks
-    (BigGAN's shared embedding) when ``num_classes`` > 0."""
+    """z (B, nz) [and labels y (B,)] -> G's input (B, ``input_dim``) and one conditioning
+    vector per block (B, chunk + embed_dim): z split into nearly equal chunks
+    (``torch.tensor_split``), one per block, each joined by the class embedding shared by all
+    blocks (BigGAN's shared embedding) when ``num_classes`` > 0. G's input is one more chunk of z
+    (BigGAN), or with ``constant_input`` a learned constant (B, nz) (StyleGAN's choice).
 
-    def __init__(self, nz: int, blocks: int, num_classes: int = 0, embed_dim: int = 128) -> None:
+    Why a constant: with a BatchNorm after G's first layer, z's input chunk is renormalised, so
+    under standing statistics truncating it changes nothing, and a trained G keeps its variety
+    there (experiments/README.md). With a constant input all the variety comes through the
+    blocks' scales and shifts, applied after the normalisation, where truncation reaches it."""
+
+    def __init__(
+        self, nz: int, blocks: int, num_classes: int = 0, embed_dim: int = 128, constant_input: bool = False
+    ) -> None:
         super().__init__()
-        if nz < blocks + 1:
-            raise ValueError(
-                f"hierarchical_z needs nz >= {blocks + 1} (a chunk for the input and each block), got {nz}"
-            )
+        chunks = blocks if constant_input else blocks + 1
+        if nz < chunks:
+            raise ValueError(f"hierarchical_z needs nz >= {chunks} (a chunk for each block"
+                             f"{'' if constant_input else ' and the input'}), got {nz}")  # fmt: skip
         self.nz, self.blocks = nz, blocks
-        self.sizes = [len(c) for c in torch.arange(nz).tensor_split(blocks + 1)]
+        # the chunks' widths: the input's first (none with a constant input), then each block's
+        self.sizes = [len(c) for c in torch.arange(nz).tensor_split(chunks)]
+        self.first = 0 if constant_input else 1  # index of block 0's chunk in ``sizes``
+        self.constant = nn.Parameter(torch.randn(1, nz)) if constant_input else None
+        self.input_dim = nz if constant_input else self.sizes[0]
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
         if self.embed is not None:
             nn.init.normal_(self.embed.weight)
@@ -122,16 +143,17 @@ class HierarchicalLatent(nn.Module):
 
     def cond_dim(self, block: int) -> int:
         """The conditioning width of block ``block`` (0-based)."""
-        return self.sizes[block + 1] + self.embed_dim
+        return self.sizes[block + self.first] + self.embed_dim
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        chunks = z.flatten(1).tensor_split(self.blocks + 1, dim=1)
+        chunks = list(z.flatten(1).tensor_split(len(self.sizes), dim=1))
+        start = chunks.pop(0) if self.constant is None else self.constant.expand(z.shape[0], -1)
         if self.embed is None:
-            return chunks[0], list(chunks[1:])
+            return start, chunks
         if y is None:
             raise ValueError("a conditional generator needs labels: G(z, y)")
         e = self.embed(y)  # (B, embed_dim)
-        return chunks[0], [torch.cat([c, e], dim=1) for c in chunks[1:]]
+        return start, [torch.cat([c, e], dim=1) for c in chunks]
 
 
 def batch_norm(num_features: int, num_classes: int = 0, dims: int = 2) -> nn.Module:

@@ -99,7 +99,8 @@ class DCGANGenerator(Generator):
     one chunk for the projection and one per BatchNorm after it, each setting that BatchNorm's
     scale and shift (with the class embedding when conditional); else z enters only the first
     layer. Either way the BatchNorm after G's input renormalises z's input chunk, so truncation
-    changes little (``ganlab.models.conditional``).
+    changes little (``ganlab.models.conditional``), unless ``constant_input``: the projection then
+    reads a learned constant and z enters only through the BatchNorms' scales and shifts.
     """
 
     def __init__(
@@ -114,10 +115,12 @@ class DCGANGenerator(Generator):
         attention_res: int | None = None,
         num_classes: int = 0,
         hierarchical_z: bool = False,
+        constant_input: bool = False,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        check_constant_input(constant_input, hierarchical_z)
         if first_layer not in ("conv", "linear"):
             raise ValueError(f"first_layer must be 'conv' or 'linear', got {first_layer!r}")
         self.nz, self.image_size, self.channels, self.num_classes = nz, image_size, channels, num_classes
@@ -127,13 +130,17 @@ class DCGANGenerator(Generator):
         width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
         seq = CondSequential if num_classes > 0 and not hierarchical_z else nn.Sequential
         # one BatchNorm after the projection and one per upsampling stage: each its own z chunk
-        self.latent = HierarchicalLatent(nz, stages, num_classes) if hierarchical_z else None
-        nz_in = self.latent.sizes[0] if self.latent is not None else nz
+        self.latent = (
+            HierarchicalLatent(nz, stages, num_classes, constant_input=constant_input)
+            if hierarchical_z
+            else None
+        )
+        nz_in = self.latent.input_dim if self.latent is not None else nz
         bns = iter(range(stages))
 
         def norm(c: int, dims: int = 2) -> nn.Module:
             if self.latent is not None:
-                return LatentBatchNorm(c, self.latent.cond_dim(next(bns)), dims)
+                return LatentBatchNorm(c, self.latent.cond_dim(next(bns)), dims, zero_init=not constant_input)
             return batch_norm(c, num_classes, dims)
 
         if first_layer == "conv":
@@ -170,7 +177,7 @@ class DCGANGenerator(Generator):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.latent is not None:
-            z0, conds = self.latent(z, y)  # (B, nz0), [(B, chunk + embed)] one per BatchNorm
+            z0, conds = self.latent(z, y)  # G's input (B, nz0), [(B, chunk + embed)] one per BatchNorm
             return run_with(self.body, run_with(self.project, z0[:, :, None, None], conds[:1]), conds[1:])
         if z.dim() == 2:
             z = z[:, :, None, None]
@@ -271,4 +278,13 @@ def check_conditioning(num_classes: int, projection: bool, aux_classifier: bool)
         raise ValueError(
             "a conditional discriminator needs model.discriminator.projection=true (projection "
             "discriminator) or model.discriminator.aux_classifier=true (ACGAN), or both"
+        )
+
+
+def check_constant_input(constant_input: bool, hierarchical_z: bool) -> None:
+    """A constant input leaves z nowhere to go but the hierarchical latent's BatchNorms."""
+    if constant_input and not hierarchical_z:
+        raise ValueError(
+            "model.generator.constant_input=true needs model.generator.hierarchical_z=true (z then "
+            "enters through the blocks' BatchNorms); or set constant_input=false"
         )

@@ -40,7 +40,7 @@ from ganlab.models.conditional import (
     batch_norm,
     with_aux,
 )
-from ganlab.models.dcgan import apply_spectral_norm_, check_conditioning
+from ganlab.models.dcgan import apply_spectral_norm_, check_conditioning, check_constant_input
 
 G_PLANS = {32: (4, 4, 4, 4), 64: (16, 8, 4, 2, 1), 128: (16, 16, 8, 4, 2, 1)}
 D_PLANS = {32: (2, 2, 2, 2), 64: (1, 2, 4, 8, 16), 128: (1, 2, 4, 8, 16, 16)}
@@ -73,10 +73,13 @@ class GBlock(nn.Module):
     conditioning vector c (B, ``cond_dim``) when ``cond_dim`` > 0 (the hierarchical latent:
     ``forward(x, c)``)."""
 
-    def __init__(self, cin: int, cout: int, num_classes: int = 0, cond_dim: int = 0) -> None:
+    def __init__(
+        self, cin: int, cout: int, num_classes: int = 0, cond_dim: int = 0, zero_init: bool = True
+    ) -> None:
         super().__init__()
         if cond_dim > 0:
-            self.bn1, self.bn2 = LatentBatchNorm(cin, cond_dim), LatentBatchNorm(cout, cond_dim)
+            self.bn1 = LatentBatchNorm(cin, cond_dim, zero_init=zero_init)
+            self.bn2 = LatentBatchNorm(cout, cond_dim, zero_init=zero_init)
         else:
             self.bn1, self.bn2 = batch_norm(cin, num_classes), batch_norm(cout, num_classes)
         self.conv1, self.conv2 = _conv(cin, cout, 3), _conv(cout, cout, 3)
@@ -121,7 +124,8 @@ class ResNetGenerator(Generator):
     ``spectral_norm``: on G's layers too (SAGAN, BigGAN); SNGAN leaves G without it.
     ``hierarchical_z``: BigGAN's hierarchical latent: z split into a chunk for the linear input
     and one per block, each with the class embedding (when conditional) setting both of that
-    block's BatchNorms (``ganlab.models.conditional.HierarchicalLatent``)."""
+    block's BatchNorms (``ganlab.models.conditional.HierarchicalLatent``); with
+    ``constant_input`` the linear input reads a learned constant instead of a chunk of z."""
 
     def __init__(
         self,
@@ -133,24 +137,32 @@ class ResNetGenerator(Generator):
         spectral_norm: bool = False,
         attention_res: int | None = None,
         hierarchical_z: bool = False,
+        constant_input: bool = False,
     ) -> None:
         super().__init__()
         _plan(image_size)
+        check_constant_input(constant_input, hierarchical_z)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         self.nz, self.image_size, self.channels, self.num_classes = nz, image_size, channels, num_classes
         widths = [m * ngf for m in G_PLANS[image_size]]
         self.c0 = widths[0]
         blocks = len(widths) - 1
-        self.latent = HierarchicalLatent(nz, blocks, num_classes) if hierarchical_z else None
-        nz_in = self.latent.sizes[0] if self.latent is not None else nz
+        self.latent = (
+            HierarchicalLatent(nz, blocks, num_classes, constant_input=constant_input)
+            if hierarchical_z
+            else None
+        )
+        nz_in = self.latent.input_dim if self.latent is not None else nz
         self.linear = _xavier_(nn.Linear(nz_in, widths[0] * 16), 1.0)
         self.blocks = nn.ModuleList()
         self.attention = nn.ModuleDict()
         res = 4
         for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
             if self.latent is not None:
-                self.blocks.append(GBlock(cin, cout, cond_dim=self.latent.cond_dim(i)))
+                self.blocks.append(
+                    GBlock(cin, cout, cond_dim=self.latent.cond_dim(i), zero_init=not constant_input)
+                )
             else:
                 self.blocks.append(GBlock(cin, cout, num_classes))
             res *= 2
@@ -164,7 +176,7 @@ class ResNetGenerator(Generator):
             apply_spectral_norm_(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        if self.latent is not None:  # (B, nz0) in, one (B, chunk + embed) per block
+        if self.latent is not None:  # (B, nz0) chunk or constant in, one (B, chunk + embed) per block
             z, conds = self.latent(z, y)
         else:
             conds = [y] * len(self.blocks)

@@ -80,30 +80,35 @@ def test_siamese_shared_and_separate_branches():
     assert separate(a, b).shape == (5,)
 
 
-def _hierarchical(kind: str, num_classes: int):
+def _hierarchical(kind: str, num_classes: int, constant_input: bool = False):
     from ganlab.models.resnet import ResNetGenerator
 
-    kw = dict(nz=32, ngf=8, num_classes=num_classes, hierarchical_z=True)
+    kw = dict(nz=32, ngf=8, num_classes=num_classes, hierarchical_z=True, constant_input=constant_input)
     if kind == "resnet":
         return ResNetGenerator(32, 3, **kw)
     return DCGANGenerator(32, 3, first_layer="linear" if kind == "dcgan_linear" else "conv", **kw)
 
 
+@pytest.mark.parametrize("constant_input", [False, True], ids=["z_input", "constant_input"])
 @pytest.mark.parametrize("num_classes", [0, 3], ids=["unconditional", "conditional"])
 @pytest.mark.parametrize("kind", ["dcgan", "dcgan_linear", "resnet"])
-def test_hierarchical_z_reaches_every_block(kind, num_classes):
+def test_hierarchical_z_reaches_every_block(kind, num_classes, constant_input):
     """BigGAN's hierarchical latent: each chunk of z sets its own block's BatchNorms, so changing
-    any one chunk alone changes the image (once the maps, zero at initialisation, have learned)."""
+    any one chunk alone changes the image (once the maps, zero at initialisation, have learned;
+    with a constant input from initialisation on, or z would reach nothing)."""
     from ganlab.models.conditional import LatentBatchNorm
 
     torch.manual_seed(0)
-    G = _hierarchical(kind, num_classes)
+    G = _hierarchical(kind, num_classes, constant_input)
     norms = [m for m in G.modules() if isinstance(m, LatentBatchNorm)]
     assert len(norms) == (6 if kind == "resnet" else 3)  # 32 px: 3 blocks x 2 BNs; DCGAN's 3 BNs
-    assert len(G.latent.sizes) == 4 and sum(G.latent.sizes) == 32  # the input's chunk and 3 blocks'
-    for m in norms:  # as after some training: the maps away from zero
-        torch.nn.init.normal_(m.gain.weight, 0, 0.3)
-        torch.nn.init.normal_(m.bias.weight, 0, 0.3)
+    # the input's chunk and 3 blocks', or the 3 blocks' only
+    assert len(G.latent.sizes) == (3 if constant_input else 4) and sum(G.latent.sizes) == 32
+    assert (G.latent.constant is not None) == constant_input
+    if not constant_input:
+        for m in norms:  # as after some training: the maps away from zero
+            torch.nn.init.normal_(m.gain.weight, 0, 0.3)
+            torch.nn.init.normal_(m.bias.weight, 0, 0.3)
     G.eval()
     z = torch.randn(4, 32)
     y = torch.arange(4) % 3 if num_classes else None
@@ -117,6 +122,11 @@ def test_hierarchical_z_reaches_every_block(kind, num_classes):
         assert not torch.allclose(out, G(z2, y), atol=1e-5), (
             f"z[:, {start - size}:{start}] does not reach the image"
         )
+
+
+def test_a_constant_input_needs_the_hierarchical_latent():
+    with pytest.raises(ValueError, match="needs model.generator.hierarchical_z=true"):
+        DCGANGenerator(32, 3, nz=32, ngf=8, constant_input=True)
 
 
 def test_without_hierarchical_z_the_networks_are_unchanged():

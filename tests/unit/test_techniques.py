@@ -180,3 +180,30 @@ def test_standing_statistics_keep_the_scale_of_truncated_samples():
     assert plain < 0.6 * full  # truncation without standing statistics: the spread collapses
     assert abs(restored / full - 1) < abs(plain / full - 1) and restored > 0.6 * full
     assert not G.training and G is not standing
+
+
+def test_truncation_narrows_a_constant_input_generator_under_standing_statistics():
+    """Why ``constant_input``: in plain DCGAN, standing statistics renormalise the truncated z at
+    G's first BatchNorm and the samples vary as much as untruncated ones; with z reaching G only
+    through the blocks' scales and shifts, which follow the normalisation, the samples of one
+    class vary less and less as the threshold falls."""
+    from ganlab.models.truncation import standing_statistics, truncated_latent
+
+    def spread(constant_input: bool) -> list[float]:
+        torch.manual_seed(0)
+        G = DCGANGenerator(32, 1, nz=32, ngf=8, num_classes=3, hierarchical_z=constant_input,
+                           constant_input=constant_input)  # fmt: skip
+        g = torch.Generator().manual_seed(0)
+        out = []
+        prior = lambda m, generator: torch.randn(m, 32, generator=generator)  # noqa: E731
+        zeros = lambda n: torch.zeros(n, dtype=torch.long)  # noqa: E731  (class 0)
+        for t in (None, 0.8, 0.4):
+            S = standing_statistics(G, lambda n, t=t: truncated_latent(prior, n, t, g), zeros, batches=4)
+            with torch.no_grad():
+                x = S(truncated_latent(prior, 300, t, torch.Generator().manual_seed(1)), zeros(300))
+            out.append(x.std(0).mean().item())  # per-pixel spread across samples of class 0
+        return out
+
+    plain, constant = spread(False), spread(True)
+    assert max(plain) / min(plain) < 1.03  # truncation undone by the renormalisation
+    assert constant[0] > constant[1] > constant[2] and constant[2] < 0.8 * constant[0]
