@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganlab.losses.base import call_d
+from ganlab.losses.base import call_d, same_label_mean
 
 
 def pairwise_distance(x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -36,14 +36,7 @@ def pairwise_distance(x: Tensor, labels: Tensor | None = None) -> Tensor:
     if x.shape[-1] > 16:
         x = F.adaptive_avg_pool2d(x, 16)
     flat = x.reshape(x.shape[0], -1)
-    d = torch.cdist(flat, flat)  # (B, B), zero diagonal
-    b = flat.shape[0]
-    overall = d.sum() / max(b * (b - 1), 1)
-    if labels is None:
-        return overall
-    same = (labels[:, None] == labels[None, :]).to(d.dtype)  # (B, B), the diagonal included
-    pairs = same.sum() - b
-    return torch.where(pairs > 0, (d * same).sum() / pairs.clamp(min=1), overall)
+    return same_label_mean(torch.cdist(flat, flat), labels)  # (B, B) distances, zero diagonal
 
 
 class Probe:

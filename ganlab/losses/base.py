@@ -89,6 +89,33 @@ def logit_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
             "d_logit_real": logit[0], "d_logit_fake": -logit[1]}  # fmt: skip
 
 
+def same_label_mean(d: Tensor, labels: Tensor | None = None) -> Tensor:
+    """The mean of a (B, B) matrix of pair distances (zero diagonal) over the distinct pairs: of
+    the same label with ``labels`` (B,), all pairs when no two share one (a batch no larger than
+    the number of classes) or without labels. A 0-d tensor, no host sync."""
+    b = d.shape[0]
+    overall = d.sum() / max(b * (b - 1), 1)
+    if labels is None:
+        return overall
+    same = (labels[:, None] == labels[None, :]).to(d.dtype)  # (B, B), the diagonal included
+    pairs = same.sum() - b
+    return torch.where(pairs > 0, (d * same).sum() / pairs.clamp(min=1), overall)
+
+
+def mode_seeking_term(fake: Tensor, z: Tensor, labels: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """MSGAN's mode-seeking term (Mao et al., "Mode Seeking Generative Adversarial Networks for
+    Diverse Image Synthesis", CVPR 2019, eq. 3): 1 / (d_I / d_z + eps), with d_I the mean absolute
+    pixel difference between two fakes (B, C, H, W) and d_z that of their latents (B, nz). G
+    minimises it: two latents must not give the same image, the remedy for G ignoring z (mode
+    collapse within a class). MSGAN compares two fakes of the same condition; here every pair of
+    the batch with the same label (every pair when unconditional), so the fakes need no drawing
+    of their own."""
+    x, w = fake.float().flatten(1), z.float().flatten(1)
+    d_img = same_label_mean(torch.cdist(x, x, p=1) / x.shape[1], labels)
+    d_z = same_label_mean(torch.cdist(w, w, p=1) / w.shape[1], labels)
+    return 1.0 / (d_img / d_z + eps)
+
+
 class GANLoss:
     """Base class. Subclasses implement the two objectives on logits.
 
@@ -108,6 +135,7 @@ class GANLoss:
         r1_gamma: float = 0.0,
         r1_every: int = 16,
         acgan_weight: float = 0.0,
+        mode_seeking: float = 0.0,
     ):
         """``r1_gamma``: weight of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real data
         (Mescheder et al., "Which Training Methods for GANs do actually Converge?", ICML 2018);
@@ -115,13 +143,17 @@ class GANLoss:
         (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020).
         ``acgan_weight``: weight of ACGAN's class term (Odena et al. 2017): cross-entropy of D's
         auxiliary classifier on real and generated images in D's objective, on generated images
-        in G's; needs a D with ``aux_classifier`` and labelled data."""
+        in G's; needs a D with ``aux_classifier`` and labelled data.
+        ``mode_seeking``: weight of MSGAN's term in G's objective (``mode_seeking_term``)."""
         self.noise = LabelNoise(real_smoothing, fake_smoothing, flip_prob)
         if r1_gamma < 0 or r1_every < 1:
             raise ValueError(f"loss.r1_gamma must be >= 0 and loss.r1_every >= 1, got {r1_gamma}, {r1_every}")
         if acgan_weight < 0:
             raise ValueError(f"loss.acgan_weight must be >= 0, got {acgan_weight}")
+        if mode_seeking < 0:
+            raise ValueError(f"loss.mode_seeking must be >= 0, got {mode_seeking}")
         self.r1_gamma, self.r1_every, self.acgan_weight = r1_gamma, r1_every, acgan_weight
+        self.mode_seeking = mode_seeking
 
     # -- objectives on logits (override) ------------------------------------------------------
     def d_objective(self, real_logits: Tensor, fake_logits: Tensor, real_t: Tensor, fake_t: Tensor) -> Tensor:
@@ -167,8 +199,14 @@ class GANLoss:
         return loss, stats
 
     def g_loss(
-        self, D: Callable[..., Tensor], real: Tensor, fake: Tensor, labels: Tensor | None = None
+        self,
+        D: Callable[..., Tensor],
+        real: Tensor,
+        fake: Tensor,
+        labels: Tensor | None = None,
+        z: Tensor | None = None,
     ) -> tuple[Tensor, Stats]:
+        """``z`` (B, nz): the latents ``fake`` was drawn from, for the mode-seeking term."""
         real_logits = None
         if self.g_needs_real:
             with torch.no_grad():  # D(x) does not depend on G: no graph needed
@@ -177,6 +215,10 @@ class GANLoss:
         loss = self.g_objective(real_logits, fake_logits)
         if self.acgan_weight > 0:  # G wants its images classified as the class asked for
             loss = loss + self.acgan_weight * F.cross_entropy(fake_cls.float(), labels)
+        if self.mode_seeking > 0:
+            if z is None:
+                raise ValueError("loss.mode_seeking needs the latents: g_loss(..., z=z)")
+            loss = loss + self.mode_seeking * mode_seeking_term(fake, z, labels)
         return loss, {}
 
     def __repr__(self) -> str:

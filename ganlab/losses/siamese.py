@@ -23,6 +23,8 @@ class SiameseLoss(GANLoss):
             raise ValueError("loss=siamese does not support the R1 penalty; set loss.r1_gamma=0")
         if self.acgan_weight > 0:
             raise ValueError("loss=siamese has no class term; set loss.acgan_weight=0")
+        if self.mode_seeking > 0:
+            raise ValueError("loss=siamese does not support the mode-seeking term; set loss.mode_seeking=0")
 
     def d_loss(
         self, D, real: Tensor, fake: Tensor, step: int = 0, labels: Tensor | None = None
@@ -34,5 +36,7 @@ class SiameseLoss(GANLoss):
         # d_real: mean similarity of real pairs; d_fake: of real/fake pairs.
         return loss, logit_stats(same, diff)
 
-    def g_loss(self, D, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Stats]:
+    def g_loss(
+        self, D, real: Tensor, fake: Tensor, labels: Tensor | None = None, z: Tensor | None = None
+    ) -> tuple[Tensor, Stats]:
         return bce(D(real, fake), 1.0), {}

@@ -127,3 +127,38 @@ def test_siamese_pairs():
     g, _ = loss.g_loss(pair_d, real, fake)
     assert g.item() == pytest.approx(mean([bce(v, 1) for v in diff.tolist()]), rel=1e-6)
     assert SiameseLoss.pairwise and not BCELoss.pairwise
+
+
+def test_mode_seeking_term_by_hand_within_each_class():
+    """MSGAN's 1 / (d_I / d_z + eps), over the pairs of the same label only: by hand on two
+    classes of two fakes each; a G that gives one image per class (apart across classes, alike
+    within) is penalised as one that collapsed entirely."""
+    from ganlab.losses.base import mode_seeking_term
+
+    fake = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [5.0, 7.0]])  # (4, 2) "images"
+    z = torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 3.0, 3.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    d_img = mean([1 / 2, 2 / 2])  # mean |x_i - x_j| per pixel, over pairs (0, 1) and (2, 3)
+    d_z = mean([3 / 3, 6 / 3])
+    assert mode_seeking_term(fake, z, y).item() == pytest.approx(1 / (d_img / d_z + 1e-5), rel=1e-5)
+    per_class = torch.tensor([[0.0, 0.0], [0.0, 0.0], [5.0, 5.0], [5.0, 5.0]])
+    assert mode_seeking_term(per_class, z, y) > 1e4  # collapsed within the classes
+    assert mode_seeking_term(per_class, z) < 10  # over all pairs it would look varied
+
+
+def test_mode_seeking_in_g_loss_pushes_the_fakes_of_a_class_apart():
+    fake = (torch.randn(8, 1, 4, 4) * 0.01).requires_grad_(True)
+    z, y = torch.randn(8, 16), torch.tensor([0, 1] * 4)
+    plain, _ = BCELoss().g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), None, fake, labels=y, z=z)
+    loss, _ = BCELoss(mode_seeking=1.0).g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), None, fake, labels=y, z=z)
+    assert loss > plain
+    (grad,) = torch.autograd.grad(loss - plain, fake)
+    from ganlab.losses.base import mode_seeking_term
+
+    with torch.no_grad():
+        before, after = mode_seeking_term(fake, z, y), mode_seeking_term(fake - 1e-3 * grad, z, y)
+    assert after < before  # a step down the term spreads the class's fakes out
+    with pytest.raises(ValueError, match="needs the latents"):
+        BCELoss(mode_seeking=1.0).g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), None, fake, labels=y)
+    with pytest.raises(ValueError, match="mode_seeking must be >= 0"):
+        BCELoss(mode_seeking=-1.0)
