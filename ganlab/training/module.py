@@ -236,7 +236,10 @@ class GANModule(L.LightningModule):
         # -- G phase: one update on D(G(z)), then the EMA of G's weights ----------------------------
         if plan.g:
             with no_sync(self._ddp.get("D", self.D)):  # D's forward here must not all-reduce D's gradients
-                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake, labels=ys[-1], z=z)
+                # the latents only to a loss that uses them: a loss written for the signature
+                # g_loss(D, real, fake, labels) keeps working
+                latents = {"z": z} if getattr(self.loss, "mode_seeking", 0) else {}
+                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake, labels=ys[-1], **latents)
             opt_g.zero_grad(set_to_none=True)
             # Gradients for G's parameters only: D's weight gradients are not computed at all,
             # without walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).

@@ -103,6 +103,27 @@ def test_labels_reach_the_loss(cifar_dir, tmp_path, monkeypatch):
     assert ck["ganlab"]["config"]["model"]["num_classes"] == 2
 
 
+def test_mode_seeking_gets_each_batch_latents_and_labels(cifar_dir, tmp_path, monkeypatch):
+    """``loss.mode_seeking=1``: every G update adds MSGAN's term on that update's fakes, the
+    latents they came from (B, nz) and their labels; the run trains to finite losses."""
+    import ganlab.losses.base as base
+
+    seen, term = [], base.mode_seeking_term
+
+    def spy(fake, z, labels=None, eps=1e-5):
+        value = term(fake, z, labels, eps)
+        seen.append((fake.shape[0], tuple(z.shape), labels.clone(), value.item()))
+        return value
+
+    monkeypatch.setattr(base, "mode_seeking_term", spy)
+    cfg = compose_cfg([*TINY, "data=cifar10", f"data.root={cifar_dir}", "data.classes=[cat,dog]",
+                       "data.conditional=true", "loss.mode_seeking=1"], tmp_path)  # fmt: skip
+    train(cfg)
+    nz = cfg.model.nz
+    assert seen and all(b == 8 and z == (8, nz) and y.shape == (8,) for b, z, y, _ in seen)
+    assert all(math.isfinite(v) and v > 0 for *_, v in seen)
+
+
 def test_conditional_samples_follow_the_requested_class(tmp_path):
     """Red and blue noise images, two classes: after 160 iterations of a small conditional
     DCGAN, class "red" samples are red (R channel above B) and class "blue" samples blue, from
