@@ -8,7 +8,9 @@ and the truncation curve.
     python experiments/recipe_candidates.py --recipe quickstart_cpu
 
 Each candidate is ``experiment=<recipe>`` plus its overrides (``previous`` restores the recipe
-as it shipped before these candidates were measured), trained with ``--threads`` threads per
+of 2026-11-30, ``no_r1`` the one before R1 and the in-memory images joined it, and every
+candidate measured before that carries the same overrides, so that each row reruns as it ran),
+trained with ``--threads`` threads per
 run (1), ``--lanes`` runs at once on the 2 cores (2); ``train s`` is from the command's start to
 ``last.ckpt`` in that setting, given in each row (alone with both cores a run is faster). Its
 ``last.ckpt`` is scored by ``ganlab-evaluate`` in the judge's features
@@ -33,22 +35,36 @@ from pathlib import Path
 from common import JUDGE, ROOT, judge, train
 
 DECAY = ["optimizer.schedule_g=linear", "optimizer.schedule_d=linear", "optimizer.decay_start=0.5"]
+CONSTANT = ["model.generator.hierarchical_z=true", "model.generator.constant_input=true"]
 PREVIOUS = ["model.generator.ngf=32", "model.discriminator.aux_classifier=false", "loss.acgan_weight=0"]
+FILES = ["data.cache=false", "data.device_resident=false"]  # images read by loader workers
+NO_R1 = ["loss.r1_gamma=0", *FILES]  # the recipe before R1: the candidates measured before it have it
 CANDIDATES = {  # each: the overrides of the recipe as it ships now
     "conditional_fashion_mnist": {
-        # 64 filters in G, an ACGAN head beside the projection (weight 0.5), 3,500 iterations
+        # 64 filters in G, an ACGAN head beside the projection (weight 0.5), lazy R1 (gamma 0.1),
+        # 3,500 iterations, the images decoded once and kept in memory (no loader workers)
         "shipped": [],
-        # the recipe before: 32 filters in G, projection D only, 3,000 iterations
-        "previous": ["train.max_iterations=3000", *PREVIOUS],
-        "decay": ["train.max_iterations=4000", *PREVIOUS, *DECAY],
-        "decay_hinge": ["train.max_iterations=4000", "loss=hinge", *PREVIOUS, *DECAY],
-        "decay_acgan": ["train.max_iterations=4000", "model.generator.ngf=32", *DECAY],
-        "acgan_g64_d64": ["train.max_iterations=2700", "model.discriminator.ndf=64"],
+        "r1_files": FILES,  # the same read from the files by two loader workers (the default)
+        # for truncation: z only in the blocks' BatchNorms, G's input a learned constant (StyleGAN)
+        "const_input": [*CONSTANT, *FILES],
+        # -- measured before R1 joined the recipe (2026-12-01) --
+        "no_r1": NO_R1,  # the recipe before R1
+        # the recipe before that: 32 filters in G, projection D only, 3,000 iterations
+        "previous": ["train.max_iterations=3000", *PREVIOUS, *NO_R1],
+        "decay": ["train.max_iterations=4000", *PREVIOUS, *DECAY, *NO_R1],
+        "decay_hinge": ["train.max_iterations=4000", "loss=hinge", *PREVIOUS, *DECAY, *NO_R1],
+        "decay_acgan": ["train.max_iterations=4000", "model.generator.ngf=32", *DECAY, *NO_R1],
+        "acgan_g64_d64": ["train.max_iterations=2700", "model.discriminator.ndf=64", *NO_R1],
         # G_ema's half-life: 5k images (~80 iterations at the end) -> 20k / 50k images
-        "ema20": ["model.ema_half_life_kimg=20", "model.ema_rampup=0.1"],
-        "ema50": ["model.ema_half_life_kimg=50", "model.ema_rampup=0.25"],
-        "acgan_quarter": ["loss.acgan_weight=0.25"],  # ACGAN's term pulls a class together: less of it
-        "batch128": ["data.batch_size=128", "train.max_iterations=2000"],  # ~the same time, 256 kimg
+        "ema20": ["model.ema_half_life_kimg=20", "model.ema_rampup=0.1", *NO_R1],
+        "ema50": ["model.ema_half_life_kimg=50", "model.ema_rampup=0.25", *NO_R1],
+        # ACGAN's term pulls a class together: less of it
+        "acgan_quarter": ["loss.acgan_weight=0.25", *NO_R1],
+        "batch128": ["data.batch_size=128", "train.max_iterations=2000", *NO_R1],  # ~the same time, 256 kimg
+        "hinge": ["loss=hinge", *NO_R1],  # hinge beat BCE by 1.5 cFID in the decayed runs above
+        # MSGAN's mode-seeking term in G's objective (Mao et al. 2019): for recall
+        "mode_seeking": ["loss.mode_seeking=1", *NO_R1],
+        "const_input_ms": [*CONSTANT, "loss.mode_seeking=1", *NO_R1],  # MSGAN against the collapse
     },
     "quickstart_cpu": {
         "shipped": [],  # 64 filters in G, 32 in D
