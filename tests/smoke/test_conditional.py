@@ -158,11 +158,13 @@ def test_conditional_samples_follow_the_requested_class(tmp_path):
 
 def test_conditional_fashion_mnist_recipe_trains(idx_dir, tmp_path):
     """experiment=conditional_fashion_mnist, shortened, on the Fashion-MNIST fixture: ten
-    classes, a grid with one row per class."""
+    classes, a grid with one row per class; the images cached and held in memory as the recipe
+    ships them (data.cache, data.device_resident), with their labels."""
     cfg = compose_cfg(
         [
             "experiment=conditional_fashion_mnist",
             f"data.root={idx_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}",
             "data.batch_size=8",
             "data.num_workers=0",
             "train.max_iterations=3",
@@ -175,8 +177,10 @@ def test_conditional_fashion_mnist_recipe_trains(idx_dir, tmp_path):
         ],
         tmp_path,
     )
+    assert cfg.data.cache and cfg.data.device_resident
     result = train(cfg)
     assert result["iterations"] == 3
+    assert len(list((tmp_path / "cache").glob("images_32px_*.npy"))) == 1
     grid = Image.open(tmp_path / "samples" / "latest.png")
     assert grid.size == (2 + 8 * 34, 2 + 10 * 34)  # 8 latents per row, 10 class rows (32 px + 2 padding)
     # the doctor measured the fakes' spread within the classes of a ten-class batch of 8 (no two
