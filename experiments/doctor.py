@@ -31,7 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import JUDGE, ROOT, evaluate, machine, train
+from common import JUDGE, ROOT, evaluate, machine, metrics_csv, train
 
 OUT = ROOT / "outputs" / "doctor"  # the runs (git-ignored); the results go to experiments/doctor.*
 EVAL = [
@@ -80,6 +80,7 @@ INDUCED = {
     ),
 }
 SEED = {"quality_regression": 0}  # a resume of the healthy seed-0 run keeps its seed
+WARMUP = 300  # callbacks.doctor.warmup_iterations: no condition starts before it
 HEALTHY = {"quickstart_cpu": 1500, "conditional_fashion_mnist": 3500, "limited_data_ada": 2000}
 
 
@@ -169,11 +170,15 @@ def healthy(recipe: str, seed: int, args) -> dict:
     run_dir = run(f"healthy_{recipe}_seed{seed}", [f"experiment={recipe}", "trainer.max_epochs=-1"],
                   HEALTHY[recipe], args, seed=seed)  # fmt: skip
     starts = [e for e in events(run_dir) if e["event"] == "start"]
+    # how close the run came to mode_collapse's threshold (0.5) once conditions may start
+    spread = [float(r["doctor/diversity"]) for r in metrics_csv(run_dir)
+              if r.get("doctor/diversity") and int(r["step"]) > WARMUP]  # fmt: skip
     row = {
         "recipe": recipe,
         "seed": seed,
         "iterations": HEALTHY[recipe],
         "conditions": [e["message"] for e in starts],
+        "min_diversity_after_warmup": round(min(spread), 3) if spread else None,
     }
     if recipe == "quickstart_cpu" and seed == 0:  # the reference the damage is read against
         row["judge_curve"] = judge_curve(run_dir, args.threads)
@@ -208,11 +213,13 @@ def table(result: dict) -> str:
             f"| `{r['condition']}` | {r['induced_by']} | {named} | {r.get('damage_at') or '-'} | {lead} | "
             f"{fix} | {cfid} | {pr(b)} -> {pr(a)} |"
         )
-    lines += ["", "| healthy recipe | seed | iterations | conditions named |", "|---|---|---|---|"]
+    head = "| healthy recipe | seed | iterations | conditions named | lowest diversity after the warm-up |"
+    lines += ["", head, "|---|---|---|---|---|"]
     for h in result["healthy"]:
-        lines.append(
-            f"| `{h['recipe']}` | {h['seed']} | {h['iterations']} | {len(h['conditions']) or 'none'} |"
-        )
+        low = h.get("min_diversity_after_warmup")
+        named = len(h["conditions"]) or "none"
+        low = "-" if low is None else f"{low:.2f}"
+        lines.append(f"| `{h['recipe']}` | {h['seed']} | {h['iterations']} | {named} | {low} |")
     return "\n".join(lines)
 
 
