@@ -47,6 +47,7 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         "r1_files": FILES,  # the same read from the files by two loader workers (the default)
         # for truncation: z only in the blocks' BatchNorms, G's input a learned constant (StyleGAN)
         "const_input": [*CONSTANT, *FILES],
+        "const_input_ms_r1": [*CONSTANT, "loss.mode_seeking=1"],  # MSGAN against its collapse
         # -- measured before R1 joined the recipe (2026-12-01) --
         "no_r1": NO_R1,  # the recipe before R1
         # the recipe before that: 32 filters in G, projection D only, 3,000 iterations

@@ -10,7 +10,10 @@
   input's chunk is renormalised by the BatchNorm after it (under standing statistics any
   shrinking of it is undone), and a trained G keeps its variety there (experiments/README.md).
   With ``constant_input`` G's input is a learned constant (StyleGAN's choice) and z reaches G
-  only through the blocks' scales and shifts, where truncation acts.
+  only through the blocks' scales and shifts, where truncation acts: on the conditional
+  Fashion-MNIST recipe with MSGAN's term (without it this G collapses within each class),
+  precision and class accuracy rise and recall falls as the threshold goes 1.0 -> 0.4
+  (experiments/README.md, "The hierarchical latent and truncation").
 - ``ProjectionHead``: the projection discriminator's class term (Miyato & Koyama, "cGANs with
   Projection Discriminator", ICLR 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with phi(x)
   D's globally pooled features (B, F).
