@@ -36,7 +36,5 @@ class SiameseLoss(GANLoss):
         # d_real: mean similarity of real pairs; d_fake: of real/fake pairs.
         return loss, logit_stats(same, diff)
 
-    def g_loss(
-        self, D, real: Tensor, fake: Tensor, labels: Tensor | None = None, z: Tensor | None = None
-    ) -> tuple[Tensor, Stats]:
+    def g_loss(self, D, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Stats]:
         return bce(D(real, fake), 1.0), {}
