@@ -80,7 +80,6 @@ INDUCED = {
     ),
 }
 SEED = {"quality_regression": 0}  # a resume of the healthy seed-0 run keeps its seed
-WARMUP = 300  # callbacks.doctor.warmup_iterations: no condition starts before it
 HEALTHY = {"quickstart_cpu": 1500, "conditional_fashion_mnist": 3500, "limited_data_ada": 2000}
 
 
@@ -171,8 +170,11 @@ def healthy(recipe: str, seed: int, args) -> dict:
                   HEALTHY[recipe], args, seed=seed)  # fmt: skip
     starts = [e for e in events(run_dir) if e["event"] == "start"]
     # how close the run came to mode_collapse's threshold (0.5) once conditions may start
+    from omegaconf import OmegaConf
+
+    warmup = OmegaConf.load(run_dir / ".hydra" / "config.yaml").callbacks.doctor.warmup_iterations
     spread = [float(r["doctor/diversity"]) for r in metrics_csv(run_dir)
-              if r.get("doctor/diversity") and int(r["step"]) > WARMUP]  # fmt: skip
+              if r.get("doctor/diversity") and int(r["step"]) > warmup]  # fmt: skip
     row = {
         "recipe": recipe,
         "seed": seed,
