@@ -334,12 +334,9 @@ class Doctor(L.Callback):
             return None
         action = None
         if name == "d_overpowers":
-            before = module.optim.lr["d"]
-            module.optim.scale(0.2, networks=("d",))
-            module.optim.reapply(trainer.optimizers, module.device, module.capturable)
-            module.optim.on_iteration(trainer.optimizers, trainer, module.progress.iterations,
-                                      module.progress.last_images)  # fmt: skip
-            action = f"D's learning rate {before:.3g} -> {module.optim.lr['d']:.3g}"
+            before = module.optim.base_lr("d")
+            module.optim.rescale(0.2, ("d",), trainer, module)
+            action = f"D's learning rate {before:.3g} -> {module.optim.base_lr('d'):.3g}"
         elif name == "d_memorises" and not any(type(a).__name__ == "ADA" for a in module.d_augment):
             module.add_augment("ganlab.augment.ADA", dict(ADA_ON))
             action = "ADA switched on (" + ", ".join(f"{k} {v}" for k, v in ADA_ON.items()) + ")"

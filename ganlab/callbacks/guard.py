@@ -123,12 +123,7 @@ class DivergenceGuard(L.Callback):
         module.load_state_dict(ckpt["state_dict"])
         for opt, state in zip(trainer.optimizers, ckpt["optimizer_states"]):
             opt.load_state_dict(state)
-        module.optim.scale(self.rollback_lr_factor)  # the base rates, which the schedules multiply
-        module.optim.reapply(trainer.optimizers, module.device, module.capturable)  # every param group
-        module.optim.on_iteration(
-            trainer.optimizers, trainer, module.progress.iterations, module.progress.last_images
-        )
-        lr_g, lr_d = (float(opt.param_groups[0]["lr"]) for opt in trainer.optimizers)
+        rates = module.optim.rescale(self.rollback_lr_factor, ("g", "d"), trainer, module)
         module.states_replaced()
         module.stats.reset_health()
         self.rollbacks += 1
@@ -136,8 +131,8 @@ class DivergenceGuard(L.Callback):
             "iteration": module.progress.iterations,
             "checkpoint": str(path),
             "checkpoint_iteration": GanlabState.of(ckpt).iterations,
-            "lr_g": lr_g,  # what the optimizers now use
-            "lr_d": lr_d,
+            "lr_g": rates["g"],  # what the optimizers now use
+            "lr_d": rates["d"],
             "rollbacks": self.rollbacks,
         }
         log.warning(

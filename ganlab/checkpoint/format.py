@@ -12,7 +12,8 @@ A ganlab checkpoint is Lightning's checkpoint dict (``state_dict``: the ``G.``, 
   optim       ``GANOptimizers``' state: the rollbacks' learning-rate scale
   wandb_id    the W&B run a resume continues (None without W&B)
   techniques  module state that is not weights: ``added_augments``, the augmentations the
-              doctor's autopilot switched on (rebuilt before the weights load)
+              doctor's autopilot switched on (rebuilt before the weights load), and ``loss``,
+              the loss's own state (the path-length penalty's running mean)
 
 Everything that writes (``callbacks.run_state.RunState``), reads (``checkpoint.generator``,
 ``train``, the loggers, the report), compares (``run.resume``) or rolls back

@@ -4,7 +4,7 @@ Sign conventions: D outputs *logits* ``l``; ``l > 0`` means "real" and sigmoid(l
 probability that its input is real. Every objective returned here is *minimised*.
 
 Conditional GANs: the training module passes the minibatch's labels y (B,); D is called as
-``D(x, y=y)`` for real and generated images alike (the fakes are generated for the same labels),
+``D(x, y)`` for real and generated images alike (the fakes are generated for the same labels),
 so every objective below is class-conditional unchanged. A D with an auxiliary classifier
 returns (B, 1 + K): column 0 the adversarial logit, the rest class logits for ACGAN's term.
 """
@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ganlab.losses.step import LazyTerm, Step
 
 Stats = dict[str, Tensor]
 
@@ -65,15 +68,16 @@ def bce(logits: Tensor, target: Tensor | float) -> Tensor:
 
 def split_logits(out: Tensor) -> tuple[Tensor, Tensor | None]:
     """D's output -> (adversarial logits (B,), class logits (B, K) or None): (B, 1 + K) outputs
-    come from a D with an ACGAN head (``ganlab.models.conditional``)."""
+    come from a D with an ACGAN head (``ganlab.models.conditional``); (B, 1) is a plain D's
+    logits in the official StyleGAN2 shape."""
     if out.dim() == 2:
-        return out[:, 0], out[:, 1:]
+        return out[:, 0], (out[:, 1:] if out.shape[1] > 1 else None)
     return out, None
 
 
 def call_d(D: Callable[..., Tensor], x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """``D(x)``, or ``D(x, y=labels)`` in a conditional run, split into (logits, class logits)."""
-    return split_logits(D(x) if labels is None else D(x, y=labels))
+    """``D(x)``, or ``D(x, labels)`` in a conditional run, split into (logits, class logits)."""
+    return split_logits(D(x) if labels is None else D(x, labels))
 
 
 def logit_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
@@ -117,15 +121,20 @@ def mode_seeking_term(fake: Tensor, z: Tensor, labels: Tensor | None = None, eps
 
 
 class GANLoss:
-    """Base class. Subclasses implement the two objectives on logits.
+    """Base class. Subclasses implement the two objectives on logits (``d_objective``,
+    ``g_objective``), or override ``d_loss(D, step)`` / ``g_loss(D, step)`` whole.
 
-    ``d_loss(D, real, fake)``: D's objective; ``fake`` is already detached by the caller.
-    ``g_loss(D, real, fake)``: G's objective; gradients reach G through ``fake``.
+    ``d_loss(D, step)``: D's objective on a ``Step`` whose ``fake`` is detached from G's graph.
+    ``g_loss(D, step)``: G's objective; gradients reach G through ``step.fake``.
     Both return (scalar loss, stats); stats are detached tensors (no host sync).
     ``pairwise`` is True when D must be a pair discriminator ``D(a, b)``.
+    ``separate_lazy``: the due lazy terms take an optimizer step of their own after the main
+    one (stylegan2-ada's layout; the optimizers' rates and betas are corrected for the extra
+    steps, ``GANOptimizers``), instead of joining the main objective.
     """
 
     pairwise = False
+    separate_lazy = False
 
     def __init__(
         self,
@@ -165,32 +174,32 @@ class GANLoss:
     #: whether ``g_objective`` needs D(real) (relativistic losses); computed without grad.
     g_needs_real = False
 
-    # -- what the training module calls --------------------------------------------------------
-    def r1_due(self, step: int) -> bool:
-        """Whether D update number ``step`` carries the (lazy) R1 penalty."""
-        return self.r1_gamma > 0 and step % self.r1_every == 0
+    # -- what the schedule and the training module call ------------------------------------------
+    def lazy_terms(self) -> tuple[LazyTerm, ...]:
+        """The lazy regularisers this loss computes; the schedule's plan decides when each is due."""
+        return (LazyTerm("r1", "d", self.r1_every),) if self.r1_gamma > 0 else ()
 
-    def d_loss(
-        self,
-        D: Callable[..., Tensor],
-        real: Tensor,
-        fake: Tensor,
-        step: int = 0,
-        labels: Tensor | None = None,
-    ) -> tuple[Tensor, Stats]:
-        """``step``: the D update's index, for the lazy R1 schedule; ``labels`` (B,): the classes
-        of ``real`` and of ``fake`` (conditional runs), else None."""
-        do_r1 = self.r1_due(step)
+    def generate(self, G: Callable[..., Tensor], z: Tensor, labels: Tensor | None) -> Tensor:
+        """The fakes of an update: ``G(z)`` or ``G(z, labels)``. A loss that regularises through
+        generation (StyleGAN2's style mixing) overrides it."""
+        return G(z) if labels is None else G(z, labels)
+
+    def d_loss(self, D: Callable[..., Tensor], step: Step) -> tuple[Tensor, Stats]:
+        real, labels = step.real, step.labels
+        do_r1 = step.due("r1")
         if do_r1:
             real = real.detach().requires_grad_(True)
-        (real_logits, real_cls), (fake_logits, fake_cls) = call_d(D, real, labels), call_d(D, fake, labels)
-        real_t, fake_t = self.noise.targets(real_logits.shape[0], real_logits)
-        loss = self.d_objective(real_logits, fake_logits, real_t, fake_t)
+        real_logits, real_cls = call_d(D, real, labels)
+        fake_logits, fake_cls = call_d(D, step.fake, labels)
+        loss = real_logits.new_zeros((), dtype=torch.float32)
         stats = logit_stats(real_logits, fake_logits)
-        if self.acgan_weight > 0:
-            aux = F.cross_entropy(real_cls.float(), labels) + F.cross_entropy(fake_cls.float(), labels)
-            loss = loss + self.acgan_weight * aux
-            stats["d_class_acc"] = (real_cls.detach().argmax(dim=1) == labels).float().mean()
+        if step.main:
+            real_t, fake_t = self.noise.targets(real_logits.shape[0], real_logits)
+            loss = self.d_objective(real_logits, fake_logits, real_t, fake_t)
+            if self.acgan_weight > 0:
+                aux = F.cross_entropy(real_cls.float(), labels) + F.cross_entropy(fake_cls.float(), labels)
+                loss = loss + self.acgan_weight * aux
+                stats["d_class_acc"] = (real_cls.detach().argmax(dim=1) == labels).float().mean()
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)  # (B, C, H, W)
             r1 = grad.float().square().sum(dim=(1, 2, 3)).mean()
@@ -198,28 +207,29 @@ class GANLoss:
             stats["r1"] = r1.detach()
         return loss, stats
 
-    def g_loss(
-        self,
-        D: Callable[..., Tensor],
-        real: Tensor,
-        fake: Tensor,
-        labels: Tensor | None = None,
-        z: Tensor | None = None,
-    ) -> tuple[Tensor, Stats]:
-        """``z`` (B, nz): the latents ``fake`` was drawn from, for the mode-seeking term."""
+    def g_loss(self, D: Callable[..., Tensor], step: Step) -> tuple[Tensor, Stats]:
+        """``step.z`` (B, nz): the latents ``step.fake`` was drawn from, for the mode-seeking term."""
+        fake, labels = step.fake, step.labels
         real_logits = None
         if self.g_needs_real:
             with torch.no_grad():  # D(x) does not depend on G: no graph needed
-                real_logits, _ = call_d(D, real, labels)
+                real_logits, _ = call_d(D, step.real, labels)
         fake_logits, fake_cls = call_d(D, fake, labels)
         loss = self.g_objective(real_logits, fake_logits)
         if self.acgan_weight > 0:  # G wants its images classified as the class asked for
             loss = loss + self.acgan_weight * F.cross_entropy(fake_cls.float(), labels)
         if self.mode_seeking > 0:
-            if z is None:
-                raise ValueError("loss.mode_seeking needs the latents: g_loss(..., z=z)")
-            loss = loss + self.mode_seeking * mode_seeking_term(fake, z, labels)
+            if step.z is None:
+                raise ValueError("loss.mode_seeking needs the latents: Step(..., z=z)")
+            loss = loss + self.mode_seeking * mode_seeking_term(fake, step.z, labels)
         return loss, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """State a resume needs beside the networks' (running means of a regulariser); none here."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.noise})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ganlab.losses.base import GANLoss, Stats, bce, logit_stats
+from ganlab.losses.step import Step
 
 
 class SiameseLoss(GANLoss):
@@ -26,15 +27,17 @@ class SiameseLoss(GANLoss):
         if self.mode_seeking > 0:
             raise ValueError("loss=siamese does not support the mode-seeking term; set loss.mode_seeking=0")
 
-    def d_loss(
-        self, D, real: Tensor, fake: Tensor, step: int = 0, labels: Tensor | None = None
-    ) -> tuple[Tensor, Stats]:
+    def lazy_terms(self):
+        return ()  # R1 is refused above: a pair D has no single-image gradient to penalise
+
+    def d_loss(self, D, step: Step) -> tuple[Tensor, Stats]:
+        real = step.real
         same = D(real, real.roll(1, 0))  # (B,) logits of "similar" for real/real pairs
-        diff = D(real, fake)  # (B,) logits of "similar" for real/fake pairs
+        diff = D(real, step.fake)  # (B,) logits of "similar" for real/fake pairs
         real_t, fake_t = self.noise.targets(same.shape[0], same)
         loss = bce(same, real_t) + bce(diff, fake_t)
         # d_real: mean similarity of real pairs; d_fake: of real/fake pairs.
         return loss, logit_stats(same, diff)
 
-    def g_loss(self, D, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Stats]:
-        return bce(D(real, fake), 1.0), {}
+    def g_loss(self, D, step: Step) -> tuple[Tensor, Stats]:
+        return bce(D(step.real, step.fake), 1.0), {}

@@ -12,11 +12,12 @@ kernels, not by the GPU (17.6k images/s eager against 46.4k in one graph for the
 - no host sync inside: losses and statistics are the graph's static outputs, read when logged;
 - the EMA weight (which ramps up with training) is a device scalar filled before each replay.
 
-One graph per ``Plan`` (which updates run, and which D updates carry lazy R1), so ``d_every``,
-``g_every`` and lazy R1 each replay their own graph. A conditional run's labels have their own
-static buffer beside the images'. What decides on the host during the step cannot be captured
-and is refused by ``check_capturable`` with the reason; ``tests/unit/test_nosync.py`` runs every
-plan under a dispatch mode that fails on any device-to-host read (``ganlab.speed.host_sync``).
+One graph per ``Plan`` (which updates run, and which carry a lazy term: R1, the path length),
+so ``d_every``, ``g_every`` and the lazy terms each replay their own graph. A conditional run's
+labels have their own static buffer beside the images'. What decides on the host during the step
+cannot be captured and is refused by ``check_capturable`` with the reason;
+``tests/unit/test_nosync.py`` runs every plan under a dispatch mode that fails on any
+device-to-host read (``ganlab.speed.host_sync``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def graph_iteration(module, trainer) -> CUDAGraphIteration:
 
     def step(real: Tensor, plan: Hashable, labels: Tensor | None) -> dict[str, Tensor]:
         ema = graphed.ema_weight if module.ema is not None else None
-        return module.iteration(real, plan, opt_g, opt_d, backward, ema, labels)[0]
+        return module.iteration(real, plan, opt_g, opt_d, backward, ema, labels).logs
 
     bf16 = "bf16" in str(trainer.precision)
     graphed = CUDAGraphIteration(step, module.device, autocast_dtype=torch.bfloat16 if bf16 else None,

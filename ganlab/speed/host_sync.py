@@ -146,18 +146,11 @@ def check_iteration(
     ran = 0
     for plan in plans:
         for _ in range(repeats):
-            # The loss decides lazy R1 from the D-update counter, as the plan was made from it: a
-            # plan whose flags disagree would not check the R1 it names.
-            want = tuple(module.loss.r1_due(module.progress.d_updates + j) for j in range(len(plan.d_r1)))
-            if plan.d_r1 != want:
-                raise ValueError(
-                    f"{plan} at D update {module.progress.d_updates}: the loss runs R1 as {want}"
-                )
             if ema is not None:  # filled before the replay, outside the graph, as cuda_graph.py does
                 ema.fill_(module.ema.weight(module.progress.images_seen + real.shape[0], real.shape[0]))
             autocast = torch.autocast(real.device.type, dtype=autocast_dtype, cache_enabled=False)
             with NoHostSync(), autocast if autocast_dtype else nullcontext():
                 module.iteration(real, plan, opt_g, opt_d, backward, ema, labels)
-            module.progress.advance(real.shape[0], len(plan.d_r1), 0, int(plan.g))
+            module.progress.advance(real.shape[0], len(plan.d), 0, int(plan.g))
             ran += 1
     return ran

@@ -10,6 +10,8 @@ Per iteration, B the per-device batch and k = ``d_steps_per_g`` (the loader yiel
     fresh real minibatch and fresh z each (Goodfellow et al. 2014, Algorithm 1); the last one
     uses ``fake.detach()``
   G phase on iterations ``it % g_every == g_every - 1``: one G update on D(fake), then the EMA
+Each update hands the loss one ``ganlab.losses.step.Step`` (the images, labels, latents, G, the
+lazy terms the schedule's ``Plan`` made due, and the phase); fakes come from ``loss.generate``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch import Tensor, nn
 
 from ganlab.augment import Augment, AugmentPipeline
 from ganlab.losses.base import GANLoss
+from ganlab.losses.step import Step, legacy_adapter
 from ganlab.models.base import call_generator
 from ganlab.speed.cuda_graph import CUDAGraphIteration, graph_iteration
 from ganlab.speed.ddp import no_sync
@@ -32,7 +35,7 @@ from ganlab.training.counters import TrainingProgress
 from ganlab.training.ema import EMA
 from ganlab.training.latent import FixedNoise, LatentPrior
 from ganlab.training.optim import GANOptimizers
-from ganlab.training.schedule import Plan, Schedule
+from ganlab.training.schedule import Outcome, Plan, Schedule
 from ganlab.training.step_stats import StepStats, publish
 from ganlab.utils.every_n import due
 
@@ -59,7 +62,11 @@ class GANModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.G, self.D, self.loss, self.optim = generator, discriminator, loss, optimizer
+        self.G, self.D, self.optim = generator, discriminator, optimizer
+        self.loss = legacy_adapter(loss)  # a loss written for ganlab 0.2's signatures still works
+        self.lazy_terms = self.loss.lazy_terms()  # what the schedule's plan decides
+        if self.loss.separate_lazy:  # their own optimizer steps: stylegan2-ada's rate and beta correction
+            self.optim.correct_for_lazy(self.lazy_terms)
         self.schedule, self.prior = schedule or Schedule(), prior or LatentPrior()
         self.ema, self.speed = ema, speed or Speed()
         self.class_names = list(class_names) if class_names else None
@@ -126,13 +133,15 @@ class GANModule(L.LightningModule):
     def technique_state(self) -> dict[str, Any]:
         """What the checkpoint keeps of the techniques beside their weights and buffers
         (``GanlabState.techniques``)."""
-        return {"added_augments": [dict(spec) for spec in self.added_augments]}
+        augments = [dict(spec) for spec in self.added_augments]
+        return {"added_augments": augments, "loss": self.loss.state_dict()}
 
     def restore_techniques(self, techniques: dict[str, Any]) -> None:
         """Rebuild what ``technique_state`` recorded, before the weights load (idempotent)."""
         for spec in techniques.get("added_augments", [])[len(self.added_augments) :]:
             spec = dict(spec)
             self.add_augment(spec.pop("_target_"), spec)
+        self.loss.load_state_dict(techniques.get("loss") or {})
 
     def on_train_start(self) -> None:
         self._g_params = [p for p in self.G.parameters() if p.requires_grad]
@@ -162,7 +171,7 @@ class GANModule(L.LightningModule):
             real_all, labels = (batch[0] if isinstance(batch, (list, tuple)) else batch), None
         real_all = real_all.contiguous(memory_format=self.memory_format)
         images = real_all.shape[0] * self.trainer.world_size  # this iteration's, all ranks
-        plan = self.schedule.plan(self.progress, self.loss)
+        plan = self.schedule.plan(self.progress, self.lazy_terms)
         self.d_augment.on_iteration(self.progress)
         self.optim.on_iteration(self.trainer.optimizers, self.trainer, self.progress.iterations, images)
         g_images = images // self.schedule.d_steps_per_g
@@ -171,13 +180,14 @@ class GANModule(L.LightningModule):
         if self.graphed is not None:
             if ema is not None and plan.g:
                 self.graphed.ema_weight.fill_(ema)
-            logs, done, skipped = self.graphed(real_all, plan, labels), len(plan.d_r1), 0
+            out = Outcome.planned(self.graphed(real_all, plan, labels), plan, self.loss.separate_lazy)
         else:
-            logs, done, skipped = self.iteration(real_all, plan, *self._updates, ema, labels)
+            out = self.iteration(real_all, plan, *self._updates, ema, labels)
+        logs = out.logs
         # -- 3. bookkeeping: counters, ADA's observation, the doctor's probe, the statistics -------
         if self.direct or self.graphed is not None:
-            count_optimizer_steps(self.trainer, done + int(plan.g))
-        self.progress.advance(images, done, skipped, int(plan.g))
+            count_optimizer_steps(self.trainer, out.optimizer_steps)
+        self.progress.advance(images, out.d_done, out.d_skipped, out.g_done)
         self.d_augment.observe(logs, self.progress)
         logs = {**logs, **self.d_augment.stats()}
         if self.probe is not None and due(self.probe_every, self.progress.iterations):
@@ -196,11 +206,11 @@ class GANModule(L.LightningModule):
         backward: Callable[..., None],
         ema_weight: float | Tensor | None,
         labels: Tensor | None = None,
-    ) -> tuple[dict[str, Tensor], int, int]:
-        """One iteration's math -> (statistics as 0-d device tensors, D updates done, skipped). The
-        eager path passes Lightning's optimizers and ``manual_backward``; the CUDA-graph path the raw
-        ones and ``Tensor.backward``, and captures this very function: nothing here reads a device
-        value on the host but the adaptive D skip, which the graph path refuses."""
+    ) -> Outcome:
+        """One iteration's math. The eager path passes Lightning's optimizers and
+        ``manual_backward``; the CUDA-graph path the raw ones and ``Tensor.backward``, and captures
+        this very function: nothing here reads a device value on the host but the adaptive D
+        skip, which the graph path refuses."""
         k = self.schedule.d_steps_per_g
         reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
         ys = labels.chunk(k) if labels is not None and k > 1 else (labels,) * k  # (B,) each, or None
@@ -208,58 +218,71 @@ class GANModule(L.LightningModule):
         G = self._ddp.get("G", self.G)
         z = self.prior.sample(b, device=device)
         with torch.set_grad_enabled(plan.g):  # no graph through G on D-only iterations
-            fake = call_generator(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and the G update's
+            fake = self.loss.generate(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and G's
         # References only (no copy): a CUDA graph's capture keeps its static tensors here.
         self.last_batch = (reals[-1], fake.detach(), ys[-1])
-
-        # -- D phase: k updates on (real_j, G(z_j)) -------------------------------------------------
-        logs: dict[str, Tensor] = {}
-        done = skipped = 0
+        out = Outcome({})
+        # -- D phase: k updates on (real_j, G(z_j)), Algorithm 1: fresh z and reals for each ------
         # G's parameters need no toggling: D's loss sees fakes detached from G's graph.
-        for j in range(len(plan.d_r1)):
-            if j < k - 1:  # Algorithm 1: fresh z (and a fresh real minibatch) for each D update
+        for j, terms in enumerate(plan.d):
+            z_j = z if j == k - 1 else self.prior.sample(b, device=device)
+            if j < k - 1:
                 with torch.no_grad():
-                    fake_j = call_generator(G, self.prior.sample(b, device=device), ys[j])
+                    fake_j = self.loss.generate(G, z_j, ys[j])
             else:
                 fake_j = fake.detach()
-            step = self.progress.d_updates + j
-            loss_d, stats = self.loss.d_loss(self.d_input, reals[j], fake_j, step=step, labels=ys[j])
-            logs["loss_d"] = loss_d.detach()
-            logs.update(stats)
-            if self._skip_d(stats):
-                skipped += 1
-                continue
-            opt_d.zero_grad(set_to_none=True)
-            backward(loss_d)
-            opt_d.step()
-            done += 1
+            step = Step(reals[j], fake_j, ys[j], z_j, G, terms)
+            for phase in self._phases(terms):
+                step.phase = phase
+                loss_d, stats = self.loss.d_loss(self.d_input, step)
+                out.logs.update(stats)
+                if step.main:
+                    out.logs["loss_d"] = loss_d.detach()
+                    if self._skip_d(stats):
+                        out.d_skipped += 1
+                        break  # nor its lazy terms
+                self._update(opt_d, backward, loss_d)
+                out.count(step.main, "d")
         # -- G phase: one update on D(G(z)), then the EMA of G's weights ----------------------------
         if plan.g:
-            with no_sync(self._ddp.get("D", self.D)):  # D's forward here must not all-reduce D's gradients
-                # the latents only to a loss that uses them: a loss written for the signature
-                # g_loss(D, real, fake, labels) keeps working
-                latents = {"z": z} if getattr(self.loss, "mode_seeking", 0) else {}
-                loss_g, _ = self.loss.g_loss(self.d_input, reals[-1], fake, labels=ys[-1], **latents)
-            opt_g.zero_grad(set_to_none=True)
-            # Gradients for G's parameters only: D's weight gradients are not computed at all,
-            # without walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
-            backward(loss_g, inputs=self._g_params)
-            opt_g.step()
-            logs["loss_g"] = loss_g.detach()
+            step = Step(reals[-1], fake, ys[-1], z, G, plan.g_terms)
+            for phase in self._phases(plan.g_terms):
+                step.phase = phase
+                with no_sync(self._ddp.get("D", self.D)):  # D's forward here must not all-reduce D's grads
+                    loss_g, stats = self.loss.g_loss(self.d_input, step)
+                out.logs.update(stats)
+                if step.main:
+                    out.logs["loss_g"] = loss_g.detach()
+                # G's parameters only: D's weight gradients are not computed at all, without
+                # walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
+                self._update(opt_g, backward, loss_g, self._g_params)
+                out.count(step.main, "g")
             if ema_weight is not None:
                 self.ema.update(self.G_ema, self.G, ema_weight)
-        return logs, done, skipped
+        return out
+
+    def _phases(self, terms: frozenset[str]) -> tuple[str, ...]:
+        """The updates a D or G step takes: one ("both"), or, with due lazy terms and a loss that
+        separates them (``GANLoss.separate_lazy``), the main one and then the terms' ("reg")."""
+        return ("main", "reg") if terms and self.loss.separate_lazy else ("both",)
+
+    @staticmethod
+    def _update(opt, backward: Callable[..., None], loss: Tensor, inputs: list | None = None) -> None:
+        opt.zero_grad(set_to_none=True)
+        backward(loss) if inputs is None else backward(loss, inputs=inputs)
+        opt.step()
 
     def on_train_epoch_end(self) -> None:
         publish(self.stats, self.trainer, self.progress)  # the end of a short run is logged too
 
-    def d_input(self, *images: Tensor, y: Tensor | None = None) -> Tensor:
-        """D on augmented inputs: D(aug(x)), D(aug(x), y) for a conditional D, or
-        D(aug(a), aug(b)) for a pair discriminator."""
+    def d_input(self, *inputs: Tensor) -> Tensor:
+        """D on augmented inputs, called as the network is: D(aug(x)), D(aug(x), y) for a
+        conditional D (y: labels (B,), not augmented), or D(aug(a), aug(b)) for a pair D."""
+        n = len(inputs) if self.D.pairwise else 1  # the leading inputs that are images
+        images, rest = inputs[:n], inputs[n:]
         for aug in self.d_augment:
             images = tuple(aug(x) for x in images)
-        D = self._ddp.get("D", self.D)
-        return D(*images) if y is None else D(*images, y)
+        return self._ddp.get("D", self.D)(*images, *rest)
 
     def _skip_d(self, stats: dict[str, Tensor]) -> bool:
         if self.schedule.d_skip_accuracy is None:

@@ -27,8 +27,16 @@ NETWORKS = ("g", "d")
 
 
 class GANOptimizers:
-    """The two optimizer factories and schedules; ``lr`` holds the base learning rates (the
-    divergence guard's rollback lowers them).
+    """The two optimizer factories and schedules, and the one place a learning rate changes.
+
+    A network's rate at any moment is ``configured * scale * lazy * schedule factor``:
+    ``configured`` the rate in its factory (``optimizer.g.lr``); ``scale`` the product of the
+    factors applied mid-run by ``rescale`` (the divergence guard's rollbacks, the doctor's
+    autopilot), checkpointed; ``lazy`` stylegan2-ada's correction for lazy regularisers that take
+    optimizer steps of their own (``GANLoss.separate_lazy``): with a term every n updates the
+    rate is multiplied by n / (n + 1) and Adam's betas raised to that power, so that n + 1 steps
+    do what n would (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN",
+    Appendix B); ``schedule factor`` the schedule's multiplier at the run's progress.
 
     Args:
         g, d: partial optimizers, called as ``g(params, **extra)``; each must carry ``lr``.
@@ -45,13 +53,13 @@ class GANOptimizers:
         decay_start: float = 0.0,
     ) -> None:
         self.factories = {"g": g, "d": d}
-        self.lr: dict[str, float] = {}
+        self.configured: dict[str, float] = {}
         for name, factory in self.factories.items():
             lr = factory.keywords.get("lr") if isinstance(factory, functools.partial) else None
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
                 what = f"{name.upper()}'s learning rate must be a positive number"
                 raise bad_setting(what, f"optimizer.{name}.lr", lr, f"optimizer.{name}.lr=2e-4")
-            self.lr[name] = float(lr)
+            self.configured[name] = float(lr)
         self.schedules = {"g": schedule_g, "d": schedule_d}
         for name, schedule in self.schedules.items():
             if schedule not in SCHEDULES:
@@ -60,9 +68,8 @@ class GANOptimizers:
             raise UsageError(f"optimizer.decay_start must be in [0, 1), got {decay_start!r}")
         self.decay_start = decay_start
         self.scheduled = any(s != "constant" for s in self.schedules.values())
-        # Per network, the product of the factors applied mid-run (the divergence guard's rollbacks,
-        # the doctor's autopilot), checkpointed.
-        self.lr_scales = {name: 1.0 for name in NETWORKS}
+        self.scales = {name: 1.0 for name in NETWORKS}
+        self.lazy = {name: 1.0 for name in NETWORKS}
         self._planned: float | None = None  # the run's planned iterations, for the schedules
 
     @classmethod
@@ -71,9 +78,22 @@ class GANOptimizers:
         factory = functools.partial(torch.optim.Adam, lr=lr, betas=betas)
         return cls(factory, factory, **kwargs)
 
+    def correct_for_lazy(self, terms) -> None:
+        """``terms``: the ``LazyTerm``s that take optimizer steps of their own (see the class)."""
+        for term in terms:
+            self.lazy[term.network] = term.every / (term.every + 1)
+
+    def base_lr(self, name: str) -> float:
+        """Network ``name``'s rate before the schedule: configured x scale x lazy correction."""
+        return self.configured[name] * self.scales[name] * self.lazy[name]
+
     def make(self, name: str, params: Iterable, **extra) -> torch.optim.Optimizer:
         """The optimizer of network ``name`` (``g`` or ``d``) at its base learning rate."""
-        return self.factories[name](params, **{**extra, "lr": self.lr[name]})
+        settings = {**extra, "lr": self.base_lr(name)}
+        betas = self.factories[name].keywords.get("betas") if self.lazy[name] != 1.0 else None
+        if betas is not None:
+            settings["betas"] = tuple(b ** self.lazy[name] for b in betas)
+        return self.factories[name](params, **settings)
 
     def build(self, g_params: Iterable, d_params: Iterable, capturable: bool = False) -> list:
         """[G's optimizer, D's]; ``capturable``: the step counter lives on the GPU, as a CUDA
@@ -91,6 +111,17 @@ class GANOptimizers:
             for group in opt.param_groups:
                 group.update({k: v for k, v in fresh.items() if k in group})
 
+    def rescale(self, factor: float, networks: tuple[str, ...], trainer, module) -> dict[str, float]:
+        """Multiply the rates of ``networks`` by ``factor`` from now on (checkpointed), and set
+        every param group to the rate of the current iteration. Returns the rates the optimizers
+        now use, by network. The one path for a mid-run change of rate."""
+        for name in networks:
+            self.scales[name] *= factor
+        self.reapply(trainer.optimizers, module.device, module.capturable)
+        progress = module.progress
+        self.on_iteration(trainer.optimizers, trainer, progress.iterations, progress.last_images)
+        return {name: float(opt.param_groups[0]["lr"]) for name, opt in zip(NETWORKS, trainer.optimizers)}
+
     def on_iteration(self, optimizers: list, trainer, iterations: int, images_per_iteration: int) -> None:
         """The learning rates of this iteration under the schedules (a function of ``iterations``
         / the run's planned iterations); nothing to do for constant schedules."""
@@ -105,7 +136,11 @@ class GANOptimizers:
                     "trainer.max_epochs"
                 )
             self._planned = total
-        self.apply(optimizers, iterations / self._planned)
+        progress = iterations / self._planned
+        for name, opt in zip(NETWORKS, optimizers):
+            lr = self.base_lr(name) * self.factor(name, progress)
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def factor(self, name: str, progress: float) -> float:
         """The learning-rate multiplier of network ``name`` at ``progress`` in [0, 1]."""
@@ -113,30 +148,12 @@ class GANOptimizers:
             return 1.0
         return max(0.0, (1.0 - progress) / (1.0 - self.decay_start))
 
-    def current_lr(self, name: str, progress: float) -> float:
-        return self.lr[name] * self.factor(name, progress)
-
-    def apply(self, optimizers: Iterable[torch.optim.Optimizer], progress: float) -> None:
-        """Set the scheduled learning rates; ``optimizers`` in the order (G's, D's)."""
-        for name, opt in zip(NETWORKS, optimizers):
-            lr = self.current_lr(name, progress)
-            for group in opt.param_groups:
-                group["lr"] = lr
-
-    def scale(self, factor: float, networks: tuple[str, ...] = NETWORKS) -> None:
-        """Multiply the base learning rates of ``networks`` (both: the divergence guard's
-        rollback; D's: the doctor's autopilot)."""
-        for name in networks:
-            self.lr_scales[name] *= factor
-            self.lr[name] *= factor
-
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps: the scales, so that a resumed run continues at the rates it
         was brought to (the configured rates times the scale), not the configured ones.
         ``lr_scale`` (both networks alike) is what checkpoints before per-network scales held."""
-        return {"lr_scales": dict(self.lr_scales)}
+        return {"lr_scales": dict(self.scales)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         scales = state.get("lr_scales") or {name: state.get("lr_scale", 1.0) for name in NETWORKS}
-        for name in NETWORKS:
-            self.scale(float(scales[name]) / self.lr_scales[name], networks=(name,))
+        self.scales = {name: float(scales[name]) for name in NETWORKS}

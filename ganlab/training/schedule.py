@@ -7,17 +7,55 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ganlab.losses.base import GANLoss
+from torch import Tensor
+
+from ganlab.losses.step import LazyTerm
 from ganlab.training.counters import TrainingProgress
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One iteration's updates: the lazy-R1 flag of each of the k D updates (empty: no D phase) and
-    whether G updates. Hashable: the CUDA-graph path captures one graph per distinct plan."""
+    """One iteration's updates: for each of its D updates, the lazy terms due on it (``d``; empty:
+    no D phase), whether G updates (``g``) and the lazy terms due on that update (``g_terms``).
+    Every lazy term a loss declares (``GANLoss.lazy_terms``: R1, the path-length penalty) is
+    decided here once, from the counters. Hashable: the CUDA-graph path captures one graph per
+    distinct plan."""
 
-    d_r1: tuple[bool, ...]
+    d: tuple[frozenset[str], ...]
     g: bool
+    g_terms: frozenset[str] = frozenset()
+
+
+@dataclass
+class Outcome:
+    """What an iteration did: its statistics (0-d device tensors, no host sync), the D updates
+    done and skipped, the G updates done, and the optimizer steps that lazy terms took on their
+    own (``GANLoss.separate_lazy``)."""
+
+    logs: dict[str, Tensor]
+    d_done: int = 0
+    d_skipped: int = 0
+    g_done: int = 0
+    reg_steps: int = 0
+
+    def count(self, main: bool, network: str) -> None:
+        """One optimizer step of ``network``: a main update, or a lazy term's own."""
+        if not main:
+            self.reg_steps += 1
+        elif network == "d":
+            self.d_done += 1
+        else:
+            self.g_done += 1
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.d_done + self.g_done + self.reg_steps
+
+    @classmethod
+    def planned(cls, logs: dict[str, Tensor], plan: Plan, separate_lazy: bool) -> Outcome:
+        """The outcome of ``plan`` run whole (a CUDA-graph replay: no D update is skipped)."""
+        reg = sum(1 for t in plan.d if t) + bool(plan.g_terms) if separate_lazy else 0
+        return cls(logs, len(plan.d), 0, int(plan.g), reg)
 
 
 @dataclass(frozen=True)
@@ -38,12 +76,18 @@ class Schedule:
         them, so ``trainer.max_steps`` is in these units), adaptive D skips aside."""
         return self.d_steps_per_g / self.d_every + 1 / self.g_every
 
-    def plan(self, progress: TrainingProgress, loss: GANLoss) -> Plan:
-        """This iteration's updates, from the counters alone (no device values)."""
-        it, d_r1 = progress.iterations, ()
+    def plan(self, progress: TrainingProgress, terms: tuple[LazyTerm, ...] = ()) -> Plan:
+        """This iteration's updates, from the counters alone (no device values); ``terms``: the
+        loss's lazy regularisers."""
+        it, d = progress.iterations, ()
         if it % self.d_every == 0:
-            d_r1 = tuple(loss.r1_due(progress.d_updates + j) for j in range(self.d_steps_per_g))
-        return Plan(d_r1=d_r1, g=it % self.g_every == self.g_every - 1)
+            d = tuple(
+                frozenset(t.name for t in terms if t.network == "d" and t.due(progress.d_updates + j))
+                for j in range(self.d_steps_per_g)
+            )
+        g = it % self.g_every == self.g_every - 1
+        g_terms = frozenset(t.name for t in terms if g and t.network == "g" and t.due(progress.g_updates))
+        return Plan(d=d, g=g, g_terms=g_terms)
 
 
 def planned_iterations(trainer, images_per_iteration: int) -> float:

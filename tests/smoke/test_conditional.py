@@ -73,13 +73,13 @@ def test_labels_reach_the_loss(cifar_dir, tmp_path, monkeypatch):
     seen = []
     d_loss, g_loss = BCELoss.d_loss, BCELoss.g_loss
 
-    def spy_d(self, D, real, fake, step=0, labels=None):
-        seen.append(("d", real.shape[0], labels.clone()))
-        return d_loss(self, D, real, fake, step, labels)
+    def spy_d(self, D, step):
+        seen.append(("d", step.real.shape[0], step.labels.clone()))
+        return d_loss(self, D, step)
 
-    def spy_g(self, D, real, fake, labels=None):
-        seen.append(("g", real.shape[0], labels.clone()))
-        return g_loss(self, D, real, fake, labels)
+    def spy_g(self, D, step):
+        seen.append(("g", step.real.shape[0], step.labels.clone()))
+        return g_loss(self, D, step)
 
     monkeypatch.setattr(BCELoss, "d_loss", spy_d)
     monkeypatch.setattr(BCELoss, "g_loss", spy_g)

@@ -41,7 +41,7 @@ def test_graph_path_without_capture_matches_eager(tmp_path, image_dir, monkeypat
         torch.testing.assert_close(b["state_dict"][k], v, rtol=1e-6, atol=1e-7, msg=k)
     # Iterations 0..4: D every iteration (2 updates, R1 on updates 0, 3, 6, 9), G on odd ones.
     assert len(seen_plans) == 5 and [p.g for p in seen_plans] == [False, True, False, True, False]
-    assert [p.d_r1 for p in seen_plans] == [
+    assert [tuple(bool(t) for t in p.d) for p in seen_plans] == [
         (True, False),
         (False, True),
         (False, False),

@@ -11,6 +11,7 @@ from PIL import Image
 from ganlab.data import CIFAR10DataModule, DatasetError, ImageFolderDataModule, MNISTDataModule
 from ganlab.data.datasets import FASHION_MNIST_CLASSES
 from ganlab.losses import BCELoss, HingeLoss
+from ganlab.losses.step import Step
 from ganlab.metrics.gan_metrics import precision_recall
 from ganlab.models import DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator, ResNetGenerator
 from ganlab.run.checks import check_model
@@ -153,8 +154,8 @@ def test_every_loss_works_conditionally_with_an_acgan_term():
     """The loss objects take the labels; the ACGAN term adds D's class cross-entropy."""
     D = DCGANDiscriminator(32, 3, ndf=8, num_classes=3, aux_classifier=True)
     real, fake, y = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
-    plain, _ = HingeLoss().d_loss(D, real, fake, labels=y)
-    with_aux, stats = HingeLoss(acgan_weight=1.0).d_loss(D, real, fake, labels=y)
+    plain, _ = HingeLoss().d_loss(D, Step(real, fake, y))
+    with_aux, stats = HingeLoss(acgan_weight=1.0).d_loss(D, Step(real, fake, y))
     cls = D(real, y)[:, 1:], D(fake, y)[:, 1:]
     ce = torch.nn.functional.cross_entropy(cls[0], y) + torch.nn.functional.cross_entropy(cls[1], y)
     assert with_aux.item() == pytest.approx(plain.item() + ce.item(), rel=1e-5)

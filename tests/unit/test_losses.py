@@ -14,6 +14,7 @@ from ganlab.losses import (
     RSGANLoss,
     SiameseLoss,
 )
+from ganlab.losses.step import Step
 
 LR = torch.tensor([2.0, -1.0])  # D(x) logits
 LF = torch.tensor([0.5, -3.0])  # D(G(z)) logits
@@ -32,12 +33,12 @@ def mean(xs):
 
 
 def d_value(loss, lr=LR, lf=LF):
-    value, stats = loss.d_loss(lambda x: x, lr, lf)
+    value, stats = loss.d_loss(lambda x: x, Step(lr, lf))
     return value.item(), stats
 
 
 def g_value(loss, lr=LR, lf=LF):
-    value, _ = loss.g_loss(lambda x: x, lr, lf)
+    value, _ = loss.g_loss(lambda x: x, Step(lr, lf))
     return value.item()
 
 
@@ -107,7 +108,7 @@ def test_stats():
 def test_g_gradient_raises_fake_logits(loss):
     """Sign convention: minimising any G objective pushes D(G(z)) towards "real"."""
     lf = LF.clone().requires_grad_(True)
-    loss.g_loss(lambda x: x, LR, lf)[0].backward()
+    loss.g_loss(lambda x: x, Step(LR, lf))[0].backward()
     assert (lf.grad < 0).all()
 
 
@@ -121,10 +122,10 @@ def test_siamese_pairs():
     diff = pair_d(real, fake)  # 1-0.5, 1-0, 1-3
     assert same.tolist() == [-2.0, 0.0, -1.0]
     loss = SiameseLoss()
-    value, stats = loss.d_loss(pair_d, real, fake)
+    value, stats = loss.d_loss(pair_d, Step(real, fake))
     expected = mean([bce(v, 1) for v in same.tolist()]) + mean([bce(v, 0) for v in diff.tolist()])
     assert value.item() == pytest.approx(expected, rel=1e-6)
-    g, _ = loss.g_loss(pair_d, real, fake)
+    g, _ = loss.g_loss(pair_d, Step(real, fake))
     assert g.item() == pytest.approx(mean([bce(v, 1) for v in diff.tolist()]), rel=1e-6)
     assert SiameseLoss.pairwise and not BCELoss.pairwise
 
@@ -149,8 +150,8 @@ def test_mode_seeking_term_by_hand_within_each_class():
 def test_mode_seeking_in_g_loss_pushes_the_fakes_of_a_class_apart():
     fake = (torch.randn(8, 1, 4, 4) * 0.01).requires_grad_(True)
     z, y = torch.randn(8, 16), torch.tensor([0, 1] * 4)
-    plain, _ = BCELoss().g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), None, fake, labels=y, z=z)
-    loss, _ = BCELoss(mode_seeking=1.0).g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), None, fake, labels=y, z=z)
+    plain, _ = BCELoss().g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), Step(None, fake, y, z))
+    loss, _ = BCELoss(mode_seeking=1.0).g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), Step(None, fake, y, z))
     assert loss > plain
     (grad,) = torch.autograd.grad(loss - plain, fake)
     from ganlab.losses.base import mode_seeking_term
@@ -159,6 +160,6 @@ def test_mode_seeking_in_g_loss_pushes_the_fakes_of_a_class_apart():
         before, after = mode_seeking_term(fake, z, y), mode_seeking_term(fake - 1e-3 * grad, z, y)
     assert after < before  # a step down the term spreads the class's fakes out
     with pytest.raises(ValueError, match="needs the latents"):
-        BCELoss(mode_seeking=1.0).g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), None, fake, labels=y)
+        BCELoss(mode_seeking=1.0).g_loss(lambda x, y: x.mean(dim=(1, 2, 3)), Step(None, fake, y))
     with pytest.raises(ValueError, match="mode_seeking must be >= 0"):
         BCELoss(mode_seeking=-1.0)

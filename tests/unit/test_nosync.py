@@ -45,9 +45,10 @@ def plans_from_counters(m, phases: list[tuple[bool, bool]]) -> list[Plan]:
     """The plans a run makes, in order, for (D phase?, G phase?) per iteration: R1's flags follow
     the D-update counter (r1_every=3, k=2) as ``Schedule.plan`` makes them."""
     out, d = [], m.progress.d_updates
+    (r1,) = m.lazy_terms
     for d_phase, g in phases:
         k = m.schedule.d_steps_per_g if d_phase else 0
-        out.append(Plan(d_r1=tuple(m.loss.r1_due(d + j) for j in range(k)), g=g))
+        out.append(Plan(d=tuple(frozenset({"r1"} if r1.due(d + j) else ()) for j in range(k)), g=g))
         d += k
     return out
 
@@ -82,7 +83,7 @@ def test_every_capturable_plan_runs_without_a_host_sync(conditional, autocast, a
     m, real, labels = module_and_batch(conditional, ADA(p=0.5) if ada else None)
     before = [p.clone() for p in m.G_ema.parameters()]
     plans = plans_from_counters(m, PHASES)
-    assert {p.d_r1 for p in plans} >= {(True, False), (False, True), (False, False), ()}
+    assert {tuple(bool(t) for t in p.d) for p in plans} >= {(True, False), (False, True), (False, False), ()}
     assert check_iteration(m, real, plans, labels, autocast_dtype=autocast, repeats=1) == len(PHASES)
     assert m.progress.d_updates == 10 and m.progress.g_updates == 4
     assert any(not torch.equal(a, b) for a, b in zip(before, m.G_ema.parameters()))  # the EMA moved
@@ -133,7 +134,15 @@ def test_the_doctors_probe_reads_nothing_on_the_host(conditional):
     assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
 
 
-def test_a_plan_whose_r1_flags_disagree_with_the_loss_is_refused():
+def test_the_plan_alone_decides_the_lazy_terms():
+    """R1 runs on the D updates the plan names, whatever the counters (the loss does not decide
+    again): a plan with R1 on the second update logs it, a plan without does not."""
     m, real, labels = module_and_batch(False)
-    with pytest.raises(ValueError, match="the loss runs R1 as"):
-        check_iteration(m, real, [Plan(d_r1=(False, True), g=True)], labels)  # R1 is due at update 0
+    optimizers = m.optim.build(m.G.parameters(), m.D.parameters())
+    m._g_params = list(m.G.parameters())
+
+    def run(plan):
+        return m.iteration(real, plan, *optimizers, lambda loss, inputs=None: loss.backward(), None)
+
+    assert "r1" in run(Plan(d=(frozenset(), frozenset({"r1"})), g=True)).logs
+    assert "r1" not in run(Plan(d=(frozenset(), frozenset()), g=True)).logs

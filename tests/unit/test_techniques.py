@@ -5,6 +5,7 @@ import torch
 
 from ganlab.augment import ADA, DiffAugment, InstanceNoise
 from ganlab.losses import BCELoss, LSGANLoss, SiameseLoss
+from ganlab.losses.step import LazyTerm, Step
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.attention import SelfAttention
 from ganlab.training.build import gan_module
@@ -12,9 +13,9 @@ from ganlab.training.counters import TrainingProgress
 from ganlab.training.optim import GANOptimizers
 
 
-def tiny_module(**kw):
+def tiny_module(loss=None, **kw):
     G, D = DCGANGenerator(32, 3, nz=8, ngf=8), DCGANDiscriminator(32, 3, ndf=8)
-    return gan_module(G, D, BCELoss(), GANOptimizers.adam(), nz=8, **kw)
+    return gan_module(G, D, loss or BCELoss(), GANOptimizers.adam(), nz=8, **kw)
 
 
 def test_ema_update_is_the_half_life_lerp():
@@ -105,12 +106,13 @@ def test_r1_penalty_by_hand():
         return (x * w).flatten(1).sum(1)
 
     real, fake = torch.rand(3, 1, 1, 2), torch.rand(3, 1, 1, 2)
-    plain, _ = BCELoss().d_loss(D, real, fake)
+    plain, _ = BCELoss().d_loss(D, Step(real, fake))
     loss = BCELoss(r1_gamma=2.0, r1_every=4)
-    lazy, stats = loss.d_loss(D, real, fake, step=8)
+    assert loss.lazy_terms() == (LazyTerm("r1", "d", 4),)  # due when the plan says (test_schedule)
+    lazy, stats = loss.d_loss(D, Step(real, fake, terms=frozenset({"r1"})))
     assert stats["r1"].item() == pytest.approx(5.0)
     assert (lazy - plain).item() == pytest.approx(2.0 / 2 * 5.0 * 4)  # gamma/2 * R1 * interval
-    skipped, stats = loss.d_loss(D, real, fake, step=9)
+    skipped, stats = loss.d_loss(D, Step(real, fake))
     assert "r1" not in stats and skipped.item() == pytest.approx(plain.item())
     with pytest.raises(ValueError, match="R1"):
         SiameseLoss(r1_gamma=1.0)
@@ -118,9 +120,9 @@ def test_r1_penalty_by_hand():
 
 def test_least_squares_by_hand():
     lr, lf = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
-    d, _ = LSGANLoss().d_loss(lambda x: x, lr, lf)
+    d, _ = LSGANLoss().d_loss(lambda x: x, Step(lr, lf))
     assert d.item() == pytest.approx(0.5 * ((1 + 4) / 2) + 0.5 * ((0.25 + 9) / 2))
-    g, _ = LSGANLoss().g_loss(lambda x: x, lr, lf)
+    g, _ = LSGANLoss().g_loss(lambda x: x, Step(lr, lf))
     assert g.item() == pytest.approx(0.5 * ((0.25 + 16) / 2))
 
 
@@ -207,3 +209,53 @@ def test_truncation_narrows_a_constant_input_generator_under_standing_statistics
     plain, constant = spread(False), spread(True)
     assert max(plain) / min(plain) < 1.03  # truncation undone by the renormalisation
     assert constant[0] > constant[1] > constant[2] and constant[2] < 0.8 * constant[0]
+
+
+def test_the_plan_decides_every_lazy_term_from_the_counters():
+    """D's terms count D updates (k = 2 per iteration), G's count G updates; nothing else
+    decides: a loss only declares its terms (``GANLoss.lazy_terms``)."""
+    from ganlab.training.schedule import Schedule
+
+    terms = (LazyTerm("r1", "d", 3), LazyTerm("pl", "g", 4))
+    schedule, progress = Schedule(d_steps_per_g=2), TrainingProgress()
+    seen = []
+    for _ in range(5):
+        plan = schedule.plan(progress, terms)
+        seen.append(([sorted(t) for t in plan.d], sorted(plan.g_terms)))
+        progress.advance(8, len(plan.d), 0, int(plan.g))
+    assert seen == [
+        ([["r1"], []], ["pl"]),  # D updates 0, 1; G update 0
+        ([[], ["r1"]], []),  # 2, 3; 1
+        ([[], []], []),  # 4, 5; 2
+        ([["r1"], []], []),  # 6, 7; 3
+        ([[], ["r1"]], ["pl"]),  # 8, 9; 4
+    ]
+    assert schedule.plan(progress).d == (frozenset(), frozenset())  # a loss without lazy terms
+
+
+def test_a_loss_written_for_the_old_signatures_keeps_working(caplog):
+    """``d_loss(D, real, fake, step, labels)`` / ``g_loss(D, real, fake, labels, z)`` (ganlab 0.2):
+    the module adapts it and says once how to update it."""
+
+    class OldLoss(BCELoss):
+        seen = []
+
+        def d_loss(self, D, real, fake, step=0, labels=None):
+            self.seen.append(("d", real.shape, fake.requires_grad))
+            return super().d_loss(D, Step(real, fake, labels))
+
+        def g_loss(self, D, real, fake, labels=None, z=None):
+            self.seen.append(("g", z.shape, fake.requires_grad))
+            return super().g_loss(D, Step(real, fake, labels, z))
+
+    with caplog.at_level("WARNING"):
+        m = tiny_module(loss=OldLoss())
+    assert "OldLoss.d_loss/g_loss take(s) ganlab 0.2's arguments" in caplog.text
+    assert "d_loss(self, D, step)" in caplog.text
+    opt_g, opt_d = m.optim.build(m.G.parameters(), m.D.parameters())
+    m._g_params = list(m.G.parameters())
+    plan = m.schedule.plan(m.progress, m.lazy_terms)
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    out = m.iteration(real, plan, opt_g, opt_d, lambda loss, inputs=None: loss.backward(), None)
+    assert {"loss_d", "loss_g"} <= set(out.logs)
+    assert OldLoss.seen == [("d", (4, 3, 32, 32), False), ("g", (4, 8), True)]
