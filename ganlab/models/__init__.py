@@ -4,6 +4,7 @@ from ganlab.models.base import Discriminator, Generator
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 from ganlab.models.resnet import ResNetDiscriminator, ResNetGenerator
 from ganlab.models.siamese import SiameseDiscriminator
+from ganlab.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator  # noqa: F401  (exported)
 
 __all__ = [
     "Discriminator",
