@@ -185,17 +185,18 @@ class GANLoss:
         return G(z) if labels is None else G(z, labels)
 
     def d_loss(self, D: Callable[..., Tensor], step: Step) -> tuple[Tensor, Stats]:
+        """The main objective (phase "main" or "both") and the due lazy terms ("reg" or "both")."""
         real, labels = step.real, step.labels
         do_r1 = step.due("r1")
         if do_r1:
             real = real.detach().requires_grad_(True)
         real_logits, real_cls = call_d(D, real, labels)
-        fake_logits, fake_cls = call_d(D, step.fake, labels)
-        loss = real_logits.new_zeros((), dtype=torch.float32)
-        stats = logit_stats(real_logits, fake_logits)
+        loss, stats = real_logits.new_zeros((), dtype=torch.float32), {}
         if step.main:
+            fake_logits, fake_cls = call_d(D, step.fake, labels)
             real_t, fake_t = self.noise.targets(real_logits.shape[0], real_logits)
             loss = self.d_objective(real_logits, fake_logits, real_t, fake_t)
+            stats = logit_stats(real_logits, fake_logits)
             if self.acgan_weight > 0:
                 aux = F.cross_entropy(real_cls.float(), labels) + F.cross_entropy(fake_cls.float(), labels)
                 loss = loss + self.acgan_weight * aux
