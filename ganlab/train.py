@@ -1,7 +1,10 @@
 """Train a GAN: ``python -m ganlab.train [overrides]``.
 
-A straight chain of ``hydra.utils.instantiate`` calls (as in ashleve/lightning-hydra-template):
-data -> loss -> optimizer -> model -> callbacks -> loggers -> trainer -> fit.
+A straight line, as in ashleve/lightning-hydra-template: check the composed configuration; read
+the checkpoint to resume from, once (``ganlab.run.resume.ResumePoint``); build the data; complete
+the configuration with what the data and the checkpoint know (``run_config``: the classes of a
+conditional run, settings an older checkpoint implies), read-only from there; check the resume;
+build module and trainer (``build``); fit; report. Nothing later writes to the configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 import ganlab.run.resolvers  # noqa: F401  (registers the resolvers used in conf/)
 from ganlab.run import resume
@@ -22,8 +25,6 @@ from ganlab.utils.errors import report_user_errors
 
 if TYPE_CHECKING:
     import lightning as L
-
-    from ganlab.checkpoint.format import GanlabState
 
 # torch and Lightning are imported inside the functions that train (5-8 s), not at module import:
 # `ganlab-train --help` and Hydra's tab completion only compose configs.
@@ -49,23 +50,71 @@ def finish_wandb(loggers: list | None = None) -> None:
         wandb.finish()
 
 
-def build_data(cfg: DictConfig) -> L.LightningDataModule:
-    """The data module; for a conditional run it also sets ``model.num_classes`` and
-    ``model.class_names`` from the data's classes (cheap: no image is read), which the networks
-    are built with and which a resume compares with the checkpoint's."""
+def build_data(cfg: DictConfig, implied: dict[str, Any] | None = None) -> L.LightningDataModule:
+    """The data module; ``implied``: ``data.*`` settings a resumed checkpoint fixes
+    (``GanlabState.implied``)."""
     # k D updates per iteration each take a fresh real minibatch: the loader yields k of them.
-    datamodule: L.LightningDataModule = instantiate(
-        cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1))
-    )
+    data = {k.split(".", 1)[1]: v for k, v in (implied or {}).items() if k.startswith("data.")}
+    return instantiate(cfg.data, batches_per_iteration=int(cfg.model.get("d_steps_per_g", 1)), **data)
+
+
+def run_config(cfg: DictConfig, datamodule, point: resume.ResumePoint | None = None) -> DictConfig:
+    """The run's configuration, read-only: the composed one (left as it is) completed with what
+    the data knows (a conditional run's ``model.num_classes`` and ``model.class_names``, cheap: no
+    image is read), the checkpoint to resume from and what it implies. It is what the networks
+    are built from, what checkpoints keep and what a resume is compared with."""
+    known: dict[str, Any] = {"ckpt_path": point.path if point else None}  # ckpt_path=last resolved
     if cfg.data.get("conditional"):
         names = datamodule.class_names()
-        with open_dict(cfg):
-            cfg.model.num_classes, cfg.model.class_names = len(names), names
-    return datamodule
+        known["model"] = {"num_classes": len(names), "class_names": names}
+    for key, value in (point.state.implied if point else {}).items():
+        _put(known, key, value)
+    run = OmegaConf.merge(cfg, known)
+    if cfg.model.get("init"):
+        for key, node in network_architecture(run).items():
+            OmegaConf.update(run, key, node, merge=False)
+    OmegaConf.set_readonly(run, True)
+    return run
+
+
+def network_architecture(cfg: DictConfig) -> dict[str, Any]:
+    """``model.init``: the official network pickle's G and D as this run's ``model.generator`` and
+    ``model.discriminator`` (its stored constructor arguments) and ``model.nz``, after checking
+    that the data fits it (resolution, channels, classes)."""
+    from ganlab.models.stylegan2 import load_network_pkl
+    from ganlab.utils.errors import UsageError
+
+    nets = load_network_pkl(cfg.model.init, key="model.init")
+    G, D = nets.get("G_ema", nets.get("G")), nets.get("D")
+    if G is None or D is None:
+        raise UsageError(
+            f"model.init={cfg.model.init} holds {sorted(nets)}: fine-tuning needs G (or G_ema) and D"
+        )
+    shape = (cfg.data.image_size, cfg.data.channels, cfg.model.get("num_classes", 0))
+    if (G.img_resolution, G.img_channels, G.c_dim) != shape:
+        raise UsageError(
+            f"model.init={cfg.model.init} is a {G.img_resolution} px, {G.img_channels}-channel network with "
+            f"{G.c_dim} classes; this run's data is {shape[0]} px, {shape[1]} channels, {shape[2]} classes "
+            f"(model.init): set data.image_size={G.img_resolution} data.channels={G.img_channels}"
+            + (" data.conditional=true" if G.c_dim else " data.conditional=false")
+        )
+    return {
+        "model.nz": G.z_dim,
+        "model.generator": {"_target_": f"ganlab.models.stylegan2.{type(G).__name__}", **G.init_kwargs},
+        "model.discriminator": {"_target_": f"ganlab.models.stylegan2.{type(D).__name__}", **D.init_kwargs},
+    }
+
+
+def _put(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[last] = value
 
 
 def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None):
-    """The instantiate chain: (datamodule, model, trainer). Shared by ganlab.bench."""
+    """The instantiate chain: (datamodule, model, trainer) of a run configuration (``run_config``).
+    Shared by ganlab.bench."""
     from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.pytorch.callbacks import ProgressBar
 
@@ -74,20 +123,22 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     from ganlab.run.checks import check_model
     from ganlab.speed.ddp import resolve_strategy
 
-    if datamodule is None:
+    if datamodule is None:  # a composed configuration (ganlab.bench, scripts): made a run's here
         datamodule = build_data(cfg)
+        cfg = run_config(cfg, datamodule)
     loss = instantiate(cfg.loss)
     optimizer = instantiate(cfg.optimizer)
     model: L.LightningModule = instantiate(cfg.model, loss=loss, optimizer=optimizer)
     check_model(model)
-    config = OmegaConf.to_container(cfg, resolve=True)  # stored in checkpoints (provenance)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    model.run_config = config  # what checkpoints keep (provenance, resume checks) and fixes are chosen from
     # The divergence guard and the run length come first in conf/callbacks (the guard looks before
     # any callback saves); callbacks.<name>=null turns an optional one off. RunState always runs:
     # it writes what a checkpoint keeps beside the weights.
     # (A node without _target_ is settings for a callback this callbacks= option does not have.)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    callbacks += [RunState(cfg.seed, config), StartLoggers(loggers), *(extra_callbacks or [])]
+    callbacks += [RunState(cfg.seed), StartLoggers(loggers), *(extra_callbacks or [])]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told to drop
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     t = cfg.trainer
@@ -109,30 +160,6 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     for logger in loggers:  # a W&B run starts once training runs (it needs a second): StartLoggers
         logger.defer(config) if isinstance(logger, GANWandbLogger) else logger.log_hyperparams(config)
     return datamodule, model, trainer
-
-
-def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """``ckpt_path=last``: this run directory's newest intact checkpoint (``last.ckpt``, or the
-    newest readable ``it*.ckpt`` when a kill or a full disk cut ``last.ckpt`` short) when there
-    is one (a requeued SLURM job, a restarted command), else a fresh start. A requeued SLURM job
-    (``SLURM_RESTART_COUNT`` > 0) resumes this way without being told."""
-    from ganlab.run import slurm
-
-    path = cfg.get("ckpt_path")
-    if path is None and slurm.restart_count() > 0:
-        log.info("SLURM job %s, attempt %d: resuming from this run's last checkpoint", slurm.job_id(),
-                 slurm.restart_count() + 1)  # fmt: skip
-        path = "last"
-    if path == "last":
-        from ganlab.checkpoint.format import newest_intact_checkpoint
-
-        ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
-        found = newest_intact_checkpoint(ckpt_dir or Path(cfg.paths.output_dir) / "checkpoints")
-        path = str(found) if found else None
-        log.info(
-            "ckpt_path=last: %s", f"resuming from {path}" if path else "no checkpoint yet, starting fresh"
-        )
-    return path
 
 
 def prepare_run_dir(cfg: DictConfig) -> RunLock | None:
@@ -178,42 +205,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     quiet()
     validate_train(cfg)
-    ckpt_path = resolve_ckpt_path(cfg)
-    with open_dict(cfg):
-        cfg.ckpt_path = ckpt_path
-    ckpt = state = None
-    if ckpt_path:
-        from ganlab.checkpoint.format import read_state
-
-        ckpt, state = read_state(ckpt_path)
-        if "holdout" not in (state.config.get("data") or {}):
-            with open_dict(cfg):  # a run from before held-out images: it trained on all of them
-                cfg.data.holdout = 0
-    datamodule = build_data(cfg)  # before the resume check: it sets the class count of a conditional run
-    changes = None
-    if ckpt_path:
-        now = OmegaConf.to_container(cfg, resolve=True)
-        changes = resume.check(resume.compare(state.config, now), ckpt_path,
-                               cfg.train.allow_resume_changes)  # fmt: skip
+    point = resume.ResumePoint.read(cfg)  # the checkpoint to resume from, read once (or None)
+    datamodule = build_data(cfg, point.state.implied if point else None)
+    cfg = run_config(cfg, datamodule, point)  # read-only from here
+    if point:
+        point.check(OmegaConf.to_container(cfg, resolve=True), cfg.train.allow_resume_changes)
     lock = prepare_run_dir(cfg)
     if launch_rank() == 0:  # the whole configuration in train.log; its path on the screen (console.summary)
         config = OmegaConf.to_yaml(cfg, resolve=True)
         logging.getLogger("ganlab.configuration").info("configuration:\n%s", config)
     try:
-        return _fit(cfg, datamodule, ckpt_path, ckpt, state, changes)
+        return fit(cfg, datamodule, point)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _fit(
-    cfg: DictConfig,
-    datamodule,
-    ckpt_path: str | None,
-    ckpt: dict | None,
-    state: GanlabState | None,
-    changes: list | None,
-) -> dict[str, Any]:
+def fit(cfg: DictConfig, datamodule, point: resume.ResumePoint | None) -> dict[str, Any]:
+    """Build, restore what the checkpoint holds beside Lightning's own state, fit, report."""
     import lightning as L
 
     from ganlab.callbacks.preemption import Preemption
@@ -230,26 +239,31 @@ def _fit(
             datamodule.setup("fit")
         for line in summary(cfg, datamodule, model, trainer):
             log.info(line)
-    if ckpt is not None:
-        model.restore_techniques(state.techniques)  # what the doctor's autopilot added mid-run
-        resume.check_weights(model, ckpt, changes or [], ckpt_path)
+    if point:
+        point.restore(model, cfg.paths.output_dir, trainer.loggers, launch_rank() == 0)
         if launch_rank() == 0:
-            resume.record(changes, ckpt_path, state.iterations, cfg.paths.output_dir, trainer.loggers)
-            backfill_wandb(trainer.loggers, state.iterations)
+            backfill_wandb(trainer.loggers, point.state.iterations)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=point.path if point else None)
     finally:
         finish_wandb(trainer.loggers)
-    for cb in trainer.callbacks:  # after the loggers closed: a requeue ends this process
+    for cb in trainer.callbacks:  # after the loggers closed: a requeue or Ctrl-C's exit ends this process
         if isinstance(cb, Preemption):
             cb.after_run(trainer.is_global_zero)
+    return report(cfg, trainer, model)
+
+
+def report(cfg: DictConfig, trainer, model) -> dict[str, Any]:
+    """The run's result: the last logged metrics, iterations, where everything went and the
+    checkpoint it resumed from."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     # With ddp_spawn the counters advanced in the spawned processes; the logged ones came back.
     iterations = int(metrics.get("train/iterations", model.progress.iterations))
     images = int(metrics.get("train/images_seen", model.progress.images_seen))
     log.info("finished after %d GAN iterations (%.1f kimg); checkpoints, samples and logs in %s",
              iterations, images / 1000, cfg.paths.output_dir)  # fmt: skip
-    return {"metrics": metrics, "iterations": iterations, "output_dir": cfg.paths.output_dir}
+    return {"metrics": metrics, "iterations": iterations, "output_dir": cfg.paths.output_dir,
+            "ckpt_path": cfg.ckpt_path}  # fmt: skip
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -16,6 +16,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ganlab.doctor.base import Ago, Condition, have
+
 
 def digest(tensors) -> str:
     h = hashlib.sha1()
@@ -50,15 +52,42 @@ class RankProbe(L.Callback):
 
 class DoctorView(L.Callback):
     """Each rank writes ``doctor_rank<R>.jsonl``: per iteration, what its training doctor holds
-    (every condition's tracker state), after the doctor ran. The ranks must not differ."""
+    (every condition's tracker state) and the conditions in the run's history, after the doctor
+    ran. The ranks must not differ."""
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        doctor = next(cb for cb in trainer.callbacks if type(cb).__name__ == "Doctor")
-        row = {"iteration": module.progress.iterations,
+        from ganlab.callbacks.doctor import Doctor
+
+        doctor = next(cb for cb in trainer.callbacks if isinstance(cb, Doctor))
+        row = {"iteration": module.progress.iterations, "conditions": module.history.conditions,
                "trackers": {k: t.state_dict() for k, t in doctor.trackers.items()}}  # fmt: skip
         self.dirpath.mkdir(parents=True, exist_ok=True)
         with open(self.dirpath / f"doctor_rank{trainer.global_rank}.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+class LossAbove(Condition):
+    """A seventh condition, for the doctor's extension test: G's loss above ``threshold`` (a
+    condition is this class and one entry in ``callbacks.doctor.conditions``)."""
+
+    cause = "a test condition"
+    references = {"ref/loss_g": Ago("train/loss_g")}
+
+    def __init__(self, threshold: float, patience: int) -> None:
+        super().__init__(patience)
+        self.threshold = threshold
+
+    def bad(self, s):
+        return s["train/loss_g"] > self.threshold if have(s, "train/loss_g") else None
+
+    def clear(self, s):
+        return s["train/loss_g"] <= self.threshold if have(s, "train/loss_g") else None
+
+    def evidence(self, s):
+        return {"loss_g": s["train/loss_g"], "loss_g_before": s.get("ref/loss_g", float("nan"))}
+
+    def fix(self, ctx):
+        return [f"optimizer.g.lr={ctx.config['optimizer']['g']['lr'] / 2}"]

@@ -76,6 +76,7 @@ class GANCheckpoint(Checkpoint):
         if trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING or it == self._last_iteration_saved:
             return
         path = self.dirpath / f"{self.filename.format(iteration=it)}.ckpt"
+        trainer.lightning_module.history.record_checkpoint(str(path), it)  # before: it holds its own entry
         trainer.save_checkpoint(path)
         if self.save_last:
             trainer.save_checkpoint(self.dirpath / "last.ckpt")

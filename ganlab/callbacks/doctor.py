@@ -1,27 +1,28 @@
-"""The training doctor's callback: reads the signals once per logging interval, runs the
-conditions (``ganlab.doctor.conditions``), and says what it finds where a user looks.
+"""The training doctor's callback: at each tick it reads the signals from the run's history
+(``ganlab.training.history``), runs the conditions (``ganlab.doctor.conditions``, listed with
+their thresholds in ``conf/callbacks/default.yaml``), and says what it finds where a user looks.
 
 On a condition's start: one log line naming it, since when, the evidence, the likely cause and
-the overrides to type; a W&B alert (``run.alert``); a tag in the progress line while it holds;
-an object in ``<run_dir>/doctor.jsonl``. On its end: one log line and one object. The signals go
-to every logger under ``doctor/``. The trackers are checkpointed: after a kill and a resume an
-open condition stays open and is not announced again, and ``doctor.jsonl`` loses the events the
-killed run wrote after its checkpoint (the resumed run writes them again, once).
+the overrides to type; a W&B alert (``run.alert``); the condition in the history, which the
+progress line shows while it holds; an object in ``<run_dir>/doctor.jsonl``. On its end: one log
+line and one object. Its derived signals go to every logger under ``doctor/``. The trackers are
+checkpointed: after a kill and a resume an open condition stays open and is not announced again,
+and ``doctor.jsonl`` loses the events the killed run wrote after its checkpoint (the resumed run
+writes them again, once).
 
-``act=true`` (off by default), the autopilot: on ``d_overpowers`` D's learning rate / 5 (once);
-on ``d_memorises`` ADA switched on (once, when the run has none); on ``quality_regression`` the
-run stops, keeping ``best.ckpt``. Each action is logged and written to ``doctor.jsonl``, and
-resumes exactly (the rate scale and the added augmentation are part of the checkpoint).
+``act=true`` (off by default), the autopilot: each condition's ``act`` (D's learning rate / 5 on
+``d_overpowers``, ADA switched on for ``d_memorises``, the run stopped on ``quality_regression``),
+once per condition. Each action is logged and written to ``doctor.jsonl``, and resumes exactly
+(the rate scale and the added augmentation are part of the checkpoint).
 
 Under DDP every rank decides alike: the signals are the logged means, already averaged over
-ranks, FID is broadcast, the guard's flag is all-reduced; the doctor adds no collective.
+ranks, FID is broadcast, the guard's decision is all-reduced; the doctor adds no collective.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -29,26 +30,25 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from ganlab.callbacks.run_state import RunState
-from ganlab.doctor.conditions import CONDITIONS, Condition, Tracker
-from ganlab.doctor.fixes import ADA_ON, Context
+from ganlab.doctor.base import TICKS, Condition, Tracker
+from ganlab.doctor.fixes import Context
 from ganlab.doctor.probe import Probe
+from ganlab.training.history import WINDOW
 from ganlab.utils.errors import DivergenceError
 from ganlab.utils.every_n import due
 
 log = logging.getLogger("ganlab.doctor")
 
-HISTORY = 64  # the running references keep at most this many values
+DERIVED = ("doctor/r_t", "doctor/gap", "doctor/loss_spike")  # computed here, logged under doctor/
 
 
 class Doctor(L.Callback):
     """``warmup_iterations``: no condition starts before this iteration (early training is not a
     failure; divergence excepted). ``probe_size``: images in each of the fixed train and
     held-out slices D is scored on, every ``slices_every``-th logging interval (in between the
-    signals hold the latest measurement, which Lightning keeps in ``callback_metrics``, so
-    d_memorises' patience counts intervals, not measurements). ``conditions``: per-condition
-    settings (thresholds, patience), e.g. ``{mode_collapse: {diversity: 0.4}}``; ``disable``:
-    names to leave out."""
+    signals hold the latest measurement, so d_memorises' patience counts intervals, not
+    measurements). ``conditions``: name -> ``Condition`` (the yaml instantiates them with their
+    thresholds); ``disable``: names to leave out."""
 
     def __init__(
         self,
@@ -57,69 +57,55 @@ class Doctor(L.Callback):
         probe_size: int = 128,
         slices_every: int = 4,
         act: bool = False,
-        conditions: dict[str, dict[str, Any]] | None = None,
+        conditions: dict[str, Condition] | None = None,
         disable: list[str] | tuple[str, ...] = (),
     ) -> None:
-        settings = dict(conditions or {})
-        known = {c.name for c in CONDITIONS}
-        unknown = (set(settings) | set(disable)) - known
+        conditions = {name: c for name, c in (conditions or {}).items() if c is not None}
+        unknown = set(disable) - set(conditions)
         if unknown:
             raise ValueError(
-                f"callbacks.doctor: unknown condition(s) {sorted(unknown)}; known: {sorted(known)}"
+                f"callbacks.doctor: unknown condition(s) {sorted(unknown)}; known: {sorted(conditions)}"
             )
-        self.conditions: list[Condition] = []
-        for cls in CONDITIONS:
-            if cls.name in disable:
-                continue
-            opts = dict(settings.get(cls.name) or {})
-            patience = opts.pop("patience", None)
-            cond = cls(**opts)
-            if patience is not None:
-                cond.patience = int(patience)
-            self.conditions.append(cond)
+        for name, cond in conditions.items():
+            if cond.ticks not in TICKS:
+                raise ValueError(f"callbacks.doctor.conditions.{name}: ticks must be one of {TICKS}")
+            cond.name = name
+        self.conditions = [c for name, c in conditions.items() if name not in disable]
         self.run_dir = Path(run_dir) if run_dir else None
         self.warmup_iterations, self.probe_size, self.act = warmup_iterations, probe_size, act
         if slices_every < 1:
             raise ValueError(f"callbacks.doctor.slices_every must be >= 1, got {slices_every}")
         self.slices_every = slices_every
         self.trackers = {c.name: Tracker() for c in self.conditions}
-        self.by_name = {c.name: c for c in self.conditions}
-        self.refs: dict[str, list[float]] = {}  # running references (warm-up values, recent values)
-        self.best: tuple[float, int] | None = None  # (best FID, its iteration)
-        self.resumes: list[dict] = []  # resume_diff.json: the resumes of this run directory
-        self.last_eval = -1
-        self.rollbacks = 0
+        self.seen = {"evaluations": 0, "rollbacks": 0}  # the history's events already looked at
         self.acted: list[str] = []
-        self.good_iteration: int | None = None  # of the newest checkpoint written while all was well
-        self._guard = self._evaluation = None  # the callbacks whose findings the doctor reads
-        self.config: dict = {}
+        self.resumes: list[dict] = []  # resume_diff.json: the resumes of this run directory
+
+    def of(self, ticks: str) -> list[Condition]:
+        return [c for c in self.conditions if c.ticks == ticks]
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
-            "trackers": {k: t.state_dict() for k, t in self.trackers.items()},
-            "refs": self.refs, "best": self.best, "last_eval": self.last_eval,
-            "rollbacks": self.rollbacks, "acted": self.acted, "good_iteration": self.good_iteration,
-        }  # fmt: skip
+        return {"trackers": {k: t.state_dict() for k, t in self.trackers.items()},
+                "seen": dict(self.seen), "acted": self.acted}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         for k, t in state.get("trackers", {}).items():
             if k in self.trackers:
                 self.trackers[k].load_state_dict(t)
-        self.refs = {k: list(v) for k, v in state.get("refs", {}).items()}
-        self.best = tuple(state["best"]) if state.get("best") else None
-        self.last_eval, self.rollbacks = int(state.get("last_eval", -1)), int(state.get("rollbacks", 0))
-        self.acted, self.good_iteration = list(state.get("acted", [])), state.get("good_iteration")
+        # ganlab 0.2 kept the events' counts as last_eval / rollbacks: the history has them all
+        self.seen = dict(
+            state.get("seen") or {"evaluations": -1, "rollbacks": int(state.get("rollbacks", 0))}
+        )
+        self.acted = list(state.get("acted", []))
 
     # -- set-up --------------------------------------------------------------------------------
     def on_train_start(self, trainer, module) -> None:
-        self._guard = next((cb for cb in trainer.callbacks if type(cb).__name__ == "DivergenceGuard"), None)
-        self._evaluation = next((cb for cb in trainer.callbacks if hasattr(cb, "last_result")), None)
-        state = next((cb for cb in trainer.callbacks if isinstance(cb, RunState)), None)
-        self.config = (state.config if state is not None else None) or {}  # what the fixes are chosen from
+        if self.seen["evaluations"] < 0:  # a 0.2 checkpoint: its evaluations were all seen
+            self.seen["evaluations"] = len(module.history.evaluations)
         if trainer.datamodule is not None and hasattr(trainer.datamodule, "probe_sets"):
-            module.probe = Probe(trainer.datamodule.probe_sets(self.probe_size), self.slices_every)
-            module.probe_every = trainer.log_every_n_steps
+            module.attach_probe(Probe(trainer.datamodule.probe_sets(self.probe_size), self.slices_every),
+                                every=trainer.log_every_n_steps)  # fmt: skip
         if trainer.is_global_zero and self.run_dir is not None:
             self._drop_events_after(module.progress.iterations)
         diff = self.run_dir / "resume_diff.json" if self.run_dir is not None else None
@@ -137,148 +123,124 @@ class Doctor(L.Callback):
 
             write_text(path, "".join(ln + "\n" for ln in kept))
 
-    # -- the tick ------------------------------------------------------------------------------
-    def signals(self, trainer, module) -> dict[str, float]:
-        """This interval's means (train/*, doctor/*) and the derived and reference values."""
-        s = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "doctor/"))}
+    # -- the ticks -----------------------------------------------------------------------------
+    def signals(self, history, iteration: int) -> dict[str, float]:
+        """This tick's values (``train/*``, ``doctor/*``), the derived ones and every reference
+        the conditions declare."""
+        s = {k: v for k, v in history.latest.items() if k.startswith(("train/", "doctor/"))}
         if "train/d_acc_real" in s:
             s["doctor/r_t"] = 2 * s["train/d_acc_real"] - 1  # E[sign D(real)], ADA's r_t
         if "doctor/r_train" in s and "doctor/r_v" in s:
             s["doctor/gap"] = s["doctor/r_train"] - s["doctor/r_v"]
         losses = [abs(s[k]) for k in ("train/loss_d", "train/loss_g") if k in s]
         if losses:
-            recent = self.refs.get("loss", [])
+            history.put({"doctor/loss_peak": max(losses)}, iteration)
+            recent = history.recent("doctor/loss_peak", WINDOW, before=iteration)
             if recent:
                 s["doctor/loss_spike"] = max(losses) / max(statistics.median(recent), 1e-8)
-            self._remember("loss", max(losses), HISTORY)
-        warm = module.progress.iterations <= self.warmup_iterations
-        for name in ("g_grad_norm",):  # its level early in the run, for d_overpowers' evidence
-            v = s.get(f"doctor/{name}")
-            if v is not None and math.isfinite(v) and warm:
-                self._remember(f"warm_{name}", v, HISTORY)
-            if self.refs.get(f"warm_{name}"):
-                s[f"ref/{name}"] = statistics.median(self.refs[f"warm_{name}"])
-        # ADA's p and the fakes' diversity `patience` ticks ago: is p still rising, diversity not?
-        for signal, name, cond in (
-            ("train/ada_p", "ada_p", "augment_leak"),
-            ("doctor/diversity", "diversity", "mode_collapse"),
-        ):
-            if signal in s and math.isfinite(s[signal]):
-                window = self.refs.get(name, [])
-                if window:
-                    s[f"ref/{name}"] = window[0]
-                patience = self.by_name[cond].patience if cond in self.by_name else 3
-                self._remember(name, s[signal], patience + 1)
+        for cond in self.conditions:
+            for key, ref in cond.references.items():
+                value = ref.value(history, cond, self.warmup_iterations, iteration)
+                if value is not None:
+                    s[key] = value
         return s
 
-    def _remember(self, key: str, value: float, keep: int) -> None:
-        values = self.refs.setdefault(key, [])
-        values.append(value)
-        del values[:-keep]
-
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        it = module.progress.iterations
-        self._check_guard(trainer, module)
-        self._check_evaluation(trainer, module)
+        it, history = module.progress.iterations, module.history
+        self._tick_rollbacks(trainer, module)
+        self._tick_evaluations(trainer, module)
         if not due(trainer.log_every_n_steps, it):
             return
-        s = self.signals(trainer, module)
+        s = self.signals(history, it)
         if it > self.warmup_iterations:
-            for cond in self.conditions:
-                if getattr(cond, "per_evaluation", False) or cond.name == "divergence":
-                    continue
+            for cond in self.of("log"):
                 tracker = self.trackers[cond.name]
                 if not tracker.active and any(self.trackers[e].active for e in cond.explained_by
                                               if e in self.trackers):  # fmt: skip
                     tracker.streak = 0
                     continue
-                event = tracker.step(cond, s, self._at(module))
-                if event:
-                    self.announce(trainer, module, cond, event, s)
-        derived = {k: v for k, v in s.items() if k in ("doctor/r_t", "doctor/gap", "doctor/loss_spike")}
+                self._step(trainer, module, cond, s)
+        derived = {k: v for k, v in s.items() if k in DERIVED}
         derived["doctor/conditions"] = float(sum(t.active for t in self.trackers.values()))
         for logger in trainer.loggers:
             logger.log_metrics(derived, step=it)
 
-    def _at(self, module) -> tuple[int, float]:
-        return module.progress.iterations, module.progress.images_seen / 1000
-
-    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
-        """The newest snapshot written while no condition held: what a fix resumes from."""
-        if not any(t.active for t in self.trackers.values()):
-            self.good_iteration = module.progress.iterations
-
-    def _good_ckpt(self, trainer) -> str | None:
-        for cb in trainer.checkpoint_callbacks:
-            name = getattr(cb, "filename", None)
-            if self.good_iteration is not None and name and cb.dirpath:
-                path = Path(cb.dirpath) / f"{name.format(iteration=self.good_iteration)}.ckpt"
-                if path.is_file():
-                    return str(path)
-        return None
-
-    def _check_guard(self, trainer, module) -> None:
-        guard, cond = self._guard, self.by_name.get("divergence")
-        if guard is None or cond is None:
-            return
-        if guard.rollbacks == self.rollbacks and not self.trackers[cond.name].active:
-            return  # nothing new (every iteration: kept cheap)
-        s = {
-            "guard/diverged": float(guard.rollbacks > self.rollbacks),
-            "guard/rollbacks": float(guard.rollbacks),
-        }
-        self.rollbacks = guard.rollbacks
+    def _step(self, trainer, module, cond: Condition, s: dict[str, float]) -> None:
         event = self.trackers[cond.name].step(cond, s, self._at(module))
         if event:
             self.announce(trainer, module, cond, event, s)
 
-    def _check_evaluation(self, trainer, module) -> None:
-        result = getattr(self._evaluation, "last_result", None)
-        if not result or result["iteration"] == self.last_eval:
-            return
-        self.last_eval = int(result["iteration"])
-        fid = float(result["fid"])
-        if self.best is None or fid < self.best[0]:
-            self.best = (fid, self.last_eval)
-        s = {"val/fid": fid, "ref/best_fid": self.best[0], "ref/best_it": float(self.best[1])}
-        for logger in trainer.loggers:
-            logger.log_metrics({"doctor/fid_vs_best": fid / max(self.best[0], 1e-12)}, step=self.last_eval)
-        cond = self.by_name.get("quality_regression")
-        if cond is not None and self.last_eval > self.warmup_iterations:
-            event = self.trackers[cond.name].step(cond, s, self._at(module))
-            if event:
-                self.announce(trainer, module, cond, event, s)
+    def _at(self, module) -> tuple[int, float]:
+        return module.progress.iterations, module.progress.images_seen / 1000
+
+    def _tick_rollbacks(self, trainer, module) -> None:
+        """The guard's rollbacks (every iteration: kept cheap)."""
+        count, conds = len(module.history.rollbacks), self.of("rollback")
+        if count == self.seen["rollbacks"] and not any(self.trackers[c.name].active for c in conds):
+            return  # nothing new
+        s = {"guard/diverged": float(count > self.seen["rollbacks"]), "guard/rollbacks": float(count)}
+        self.seen["rollbacks"] = count
+        for cond in conds:
+            self._step(trainer, module, cond, s)
+
+    def _tick_evaluations(self, trainer, module) -> None:
+        history = module.history
+        for i in range(self.seen["evaluations"], len(history.evaluations)):
+            result = history.evaluations[i]
+            best = min(history.evaluations[: i + 1], key=lambda e: e["fid"])  # the first of equals
+            s = {
+                "val/fid": result["fid"],
+                "ref/best_fid": best["fid"],
+                "ref/best_it": float(best["iteration"]),
+            }
+            for logger in trainer.loggers:
+                ratio = result["fid"] / max(best["fid"], 1e-12)
+                logger.log_metrics({"doctor/fid_vs_best": ratio}, step=result["iteration"])
+            if result["iteration"] > self.warmup_iterations:
+                for cond in self.of("evaluation"):
+                    self._step(trainer, module, cond, s)
+        self.seen["evaluations"] = len(history.evaluations)
 
     def on_train_end(self, trainer, module) -> None:
-        self._check_evaluation(trainer, module)  # an evaluation at the end (at_end=true)
+        self._tick_evaluations(trainer, module)  # an evaluation at the end (at_end=true)
 
     def on_exception(self, trainer, module, exception: BaseException) -> None:
-        cond = self.by_name.get("divergence")
-        if isinstance(exception, DivergenceError) and cond and not self.trackers[cond.name].active:
+        if not isinstance(exception, DivergenceError):
+            return
+        for cond in self.of("rollback"):
             tracker = self.trackers[cond.name]
-            tracker.active, tracker.since = True, self._at(module)
-            self.announce(trainer, module, cond, "start", {"guard/rollbacks": float(self.rollbacks)})
+            if not tracker.active:
+                tracker.active, tracker.since = True, self._at(module)
+                rollbacks = float(len(module.history.rollbacks))
+                self.announce(trainer, module, cond, "start", {"guard/rollbacks": rollbacks})
 
     # -- saying it -----------------------------------------------------------------------------
-    def context(self, trainer, signals: dict[str, float] | None = None) -> Context:
-        best = None
-        for cb in trainer.callbacks:
-            d = getattr(cb, "best_dirpath", None)
-            if d is not None and (Path(d) / "best.ckpt").is_file():
-                best = str(Path(d) / "best.ckpt")
-        if best is None and self.best is not None:  # the best FID is the checkpoint a resume started from
-            best = next((r["ckpt_path"] for r in self.resumes if r.get("iteration") == self.best[1]), None)
-        return Context(self.config, best_ckpt=best, good_ckpt=self._good_ckpt(trainer),
-                       signals=dict(signals or {}), resumes=self.resumes)  # fmt: skip
+    def context(self, module, signals: dict[str, float] | None = None) -> Context:
+        """What a fix is chosen from: the run's configuration and checkpoints, from the history."""
+        history = module.history
+        best = (
+            history.best_checkpoint
+            if history.best_checkpoint and Path(history.best_checkpoint).is_file()
+            else None
+        )
+        top = history.best_evaluation()
+        if best is None and top is not None:  # the best FID is the checkpoint a resume started from
+            best = next(
+                (r["ckpt_path"] for r in self.resumes if r.get("iteration") == top["iteration"]), None
+            )
+        good = next((p for p in history.snapshots(healthy=True) if Path(p).is_file()), None)
+        return Context(module.run_config or {}, best_ckpt=best, good_ckpt=good, signals=dict(signals or {}),
+                       resumes=self.resumes)  # fmt: skip
 
-    def announce(self, trainer, module, cond: Condition, event: str, s: dict[str, float]) -> dict:
+    def announce(self, trainer, module, cond: Condition, event: str, s: dict[str, float]) -> dict[str, Any]:
         it, kimg = self._at(module)
         tracker = self.trackers[cond.name]
         evidence = tracker.evidence if event == "start" else cond.evidence(s) if s else {}
         if event == "start" and not evidence:
             evidence = cond.evidence(s)
         since = tracker.since or (it, kimg)
-        fix = cond.fix(self.context(trainer, s)) if event == "start" else []
+        ctx = self.context(module, s)
+        fix = cond.fix(ctx) if event == "start" else []
         if event == "start":
             message = (
                 f"{cond.name} since iteration {since[0]} ({since[1]:.1f} kimg): {cond.describe(evidence)}. "
@@ -292,12 +254,13 @@ class Doctor(L.Callback):
             "evidence": {k: round(v, 5) for k, v in evidence.items()},
             "cause": cond.cause, "fix": fix, "message": message,
         }  # fmt: skip
-        if event == "start" and self.act:
-            action = self.autopilot(trainer, module, cond.name)
+        if event == "start" and self.act and cond.name not in self.acted:
+            action = cond.act(trainer, module, ctx)
             if action:
+                self.acted.append(cond.name)
                 record["action"] = action
-                message += f" Autopilot: {action}."
-                record["message"] = message
+                record["message"] = message = message + f" Autopilot: {action}."
+        module.history.conditions = [k for k, t in self.trackers.items() if t.active]
         if trainer.is_global_zero:
             (log.warning if event == "start" else log.info)("doctor: %s", message)
             self._write(record)
@@ -322,28 +285,3 @@ class Doctor(L.Callback):
                                             level=wandb.AlertLevel.WARN, wait_duration=0)  # fmt: skip
                 except Exception as e:  # noqa: BLE001  (an alert that fails must not stop training)
                     log.warning("W&B alert failed: %s", e)
-
-    def progress_tag(self) -> str:
-        """The progress line's tag while conditions hold, e.g. ``doctor: d_overpowers``."""
-        active = [k for k, t in self.trackers.items() if t.active]
-        return f"doctor: {','.join(active)}" if active else ""
-
-    # -- the autopilot ---------------------------------------------------------------------------
-    def autopilot(self, trainer, module, name: str) -> str | None:
-        if name in self.acted:
-            return None
-        action = None
-        if name == "d_overpowers":
-            before = module.optim.base_lr("d")
-            module.optim.rescale(0.2, ("d",), trainer, module)
-            action = f"D's learning rate {before:.3g} -> {module.optim.base_lr('d'):.3g}"
-        elif name == "d_memorises" and not any(type(a).__name__ == "ADA" for a in module.d_augment):
-            module.add_augment("ganlab.augment.ADA", dict(ADA_ON))
-            action = "ADA switched on (" + ", ".join(f"{k} {v}" for k, v in ADA_ON.items()) + ")"
-        elif name == "quality_regression":
-            trainer.should_stop = True
-            best = self.context(trainer).best_ckpt
-            action = f"stopped; the best weights are in {best}" if best else "stopped"
-        if action:
-            self.acted.append(name)
-        return action

@@ -27,7 +27,9 @@ class FIDEvaluation(L.Callback):
     to rank 0, which alone holds the real statistics and computes; the result is broadcast so
     that every rank logs it and takes the same ``best.ckpt`` decision (no rank waits alone).
     Latents come from a fixed seed, so successive evaluations compare the same z.
-    ``best.ckpt`` keeps the lowest-FID weights: GAN quality often peaks and then collapses.
+    ``best.ckpt`` keeps the lowest-FID weights: GAN quality often peaks and then collapses. Each
+    result, and the best, are kept in the run's history (``ganlab.training.history``; the doctor
+    reads them there).
     Real statistics are cached in ``cache_dir`` per dataset, resolution and feature network.
     """
 
@@ -63,16 +65,8 @@ class FIDEvaluation(L.Callback):
         self.best_dirpath = Path(best_dirpath) if best_dirpath else None
         self.results_dir = Path(results_dir) if results_dir else None
         self.metrics: GANMetrics | None = None
-        self.best_fid = math.inf
         self.every_kimg = every_kimg
         self._last = -1
-        self.last_result: dict | None = None  # the latest evaluation (every rank), for the doctor
-
-    def state_dict(self) -> dict:
-        return {"best_fid": self.best_fid}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best_fid = state.get("best_fid", math.inf)
 
     def _prepare(self, trainer, module) -> GANMetrics:
         if self.metrics is None:
@@ -137,7 +131,7 @@ class FIDEvaluation(L.Callback):
         return result
 
     def _record(self, trainer, module, result: dict) -> None:
-        self.last_result = result
+        best = module.history.record_evaluation(result)  # every rank: the result was broadcast
         k = metric_suffix(self.n)
         values = {f"val/fid_{k}": result["fid"], f"val/kid_{k}": result["kid_mean"]}
         if "is_mean" in result:
@@ -153,14 +147,14 @@ class FIDEvaluation(L.Callback):
         if trainer.is_global_zero and self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             (self.results_dir / f"it{result['iteration']:07d}.json").write_text(json.dumps(result, indent=2))
-        if result["fid"] < self.best_fid:
-            self.best_fid = result["fid"]
-            if self.best_dirpath is not None:  # every rank calls: saving is collective under DDP
-                trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
+        if best and self.best_dirpath is not None:  # every rank calls: saving is collective under DDP
+            module.history.best_checkpoint = str(self.best_dirpath / "best.ckpt")
+            trainer.save_checkpoint(self.best_dirpath / "best.ckpt")
         if trainer.is_global_zero:  # the run's summary: a sweep's table shows both per run
+            best_fid = module.history.best_evaluation()["fid"]
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
-                    summary = {f"val/fid_{k}_final": result["fid"], f"val/fid_{k}_best": self.best_fid}
+                    summary = {f"val/fid_{k}_final": result["fid"], f"val/fid_{k}_best": best_fid}
                     logger.experiment.summary.update(summary)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:

@@ -11,8 +11,11 @@ checks again inside every save.
 On divergence: ``on_divergence=stop`` raises ``DivergenceError`` naming the newest good
 checkpoint and the override that resumes from it; ``rollback`` reloads that checkpoint's weights
 and optimizer states, multiplies both learning rates by ``rollback_lr_factor``, logs that it did
-(``train/rollbacks``, ``rollbacks.jsonl`` in the run directory) and continues, up to
-``max_rollbacks`` times.
+(``train/rollbacks``, ``rollbacks.jsonl`` in the run directory, the run's history) and
+continues, up to ``max_rollbacks`` times. The good checkpoint is the newest intact snapshot in the
+run's history (``ganlab.training.history``; a snapshot, not ``last.ckpt``, which the next save
+overwrites), else the checkpoint the run resumed from. The settings are checked before training
+(``ganlab.run.checks``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ganlab.checkpoint.format import GanlabState, newest_intact_checkpoint, read_checkpoint
+from ganlab.checkpoint.format import GanlabState, first_intact, read_checkpoint
 from ganlab.checkpoint.saver import CadenceSaver
 from ganlab.utils.errors import DivergenceError
 from ganlab.utils.every_n import due, due_at
@@ -42,21 +45,10 @@ class DivergenceGuard(L.Callback):
         max_rollbacks: int = 3,
         run_dir: str | None = None,
     ) -> None:
-        if on_divergence not in ("stop", "rollback"):
-            raise ValueError(f"train.on_divergence must be 'stop' or 'rollback', got {on_divergence!r}")
-        if not 0 < rollback_lr_factor <= 1:
-            raise ValueError(f"train.rollback_lr_factor must be in (0, 1], got {rollback_lr_factor}")
         self.on_divergence, self.loss_bound, self.check_every = on_divergence, float(loss_bound), check_every
         self.rollback_lr_factor, self.max_rollbacks = rollback_lr_factor, max_rollbacks
         self.run_dir = Path(run_dir) if run_dir else None
-        self.rollbacks = 0
         self._savers: list[CadenceSaver] = []
-
-    def state_dict(self) -> dict:
-        return {"rollbacks": self.rollbacks}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rollbacks = state.get("rollbacks", 0)
 
     # -- when to look ----------------------------------------------------------------------------
     def on_train_start(self, trainer, module) -> None:
@@ -81,7 +73,7 @@ class DivergenceGuard(L.Callback):
         # The last line of defence: raising here stops the write.
         if self.diverged(trainer, module) or not weights_finite(module):
             raise DivergenceError(
-                self.message(module, newest_good_checkpoint(trainer), " while saving a checkpoint")
+                self.message(module, newest_good_checkpoint(trainer, module), " while saving a checkpoint")
             )
 
     # -- what to do ----------------------------------------------------------------------------
@@ -92,14 +84,14 @@ class DivergenceGuard(L.Callback):
     def check(self, trainer, module) -> None:
         if not self.diverged(trainer, module):
             return
-        good = newest_good_checkpoint(trainer)
-        if self.on_divergence == "rollback" and good is not None and self.rollbacks < self.max_rollbacks:
+        good, rollbacks = newest_good_checkpoint(trainer, module), len(module.history.rollbacks)
+        if self.on_divergence == "rollback" and good is not None and rollbacks < self.max_rollbacks:
             self.rollback(trainer, module, good)
             return
         why = ""
         if self.on_divergence == "rollback":
             why = (
-                f" (rolled back {self.rollbacks} times already, train.max_rollbacks={self.max_rollbacks})"
+                f" (rolled back {rollbacks} times already, train.max_rollbacks={self.max_rollbacks})"
                 if good is not None
                 else " (no checkpoint to roll back to yet)"
             )
@@ -126,15 +118,15 @@ class DivergenceGuard(L.Callback):
         rates = module.optim.rescale(self.rollback_lr_factor, ("g", "d"), trainer, module)
         module.states_replaced()
         module.stats.reset_health()
-        self.rollbacks += 1
         event = {
             "iteration": module.progress.iterations,
             "checkpoint": str(path),
             "checkpoint_iteration": GanlabState.of(ckpt).iterations,
             "lr_g": rates["g"],  # what the optimizers now use
             "lr_d": rates["d"],
-            "rollbacks": self.rollbacks,
+            "rollbacks": len(module.history.rollbacks) + 1,
         }
+        module.history.record_rollback(event)
         log.warning(
             "training diverged: rolled back to %s with learning rates x%g (%s)",
             path,
@@ -143,7 +135,11 @@ class DivergenceGuard(L.Callback):
         )
         for logger in trainer.loggers:
             logger.log_metrics(
-                {"train/rollbacks": self.rollbacks, "train/lr_g": event["lr_g"], "train/lr_d": event["lr_d"]},
+                {
+                    "train/rollbacks": event["rollbacks"],
+                    "train/lr_g": event["lr_g"],
+                    "train/lr_d": event["lr_d"],
+                },
                 step=module.progress.iterations,
             )
         if trainer.is_global_zero and self.run_dir is not None:
@@ -160,9 +156,8 @@ def weights_finite(module: torch.nn.Module) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
-def newest_good_checkpoint(trainer) -> Path | None:
-    """The newest snapshot of this run (the guard never lets a bad one be written; a snapshot,
-    not ``last.ckpt``, which the next save overwrites), else the checkpoint it resumed from."""
-    dirs = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
-    found = newest_intact_checkpoint(dirs, snapshot=True)
+def newest_good_checkpoint(trainer, module) -> Path | None:
+    """The newest intact snapshot in the run's history (the guard never lets a bad one be
+    written), else the checkpoint the run resumed from."""
+    found = first_intact(module.history.snapshots())
     return found or (Path(trainer.ckpt_path) if trainer.ckpt_path else None)

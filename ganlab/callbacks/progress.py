@@ -103,8 +103,8 @@ class GANProgressBar(ProgressBar):
             v = metrics.get(f"train/{name}")
             if v is not None:
                 parts.append(f"{name} {float(v):.3f}")
-        tags = [t for cb in trainer.callbacks if (t := getattr(cb, "progress_tag", lambda: "")())]
-        parts += [f"[{t}]" for t in tags]  # the training doctor's conditions while they hold
+        held = module.history.conditions  # the training doctor's, while they hold
+        parts += [f"[doctor: {','.join(held)}]"] if held else []
         return "  ".join(parts)
 
     def _write(self, trainer, module, now: float, final: bool) -> None:

@@ -14,12 +14,10 @@ log = logging.getLogger(__name__)
 class RunLength(L.Callback):
     """Run length in GAN units: stop after ``max_kimg`` thousand real images shown to D (all
     ranks; stylegan2-ada's unit) or ``max_iterations`` GAN iterations, whichever comes first
-    (None: no limit; Lightning's ``trainer.max_epochs``/``max_steps`` still apply too)."""
+    (None: no limit; Lightning's ``trainer.max_epochs``/``max_steps`` still apply too). Both are
+    checked before training (``ganlab.run.checks``)."""
 
     def __init__(self, max_kimg: float | None = None, max_iterations: int | None = None) -> None:
-        for name, v in (("train.max_kimg", max_kimg), ("train.max_iterations", max_iterations)):
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive or null, got {v}")
         self.max_kimg, self.max_iterations = max_kimg, max_iterations
         self.checked = False
 

@@ -1,11 +1,7 @@
-"""The doctor's conditions: what each failure looks like in the signals, when it starts and ends
-(hysteresis and a warm-up), its likely cause and the overrides that address it.
-
-Pure Python on host floats, read once per logging interval (a "tick"): ``signals`` maps names to
-the interval's means (``train/d_acc_fake``, ``doctor/r_v``, ``train/ada_p``, ...) plus the
-doctor's running references. A condition *starts* after its bad test held for ``patience``
-consecutive ticks past the warm-up, and *ends* after its clear test (a looser threshold) held as
-long: no flapping around one threshold.
+"""The doctor's six conditions: what each failure looks like in the signals, its likely cause,
+the overrides that address it and what the autopilot does about it. The machinery they share
+(``Condition``, ``Tracker``, the references) is ``ganlab.doctor.base``; their thresholds are in
+``conf/callbacks/default.yaml``.
 
 Thresholds were set on the CPU recipes (``experiments/doctor.md``): the healthy shipped recipes
 never reach them over their full length (two seeds each), the runs that induce each failure do.
@@ -14,62 +10,29 @@ never reach them over their full length (two seeds each), the runs that induce e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
-from ganlab.doctor.fixes import (  # noqa: F401 (Context, fmt, get: re-exported)
-    ADA_ON,
-    Context,
-    ada_index,
-    changed_since,
-    fmt,
-    get,
-    resume_slower,
-    typed,
-)
-
-
-class Condition:
-    """One failure. Subclasses set ``name``, ``cause`` and implement ``bad``, ``clear``,
-    ``evidence`` and ``fix``; ``bad``/``clear`` return None when the signals cannot tell
-    (a signal this run does not have)."""
-
-    name = ""
-    cause = ""
-    patience = 3  # consecutive ticks to start, and to end
-    explained_by: tuple[str, ...] = ()  # conditions that, while active, keep this one from starting
-
-    def bad(self, s: dict[str, float]) -> bool | None:
-        raise NotImplementedError
-
-    def clear(self, s: dict[str, float]) -> bool | None:
-        raise NotImplementedError
-
-    def evidence(self, s: dict[str, float]) -> dict[str, float]:
-        raise NotImplementedError
-
-    def fix(self, ctx: Context) -> list[str]:
-        raise NotImplementedError
-
-    def describe(self, evidence: dict[str, float]) -> str:
-        return ", ".join(f"{k} {v:.3g}" for k, v in evidence.items())
-
-
-def _have(s: dict[str, float], *names: str) -> bool:
-    return all(n in s and math.isfinite(s[n]) for n in names)
+from ganlab.augment import ADA
+from ganlab.doctor.base import Ago, Condition, WarmupMedian
+from ganlab.doctor.base import have as _have
+from ganlab.doctor.fixes import ADA_ON, ada_index, changed_since, fmt, get, resume_slower, typed
 
 
 class DOverpowers(Condition):
     """D right on (almost) every fake, and sure of it, for a sustained span: G no longer learns
     ("Loss_D -> 0, Loss_G -> 100"). With the minimax loss G's gradient vanishes then; with the
-    non-saturating losses it does not (measured: it grew 5x, ``experiments/doctor.md``), so the
-    tell is D's probability on the fakes, D(G(z)), falling to a few percent while G's loss climbs
-    (healthy DCGAN runs keep it near 0.1 even when D's accuracy is 0.95-0.99)."""
+    non-saturating losses it does not (the induced run of ``experiments/doctor.md``: 143 against
+    128 early in the run), so the tell is D's probability on the fakes, D(G(z)), falling to a few
+    percent while G's loss climbs (healthy DCGAN runs keep it near 0.1 even when D's accuracy is
+    0.95-0.99). The autopilot divides D's learning rate by 5."""
 
     name = "d_overpowers"
     cause = "D learns much faster than G: it rejects every fake with certainty and G stops improving"
 
-    def __init__(self, acc_fake: float = 0.97, d_fake: float = 0.03, clear_acc_fake: float = 0.9,
-                 clear_d_fake: float = 0.06) -> None:  # fmt: skip
+    references = {"ref/g_grad_norm": WarmupMedian("doctor/g_grad_norm")}  # G's gradient early on
+
+    def __init__(self, acc_fake: float, d_fake: float, clear_acc_fake: float, clear_d_fake: float,
+                 patience: int) -> None:  # fmt: skip
+        super().__init__(patience)
         self.acc_fake, self.d_fake = acc_fake, d_fake
         self.clear_acc_fake, self.clear_d_fake = clear_acc_fake, clear_d_fake
 
@@ -114,6 +77,11 @@ class DOverpowers(Condition):
             fixes.append("loss.real_smoothing=0.1")
         return fixes
 
+    def act(self, trainer, module, ctx):
+        before = module.optim.base_lr("d")
+        module.optim.rescale(0.2, ("d",), trainer, module)
+        return f"D's learning rate {before:.3g} -> {module.optim.base_lr('d'):.3g}"
+
 
 class DMemorises(Condition):
     """D's score on held-out real images falls away from its score on training images
@@ -122,7 +90,8 @@ class DMemorises(Condition):
     name = "d_memorises"
     cause = "the training set is small for D: it memorises the images instead of learning the distribution"
 
-    def __init__(self, gap: float = 0.5, clear_gap: float = 0.25) -> None:
+    def __init__(self, gap: float, clear_gap: float, patience: int) -> None:
+        super().__init__(patience)
         self.gap, self.clear_gap = gap, clear_gap
 
     def bad(self, s):
@@ -158,6 +127,12 @@ class DMemorises(Condition):
             fixes.append("data.max_images=null")
         return fixes
 
+    def act(self, trainer, module, ctx):
+        if any(isinstance(aug, ADA) for aug in module.d_augment):
+            return None
+        module.add_augment("ganlab.augment.ADA", dict(ADA_ON))
+        return "ADA switched on (" + ", ".join(f"{k} {v}" for k, v in ADA_ON.items()) + ")"
+
 
 class ModeCollapse(Condition):
     """The fakes of a batch look alike (their spread far below the reals') while D still takes
@@ -171,9 +146,12 @@ class ModeCollapse(Condition):
     cause = "G maps many latents to a few images (mode collapse)"
     explained_by = ("d_overpowers",)  # a G that D overpowers never spreads out: that is the diagnosis
 
+    references = {"ref/diversity": Ago("doctor/diversity")}
+
     def __init__(
-        self, diversity: float = 0.5, clear_diversity: float = 0.65, d_fake: float = 0.1, rising: float = 0.05
+        self, diversity: float, clear_diversity: float, d_fake: float, rising: float, patience: int
     ) -> None:
+        super().__init__(patience)
         self.diversity, self.clear_diversity, self.d_fake, self.rising = (
             diversity,
             clear_diversity,
@@ -224,7 +202,10 @@ class AugmentLeak(Condition):
         "ADA keeps raising p because D stays sure of the reals, and the augmentations leak into G's images"
     )
 
-    def __init__(self, p: float = 0.7, clear_p: float = 0.6, rise: float = 0.0) -> None:
+    references = {"ref/ada_p": Ago("train/ada_p")}
+
+    def __init__(self, p: float, clear_p: float, rise: float, patience: int) -> None:
+        super().__init__(patience)
         self.p, self.clear_p, self.rise = p, clear_p, rise
 
     def bad(self, s):
@@ -255,10 +236,11 @@ class QualityRegression(Condition):
 
     name = "quality_regression"
     cause = "sample quality peaked and is getting worse (late collapse, or D overfitting)"
-    per_evaluation = True
+    ticks = "evaluation"
 
-    def __init__(self, ratio: float = 1.1, clear_ratio: float = 1.03, patience: int = 3) -> None:
-        self.ratio, self.clear_ratio, self.patience = ratio, clear_ratio, patience
+    def __init__(self, ratio: float, clear_ratio: float, patience: int) -> None:
+        super().__init__(patience)
+        self.ratio, self.clear_ratio = ratio, clear_ratio
 
     def bad(self, s):
         if not _have(s, "val/fid", "ref/best_fid"):
@@ -290,6 +272,10 @@ class QualityRegression(Condition):
             return best + [f"{c['key']}={typed(c['checkpoint'])}" for c in changed]
         return resume_slower(ctx.best_ckpt, ctx.config)
 
+    def act(self, trainer, module, ctx):
+        trainer.should_stop = True
+        return f"stopped; the best weights are in {ctx.best_ckpt}" if ctx.best_ckpt else "stopped"
+
 
 class Divergence(Condition):
     """The divergence guard's finding (``ganlab.callbacks.guard``): a loss or statistic became NaN/inf or
@@ -297,7 +283,7 @@ class Divergence(Condition):
 
     name = "divergence"
     cause = "the updates blew up: learning rates too high for this model, or a precision overflow"
-    patience = 1
+    ticks = "rollback"
 
     def bad(self, s):
         return s.get("guard/diverged", 0.0) > 0 if "guard/diverged" in s else None
@@ -320,50 +306,3 @@ class Divergence(Condition):
         if get(ctx.config, "train.on_divergence") != "rollback":
             fixes.append("train.on_divergence=rollback")
         return fixes
-
-
-CONDITIONS = (DOverpowers, DMemorises, ModeCollapse, Divergence, AugmentLeak, QualityRegression)
-
-
-@dataclass
-class Tracker:
-    """One condition's hysteresis: ``active`` since ``since`` (iteration, kimg), the consecutive
-    ticks its start (or, when active, its end) test has held. Checkpointed by the doctor."""
-
-    active: bool = False
-    streak: int = 0
-    since: tuple[int, float] | None = None
-    first_bad: tuple[int, float] | None = None  # the tick the current streak began
-    evidence: dict[str, float] = field(default_factory=dict)
-
-    def step(self, cond: Condition, s: dict[str, float], at: tuple[int, float]) -> str | None:
-        """One tick: returns "start", "end" or None."""
-        verdict = cond.clear(s) if self.active else cond.bad(s)
-        if verdict is None:  # this tick cannot tell (a signal it lacks, or a NaN): wait
-            return None
-        if not verdict:
-            self.streak, self.first_bad = 0, None
-            return None
-        if self.streak == 0:
-            self.first_bad = at
-        self.streak += 1
-        if not self.active:
-            self.evidence = cond.evidence(s)
-        if self.streak < cond.patience:
-            return None
-        self.streak = 0
-        if self.active:
-            self.active, self.since = False, None
-            return "end"
-        self.active, self.since = True, self.first_bad
-        return "start"
-
-    def state_dict(self) -> dict:
-        return {"active": self.active, "streak": self.streak, "since": self.since,
-                "first_bad": self.first_bad, "evidence": self.evidence}  # fmt: skip
-
-    def load_state_dict(self, state: dict) -> None:
-        self.active, self.streak = bool(state["active"]), int(state["streak"])
-        self.since = tuple(state["since"]) if state.get("since") else None
-        self.first_bad = tuple(state["first_bad"]) if state.get("first_bad") else None
-        self.evidence = dict(state.get("evidence") or {})

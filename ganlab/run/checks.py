@@ -3,8 +3,9 @@
 
 Each rule names a key of the composed configuration, what it must be and an example; a key the
 configuration does not hold (``callbacks=none``, another model's options) is not checked.
-Values the constructors check themselves with a message of this form (``optimizer.*.lr``,
-``data.batch_size``) are left to them.
+Each setting is checked in one place: here, or, for values the constructors check themselves with
+a message of this form (``optimizer.*.lr``, ``data.batch_size``, the loss options), there; the
+constructors of the settings checked here trust them.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def devices(v: Any) -> bool:
     return isinstance(v, (list, ListConfig)) and len(v) > 0 and all(whole(0)(d) for d in v)
 
 
+def prior(v: Any) -> bool:
+    from ganlab.training.latent import PRIORS  # here, not at import: --help needs no torch
+
+    return v in PRIORS
+
+
 CADENCES = ("every_n_iterations", "every_kimg", "every_minutes")
 WHOLE = "a whole number"
 
@@ -93,7 +100,7 @@ TRAIN_RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     *_whole_rules(),
     (
         "model.latent",
-        lambda v: v in ("normal", "uniform"),
+        prior,
         "the prior must be normal or uniform",
         "model.latent=normal",
     ),
@@ -270,5 +277,8 @@ def check_model(model) -> None:
             "the ACGAN term needs D's auxiliary classifier (loss.acgan_weight): set "
             "model.discriminator.aux_classifier=true (and data.conditional=true), or loss.acgan_weight=0"
         )
+    problem = loss.check_networks(G, D)
+    if problem:
+        raise UsageError(problem)
     if D.aux_classes and loss.acgan_weight == 0:
         log.warning("model.discriminator.aux_classifier=true but loss.acgan_weight=0: the classifier idles")

@@ -10,7 +10,7 @@
 - Everything else that describes training (learning rates and optimizer settings, loss options,
   schedules, logging and checkpoint cadence, run length): applied. The new configuration is what
   gets built; optimizer hyperparameters, which Lightning restores from the checkpoint, are set
-  again from it (``GANModule.apply_optimizer_settings``). The changes are written to
+  again from it (``GANOptimizers.reapply``, at train start). The changes are written to
   ``resume_diff.json`` in the run directory and sent to the loggers.
 - Paths, devices, precision, loggers and Hydra's own settings are where and how, not what:
   ignored.
@@ -21,11 +21,22 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ganlab.run import slurm
 from ganlab.utils.atomic import write_text
 from ganlab.utils.errors import ResumeConfigError
+
+if TYPE_CHECKING:
+    from ganlab.checkpoint.format import GanlabState
+
+# torch (through ganlab.checkpoint) is imported by the functions that read checkpoints, not at
+# import: ganlab.train imports this module, and `ganlab-train --help` needs no torch.
+
+log = logging.getLogger(__name__)
 
 SHAPE = (
     "model._target_",
@@ -178,3 +189,62 @@ def record(
         summary = {f"resume_diff/{c['key']}": f"{c['checkpoint']!r} -> {c['now']!r}" for c in changes}
         for logger in loggers:
             logger.log_hyperparams(summary)
+
+
+def resolve_ckpt_path(cfg) -> str | None:
+    """``ckpt_path=last``: this run directory's newest intact checkpoint (``last.ckpt``, or the
+    newest readable ``it*.ckpt`` when a kill or a full disk cut ``last.ckpt`` short) when there
+    is one (a requeued SLURM job, a restarted command), else a fresh start. A requeued SLURM job
+    (``SLURM_RESTART_COUNT`` > 0) resumes this way without being told."""
+    from omegaconf import OmegaConf
+
+    from ganlab.checkpoint.format import newest_intact_checkpoint
+
+    path = cfg.get("ckpt_path")
+    if path is None and slurm.restart_count() > 0:
+        log.info("SLURM job %s, attempt %d: resuming from this run's last checkpoint", slurm.job_id(),
+                 slurm.restart_count() + 1)  # fmt: skip
+        path = "last"
+    if path == "last":
+        ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+        found = newest_intact_checkpoint(ckpt_dir or Path(cfg.paths.output_dir) / "checkpoints")
+        path = str(found) if found else None
+        log.info(
+            "ckpt_path=last: %s", f"resuming from {path}" if path else "no checkpoint yet, starting fresh"
+        )
+    return path
+
+
+@dataclass
+class ResumePoint:
+    """The checkpoint a run resumes from, read once: its path, the loaded dict and its
+    ``GanlabState`` (upgraded), and, once ``check``ed, the settings this run changes."""
+
+    path: str
+    checkpoint: dict[str, Any]
+    state: GanlabState
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, cfg) -> ResumePoint | None:
+        """The checkpoint ``ckpt_path`` names (``last``: see ``resolve_ckpt_path``), or None."""
+        from ganlab.checkpoint.format import read_state
+
+        path = resolve_ckpt_path(cfg)
+        if not path:
+            return None
+        checkpoint, state = read_state(path)
+        return cls(str(path), checkpoint, state)
+
+    def check(self, config: dict[str, Any], allow_changes: bool) -> None:
+        """Compare this run's resolved configuration with the checkpoint's: refuse what cannot
+        change, keep the rest as ``changes``."""
+        self.changes = check(compare(self.state.config, config), self.path, allow_changes)
+
+    def restore(self, model, run_dir: str | Path, loggers: list, rank_zero: bool) -> None:
+        """Before ``trainer.fit`` loads the weights: the techniques the doctor added mid-run
+        rebuilt, the weights' names and shapes checked; the resume recorded (rank 0)."""
+        model.restore_techniques(self.state.techniques)
+        check_weights(model, self.checkpoint, self.changes, self.path)
+        if rank_zero:
+            record(self.changes, self.path, self.state.iterations, run_dir, loggers)

@@ -18,8 +18,7 @@ from torch import Tensor, nn
 
 class EMA:
     def __init__(self, half_life_kimg: float, rampup: float | None = 0.05) -> None:
-        if not half_life_kimg > 0:
-            raise ValueError(f"model.ema_half_life_kimg must be positive, got {half_life_kimg}")
+        # (model.ema_half_life_kimg > 0 and the ramp-up are checked before training: ganlab.run.checks)
         self.half_life_kimg, self.rampup = half_life_kimg, rampup
         self._lists: tuple[list[Tensor], ...] = ()
 

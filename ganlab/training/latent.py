@@ -22,14 +22,11 @@ def sample_latent(
 
 @dataclass(frozen=True)
 class LatentPrior:
-    """z's distribution: ``nz`` dimensions, ``kind`` normal or uniform."""
+    """z's distribution: ``nz`` dimensions, ``kind`` normal or uniform (``PRIORS``; checked before
+    training, ``ganlab.run.checks``)."""
 
     nz: int = 100
     kind: str = "normal"
-
-    def __post_init__(self) -> None:
-        if self.kind not in PRIORS:
-            raise ValueError(f"model.latent must be one of {PRIORS}, got {self.kind!r}")
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         """A latent batch (n, nz)."""

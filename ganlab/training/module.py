@@ -33,6 +33,7 @@ from ganlab.speed.ddp import no_sync
 from ganlab.speed.fast_paths import Speed, backward, count_optimizer_steps, direct_updates
 from ganlab.training.counters import TrainingProgress
 from ganlab.training.ema import EMA
+from ganlab.training.history import History
 from ganlab.training.latent import FixedNoise, LatentPrior
 from ganlab.training.optim import GANOptimizers
 from ganlab.training.schedule import Outcome, Plan, Schedule
@@ -80,16 +81,22 @@ class GANModule(L.LightningModule):
         self.register_buffer("fixed_z", z)  # buffers: moved with the module and checkpointed
         self.register_buffer("fixed_y", y)  # None (not in the state dict) when unconditional
         self.progress, self.stats = TrainingProgress(), StepStats()
+        self.history = History()  # what the callbacks share (ganlab.training.history); checkpointed
         self.graphed: CUDAGraphIteration | None = None  # set at train start with speed.cuda_graph
         # DDP wrappers of G and D (ganlab.speed.ddp); a plain dict, so not submodules: state-dict
         # keys stay "G.*", "D.*".
         self._ddp: dict[str, nn.Module] = {}
         self._g_params: list[nn.Parameter] = []
         self.direct, self._updates = False, ()  # how updates run: set at train start
-        # The training doctor's probe (ganlab.doctor.Probe), set by its callback: measured after
-        # every ``probe_every``-th iteration, on that iteration's last real minibatch and fakes.
-        self.probe, self.probe_every = None, 0
+        self.probe, self.probe_every = None, 0  # attach_probe
         self.last_batch: tuple[Tensor, Tensor, Tensor | None] | None = None
+        self.run_config: dict[str, Any] | None = None  # the resolved run configuration (ganlab.train)
+
+    def attach_probe(self, probe, every: int) -> None:
+        """A measurement (the training doctor's ``ganlab.doctor.Probe``) taken after every
+        ``every``-th iteration on that iteration's last real minibatch and its fakes; its values
+        join the step's statistics, so they are logged and put in the history at the log ticks."""
+        self.probe, self.probe_every = probe, every
 
     @torch.no_grad()
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -195,7 +202,7 @@ class GANModule(L.LightningModule):
             logs.update(self.probe.measure(self, *self.last_batch, slices=slices))  # read at the log tick
         self.stats.add(logs, fresh=self.graphed is None)  # no host sync, no logger call per iteration
         if due(self.trainer.log_every_n_steps, self.progress.iterations):
-            publish(self.stats, self.trainer, self.progress)
+            publish(self.stats, self.trainer, self.progress, self.history)
 
     def iteration(
         self,
@@ -273,7 +280,7 @@ class GANModule(L.LightningModule):
         opt.step()
 
     def on_train_epoch_end(self) -> None:
-        publish(self.stats, self.trainer, self.progress)  # the end of a short run is logged too
+        publish(self.stats, self.trainer, self.progress, self.history)  # the end of a short run is logged too
 
     def d_input(self, *inputs: Tensor) -> Tensor:
         """D on augmented inputs, called as the network is: D(aug(x)), D(aug(x), y) for a

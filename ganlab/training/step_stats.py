@@ -94,11 +94,12 @@ class StepStats:
         return {k: totals[k] / counts[k] for k in totals}
 
 
-def publish(stats: StepStats, trainer, progress) -> None:
+def publish(stats: StepStats, trainer, progress, history=None) -> None:
     """Hand the accumulated statistics to the loggers (one device-to-host copy), as
     ``train/<name>`` (a name with its own prefix, ``doctor/r_v``, as it is) at step
-    ``progress.iterations``, averaged over ranks; also into
-    ``trainer.callback_metrics`` for the progress line, sweepers and ``ganlab.train``'s result."""
+    ``progress.iterations``, averaged over ranks; also into the run's ``history``
+    (``ganlab.training.history``: the doctor reads them there) and ``trainer.callback_metrics``
+    for the progress line, sweepers and ``ganlab.train``'s result."""
     means = stats.flush(reduce=lambda t: trainer.strategy.reduce(t, reduce_op="mean"))
     if not means:
         return
@@ -110,4 +111,6 @@ def publish(stats: StepStats, trainer, progress) -> None:
     values["train/iterations"] = float(progress.iterations)
     for logger in trainer.loggers:
         logger.log_metrics(values, step=progress.iterations)
+    if history is not None:
+        history.put(values, progress.iterations)
     trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})

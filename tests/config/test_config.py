@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from ganlab.callbacks.checkpoint import GANCheckpoint
 from ganlab.callbacks.doctor import Doctor
@@ -43,12 +44,18 @@ def test_readme_lists_exactly_the_shipped_experiments():
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(name, tmp_path):
     cfg = compose_cfg([f"experiment={name}"], tmp_path)
+    if OmegaConf.is_missing(cfg.data, "root"):  # an experiment on your own images names no folder
+        cfg = compose_cfg([f"experiment={name}", "data.root=/some/images"], tmp_path)
     dm, model, trainer = build(cfg)
     assert cfg.task_name == name
     assert isinstance(model, GANModule)
     opt_g, opt_d = model.configure_optimizers()
-    assert opt_g.defaults["lr"] == cfg.optimizer.g.lr and opt_d.defaults["lr"] == cfg.optimizer.d.lr
-    assert tuple(opt_g.defaults["betas"]) == tuple(cfg.optimizer.g.betas)
+    # (lazy terms with optimizer steps of their own: the official rate correction, n / (n + 1))
+    assert opt_g.defaults["lr"] == pytest.approx(cfg.optimizer.g.lr * model.optim.lazy["g"])
+    assert opt_d.defaults["lr"] == pytest.approx(cfg.optimizer.d.lr * model.optim.lazy["d"])
+    assert tuple(opt_g.defaults["betas"]) == pytest.approx(
+        tuple(b ** model.optim.lazy["g"] for b in cfg.optimizer.g.betas)
+    )
     ours = [type(c) for c in trainer.callbacks if type(c).__module__.startswith("ganlab.")]
     assert ours[:2] == [DivergenceGuard, RunLength]  # the guard first: it looks before anything saves
     assert set(ours) == {DivergenceGuard, RunLength, GANCheckpoint, SampleGrid, FIDEvaluation, GANProgressBar,
@@ -95,6 +102,8 @@ def test_every_group_option_composes(group, option, tmp_path):
     overrides = [f"{group}={option}"]
     if group == "model" and option == "siamese" or group == "loss" and option == "siamese":
         overrides = ["model=siamese", "loss=siamese"]
+    if group == "loss" and option == "stylegan2":  # its path length and mixing need a style-based G
+        overrides = ["model=stylegan2", "loss=stylegan2"]
     if group == "data" and option == "image_folder":
         overrides.append("data.root=/some/images")
     cfg = compose_cfg(overrides, tmp_path)
@@ -121,8 +130,9 @@ def test_every_group_option_composes(group, option, tmp_path):
     elif group == "loss":
         assert f"{type(model.loss).__module__}.{type(model.loss).__name__}" == cfg.loss._target_
     elif group == "model":
-        assert f"{type(model.G).__module__}.{type(model.G).__name__}" == cfg.model.generator._target_
-        assert f"{type(model.D).__module__}.{type(model.D).__name__}" == cfg.model.discriminator._target_
+        # (the class its _target_ names: a package may re-export it, ganlab.models.stylegan2)
+        assert get_class(cfg.model.generator._target_) is type(model.G)
+        assert get_class(cfg.model.discriminator._target_) is type(model.D)
 
 
 def test_paths_follow_env(tmp_path, monkeypatch):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from ganlab.doctor.conditions import CONDITIONS
-from tests.conftest import ROOT, TINY, compose_cfg, load
+from tests.conftest import CONF, ROOT, TINY, compose_cfg, load
 
 # Fashion-MNIST as embedded, networks small enough for a CPU: G learns to spread its samples
 # within ~250 iterations here (the fixture blobs never teach a tiny G that).
@@ -219,4 +219,25 @@ def test_autopilot_switches_ada_on_and_a_resume_rebuilds_it(tmp_path):
 
 
 def test_every_condition_has_an_induced_test():
-    assert set(INDUCED) | {"quality_regression"} == {c.name for c in CONDITIONS}
+    shipped = OmegaConf.load(CONF / "callbacks" / "default.yaml").doctor.conditions
+    assert set(INDUCED) | {"quality_regression"} == set(shipped)
+
+
+def test_a_new_condition_is_one_class_and_one_entry(tmp_path):
+    """A seventh condition (``tests.probes.LossAbove``, a test-only class) joins through one entry
+    in ``callbacks.doctor.conditions``: tested at every tick with its declared reference from the
+    history, announced with its evidence and fix, shown in the progress line's history."""
+    entry = (
+        "+callbacks.doctor.conditions.loss_above="
+        "{_target_: tests.probes.LossAbove, threshold: 0.0, patience: 2}"
+    )
+    _, error = train_tiny(
+        tmp_path, ["train.max_iterations=40", "callbacks.checkpoint.every_n_iterations=40", *EARLY, entry]
+    )
+    assert error is None, error
+    (e,) = [x for x in events(tmp_path / "run") if x["condition"] == "loss_above"]
+    assert e["event"] == "start" and e["since_iteration"] == 25 and e["iteration"] == 30  # 2 ticks of 5
+    assert e["evidence"]["loss_g"] > 0 and e["evidence"]["loss_g"] == e["evidence"]["loss_g"]
+    assert e["fix"] == ["optimizer.g.lr=0.0001"] and e["cause"] == "a test condition"
+    state = load(tmp_path / "run" / "checkpoints" / "last.ckpt")["ganlab"]["history"]
+    assert "loss_above" in state["conditions"]  # what the progress line shows while it holds

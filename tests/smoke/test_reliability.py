@@ -339,4 +339,5 @@ def test_a_requeued_slurm_job_resumes_without_being_told(tmp_path, image_dir, mo
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     result, cfg = fit(["trainer.max_epochs=2"], run, image_dir)
-    assert cfg.ckpt_path == str(run / "checkpoints" / "last.ckpt") and result["iterations"] == 10
+    assert result["ckpt_path"] == str(run / "checkpoints" / "last.ckpt") and result["iterations"] == 10
+    assert cfg.ckpt_path is None  # the composed configuration is left as it was

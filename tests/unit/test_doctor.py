@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from ganlab.data.base import holdout_size, split
-from ganlab.doctor.conditions import CONDITIONS, ModeCollapse, Tracker
+from ganlab.doctor.base import Tracker
 from ganlab.doctor.fixes import Context, fmt
 from ganlab.doctor.probe import pairwise_distance
-from tests.conftest import compose_cfg
+from tests.conftest import CONF, compose_cfg
+
+# The conditions as conf/callbacks/default.yaml ships them: their thresholds' one home.
+SHIPPED = OmegaConf.to_container(OmegaConf.load(CONF / "callbacks" / "default.yaml").doctor.conditions)
+
+
+def shipped(name: str, **overrides):
+    """The shipped condition ``name``, with some thresholds overridden."""
+    cond = instantiate({**SHIPPED[name], **overrides})
+    cond.name = name
+    return cond
 
 
 def test_holdout_is_disjoint_fixed_and_leaves_max_images_alone():
@@ -63,7 +75,7 @@ def ticks(cond, values, key="doctor/diversity"):
 
 
 def test_hysteresis_needs_patience_and_does_not_flap():
-    cond = ModeCollapse(diversity=0.5, clear_diversity=0.65)
+    cond = shipped("mode_collapse", diversity=0.5, clear_diversity=0.65)
     assert ticks(cond, [0.3, 0.3, 0.9, 0.3, 0.3, 0.9])[0] == []  # never 3 bad ticks in a row
     # Starts on the third bad tick, dated from the first; hovering around 0.5 does not end it.
     events, tracker = ticks(cond, [0.9, 0.3, 0.4, 0.45, 0.55, 0.48, 0.6, 0.52, 0.7, 0.7, 0.7])
@@ -78,7 +90,7 @@ def test_hysteresis_needs_patience_and_does_not_flap():
 
 def test_fakes_still_spreading_out_are_not_collapsing():
     """Early in a least-squares run the fakes' spread is low but growing: not mode collapse."""
-    cond = ModeCollapse()
+    cond = shipped("mode_collapse")
     growing = {"doctor/diversity": 0.45, "ref/diversity": 0.35, "train/d_fake": 0.5}
     flat = {**growing, "ref/diversity": 0.44}
     assert cond.bad(growing) is False and cond.bad(flat) is True
@@ -86,20 +98,20 @@ def test_fakes_still_spreading_out_are_not_collapsing():
 
 
 def test_missing_signal_decides_nothing():
-    cond = ModeCollapse()
+    cond = shipped("mode_collapse")
     assert ticks(cond, [float("nan")] * 5)[0] == []
     assert Tracker().step(cond, {}, (1, 0.1)) is None
 
 
 def test_alike_fakes_that_d_rejects_are_not_called_mode_collapse():
     """A G that D overpowers never spreads out either: with D(G(z)) near 0 that is d_overpowers."""
-    cond, tracker = ModeCollapse(), Tracker()
+    cond, tracker = shipped("mode_collapse"), Tracker()
     for i in range(5):
         assert tracker.step(cond, {"doctor/diversity": 0.1, "train/d_fake": 0.01}, (i, 0.0)) is None
 
 
-@pytest.mark.parametrize("cond_cls", CONDITIONS, ids=lambda c: c.name)
-def test_every_fix_is_an_override_that_composes_and_takes_effect(cond_cls, tmp_path):
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_every_fix_is_an_override_that_composes_and_takes_effect(name, tmp_path):
     """Fixes are chosen from this run's config, compose as typed, and change what they name."""
     base = ["experiment=limited_data_ada", "model.d_every=2", "optimizer.g.lr=1e-5"]
     cfg = compose_cfg(base, tmp_path)
@@ -107,8 +119,8 @@ def test_every_fix_is_an_override_that_composes_and_takes_effect(cond_cls, tmp_p
 
     config = OmegaConf.to_container(cfg, resolve=True)
     ctx = Context(config, best_ckpt=str(tmp_path / "best.ckpt"), good_ckpt=str(tmp_path / "it0000500.ckpt"))
-    fix = cond_cls().fix(ctx)
-    assert fix, f"{cond_cls.name} suggests nothing for this run"
+    fix = shipped(name).fix(ctx)
+    assert fix, f"{name} suggests nothing for this run"
     fixed = compose_cfg([*base, *fix], tmp_path)
     for override in fix:
         key, value = override.split("=", 1)
@@ -120,29 +132,26 @@ def test_every_fix_is_an_override_that_composes_and_takes_effect(cond_cls, tmp_p
 def test_fixes_do_not_suggest_what_is_already_on(tmp_path):
     from omegaconf import OmegaConf
 
-    from ganlab.doctor.conditions import DMemorises, DOverpowers
-
     plain = OmegaConf.to_container(compose_cfg(["experiment=quickstart_cpu"], tmp_path), resolve=True)
     ada = OmegaConf.to_container(compose_cfg(["experiment=limited_data_ada"], tmp_path), resolve=True)
-    assert any("ganlab.augment.ADA" in f for f in DMemorises().fix(Context(plain)))
-    with_ada = DMemorises().fix(Context(ada))
+    assert any("ganlab.augment.ADA" in f for f in shipped("d_memorises").fix(Context(plain)))
+    with_ada = shipped("d_memorises").fix(Context(ada))
     assert not any("_target_" in f for f in with_ada) and "model.d_augment.0.target=0.7" in with_ada
     assert "data.max_images=null" in with_ada  # the recipe cuts the data: more of it
     smoothed = OmegaConf.to_container(
         compose_cfg(["experiment=quickstart_cpu", "loss.real_smoothing=0.1"], tmp_path), resolve=True
     )
-    assert DOverpowers().fix(Context(plain)) == ["optimizer.d.lr=4e-5", "loss.real_smoothing=0.1"]
-    assert DOverpowers().fix(Context(smoothed)) == ["optimizer.d.lr=4e-5"]
+    assert shipped("d_overpowers").fix(Context(plain)) == ["optimizer.d.lr=4e-5", "loss.real_smoothing=0.1"]
+    assert shipped("d_overpowers").fix(Context(smoothed)) == ["optimizer.d.lr=4e-5"]
 
 
 def test_the_ada_fix_composes_to_the_setting_the_limited_data_recipe_ships(tmp_path):
     from omegaconf import OmegaConf
 
-    from ganlab.doctor.conditions import DMemorises
     from ganlab.doctor.fixes import ADA_ON
 
     plain = OmegaConf.to_container(compose_cfg(["experiment=quickstart_cpu"], tmp_path), resolve=True)
-    fixed = compose_cfg(["experiment=quickstart_cpu", *DMemorises().fix(Context(plain))], tmp_path)
+    fixed = compose_cfg(["experiment=quickstart_cpu", *shipped("d_memorises").fix(Context(plain))], tmp_path)
     recipe = compose_cfg(["experiment=limited_data_ada"], tmp_path)
     assert OmegaConf.to_container(fixed.model.d_augment) == OmegaConf.to_container(recipe.model.d_augment)
     assert {k: recipe.model.d_augment[0][k] for k in ADA_ON} == ADA_ON
@@ -160,8 +169,6 @@ def test_rates_far_above_gan_practice_are_set_back_to_it_not_divided():
 
 
 def test_a_regression_after_a_resume_that_changed_the_recipe_points_back_at_the_change():
-    from ganlab.doctor.conditions import QualityRegression
-
     config = {"optimizer": {"g": {"lr": 2e-4}, "d": {"lr": 1e-7}}}
     resumes = [{"iteration": 1000, "ckpt_path": "run/it0001000.ckpt", "changes": [
         {"key": "optimizer.d.lr", "checkpoint": 2e-4, "now": 1e-7, "kind": "applied"},
@@ -171,7 +178,7 @@ def test_a_regression_after_a_resume_that_changed_the_recipe_points_back_at_the_
 
     def fix(best_it):
         ctx = Context(config, "run/it0001000.ckpt", signals={"ref/best_it": best_it}, resumes=resumes)
-        return QualityRegression().fix(ctx)
+        return shipped("quality_regression").fix(ctx)
 
     assert fix(1000) == ["ckpt_path=run/it0001000.ckpt", "optimizer.d.lr=2e-4"]  # peaked, then the change
     assert fix(1250) == ["ckpt_path=run/it0001000.ckpt", "optimizer.g.lr=1e-4", "optimizer.d.lr=5e-8"]
@@ -185,7 +192,7 @@ def test_unknown_condition_is_refused():
     from ganlab.callbacks.doctor import Doctor
 
     with pytest.raises(ValueError, match="unknown condition"):
-        Doctor(disable=["mode_colapse"])
+        Doctor(conditions={"mode_collapse": shipped("mode_collapse")}, disable=["mode_colapse"])
 
 
 def test_report_reads_episodes_and_a_sweep_as_one_table(tmp_path, capsys):
