@@ -50,6 +50,18 @@ TINY = [
 ]
 
 
+# model=stylegan2 at the same tiny size (TINY's DCGAN widths left out): 16 channels, 2 mapping layers.
+TINY_STYLEGAN2 = [
+    *(o for o in TINY if not o.startswith(("model.generator.ngf", "model.discriminator.ndf"))),
+    "model=stylegan2",
+    "model.generator.w_dim=16",
+    "model.generator.mapping_kwargs.num_layers=2",
+    "model.generator.synthesis_kwargs.channel_base=256",
+    "model.generator.synthesis_kwargs.channel_max=16",
+    "model.discriminator.epilogue_kwargs.mbstd_group_size=2",
+]
+
+
 def rng_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     """Smooth random colour blobs (not pure noise), uint8 (n, size, size, 3)."""
     r = np.random.default_rng(seed)

@@ -179,6 +179,11 @@ class GANLoss:
         """The lazy regularisers this loss computes; the schedule's plan decides when each is due."""
         return (LazyTerm("r1", "d", self.r1_every),) if self.r1_gamma > 0 else ()
 
+    def check_networks(self, G: Callable[..., Tensor], D: Callable[..., Tensor]) -> str | None:
+        """What this loss needs of the networks and they lack, as a user-facing line (checked at
+        build time, ``ganlab.run.checks.check_model``); None: nothing."""
+        return None
+
     def generate(self, G: Callable[..., Tensor], z: Tensor, labels: Tensor | None) -> Tensor:
         """The fakes of an update: ``G(z)`` or ``G(z, labels)``. A loss that regularises through
         generation (StyleGAN2's style mixing) overrides it."""

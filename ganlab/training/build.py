@@ -10,6 +10,7 @@ from torch import nn
 
 from ganlab.augment import Augment
 from ganlab.losses.base import GANLoss
+from ganlab.models.stylegan2 import load_network_pkl
 from ganlab.speed.fast_paths import Speed
 from ganlab.training.ema import EMA
 from ganlab.training.latent import FixedNoise, LatentPrior
@@ -38,14 +39,21 @@ def gan_module(
     cuda_graph: bool = False,
     num_classes: int = 0,
     class_names: Sequence[str] | None = None,
+    init: str | None = None,
 ) -> GANModule:
     """See ``GANModule``, ``Schedule``, ``LatentPrior``, ``FixedNoise``, ``EMA`` and ``Speed`` for
     what each setting does; ``num_classes``/``class_names`` are set by ``ganlab.train`` from the
-    data of a conditional run (``data.conditional=true``)."""
+    data of a conditional run (``data.conditional=true``). ``init``: an official StyleGAN2-ADA
+    network pickle whose G, D and G_ema weights the networks start from (transfer learning; the
+    run's configuration already holds their architecture, ``ganlab.train.run_config``)."""
     names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names for model.num_classes={num_classes}")
-    return GANModule(
+    start = load_network_pkl(init, key="model.init") if init else {}
+    for net, name in ((generator, "G"), (discriminator, "D")):
+        if name in start or (name == "G" and "G_ema" in start):
+            net.load_state_dict(start.get(name, start.get("G_ema")).state_dict())
+    module = GANModule(
         generator,
         discriminator,
         loss,
@@ -58,3 +66,6 @@ def gan_module(
         speed=Speed(channels_last, compile, cuda_graph),
         class_names=names or None,
     )
+    if module.G_ema is not None and "G_ema" in start:
+        module.G_ema.load_state_dict(start["G_ema"].state_dict())
+    return module

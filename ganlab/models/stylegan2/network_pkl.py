@@ -20,6 +20,7 @@ strict name checking.
 from __future__ import annotations
 
 import collections
+import inspect
 import io
 import pickle
 import warnings
@@ -212,6 +213,8 @@ def _build(record: Any, entry: str) -> nn.Module:
         raise _Refused(
             f"{entry}'s stored arguments do not build a network ({type(e).__name__}: {e})"
         ) from None
+    # The architecture as constructor keywords: what a ganlab run that starts from it is built with.
+    net.init_kwargs = dict(inspect.signature(type(net)).bind(*args, **kwargs).arguments)
     tensors: dict[str, torch.Tensor] = {}
     _collect(record, net, "", tensors)
     try:
