@@ -84,35 +84,15 @@ def folder_data(root: str | Path, batch_size: int, channels: int | None = None, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``ckpt=`` (or ``fake=``) against the real statistics; write and return the result."""
     import torch
 
-    from ganlab.checkpoint.generator import load_generator
     from ganlab.metrics import GANMetrics, load_feature_net
-    from ganlab.models.truncation import truncate
-    from ganlab.utils.hashing import file_digest
 
     check_missing(cfg)
     require_count(cfg, "n", "batch_size", *(() if cfg.n_real == "auto" else ("n_real",)))
     device = pick_device(cfg.device)
-    fake_src = cfg.get("fake") or cfg.get("ckpt")
-    if not fake_src:
-        raise UsageError(
-            "nothing to evaluate: pass ckpt=path/last.ckpt, or real=DIR fake=DIR (or fake=a checkpoint)"
-        )
-    key = "fake" if cfg.get("fake") else "ckpt"
-    gen = None if Path(fake_src).is_dir() else load_generator(fake_src, device, key=key)
-    if cfg.get("real"):
-        shape = (gen.config["data"]["channels"], gen.config["data"]["image_size"]) if gen else (None, None)
-        dm = folder_data(cfg.real, cfg.batch_size, *shape)
-    elif gen is not None:
-        data_cfg = dict(gen.config["data"])
-        if cfg.data_root:
-            data_cfg["root"] = str(cfg.data_root)
-        if cfg.full_data:
-            data_cfg["max_images"] = None
-        dm = instantiate(data_cfg)
-    else:
-        raise UsageError("fake= is a folder: pass the real images with real=DIR")
+    fake_src, gen, dm = sources(cfg, device)
     features = load_feature_net(cfg.feature, cfg.weights, device=device, key="feature")
 
     def new_metrics(**settings) -> GANMetrics:
@@ -122,59 +102,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = new_metrics()
     # A conditional generator: every class in turn (balanced), or only class=...; the real
     # statistics are then that class's (cached per class), unless real=DIR gives the images.
-    only = cfg.get("class")
-    labels = gen.labels(cfg.n, only) if gen is not None else None
-    own_data = not cfg.get("real")
+    only, own_data = cfg.get("class"), not cfg.get("real")
     if only is not None and gen is None:
         raise UsageError(
             f"class={only} picks a class of a conditional generator: pass fake= or ckpt= a checkpoint"
         )
+    labels = gen.labels(cfg.n, only) if gen is not None else None
     chosen = gen.class_index(only) if only is not None else None  # (an unconditional gen refuses)
     label = chosen if own_data else None
-    n_real = real_count(cfg, metrics, dm, label)
     t0 = time.perf_counter()
-    metrics.load_or_compute_real_for(dm, n_real, cfg.batch_size, cfg.cache_dir, label=label)
+    metrics.load_or_compute_real_for(dm, real_count(cfg, metrics, dm, label), cfg.batch_size, cfg.cache_dir,
+                                     label=label)  # fmt: skip
     t_real = time.perf_counter() - t0
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    timed = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    timed()
     t0 = time.perf_counter()
-    fake_feats = None
     if gen is not None:
-        sample = truncate(gen, cfg.truncation, cfg.seed, standing=cfg.standing_stats)
-        fake_feats = metrics.generated_features(gen, sample, cfg.n, cfg.batch_size, cfg.seed, labels)
-        metrics.add_fake_features(*fake_feats)
-        provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),
-                      "iteration": gen.iterations, "seed": cfg.seed}  # fmt: skip
-        if only is not None:
-            provenance["class"] = gen.class_names[chosen]
-        if cfg.truncation is not None:
-            provenance.update(truncation=cfg.truncation, standing_stats=cfg.standing_stats)
+        fake_feats, provenance = generated(cfg, gen, metrics, labels, fake_src, chosen)
     else:
-        fake_dm = folder_data(fake_src, cfg.batch_size, dm.channels, dm.image_size)
-        for batch in fake_dm.real_batches(cfg.batch_size):
-            metrics.add_fake(batch[: cfg.n - metrics.n_fake].to(device))
-            if metrics.n_fake >= cfg.n:
-                break
-        if metrics.n_fake < cfg.n:
-            log.warning(
-                "fake=%s holds %d images, fewer than n=%d: the metrics below are on %d images (FID and KID "
-                "depend on the sample count: compare results at the same n)", fake_src, metrics.n_fake, cfg.n,
-                metrics.n_fake,
-            )  # fmt: skip
-        provenance = {"fake": str(Path(fake_src).resolve())}
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        fake_feats, provenance = None, read_folder(cfg, metrics, dm, fake_src, device)
+    timed()
     t_fake = time.perf_counter() - t0
     result = metrics.compute()
-    if labels is not None and features.num_logits == len(gen.class_names) and fake_feats[1] is not None:
-        # The feature network is a classifier over the data's classes (feature=<TorchScript>, e.g.
-        # experiments/fashion_judge.py): the share of images classified as the class asked for.
-        result["class_accuracy"] = (fake_feats[1].argmax(1) == labels.cpu()).float().mean().item()
-        result.update(confusion(labels.cpu(), fake_feats[1].argmax(1), gen.class_names))
-        log.info("%s", confusion_table(result["confusion"], gen.class_names))
-    if labels is not None and only is None and own_data and cfg.intra_class:
-        result.update(intra_class_fid(new_metrics, dm, gen.class_names, fake_feats[0], labels, cfg))
+    if labels is not None:
+        result.update(per_class(cfg, gen, features, fake_feats, labels, new_metrics, dm, only, own_data))
     if cfg.get("real"):
         provenance["real"] = str(Path(cfg.real).resolve())
     result.update(
@@ -188,6 +139,88 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_text(out, json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     log.info("wrote %s", out)
+    return result
+
+
+def sources(cfg: DictConfig, device):
+    """(what is evaluated: its path, the generator or None for a folder, the real data module)."""
+    from ganlab.checkpoint.generator import load_generator
+
+    fake_src = cfg.get("fake") or cfg.get("ckpt")
+    if not fake_src:
+        raise UsageError(
+            "nothing to evaluate: pass ckpt=path/last.ckpt, or real=DIR fake=DIR (or fake=a checkpoint)"
+        )
+    key = "fake" if cfg.get("fake") else "ckpt"
+    gen = None if Path(fake_src).is_dir() else load_generator(fake_src, device, key=key)
+    if cfg.get("real"):
+        shape = (gen.G.channels, gen.G.image_size) if gen else (None, None)
+        return fake_src, gen, folder_data(cfg.real, cfg.batch_size, *shape)
+    if gen is None:
+        raise UsageError("fake= is a folder: pass the real images with real=DIR")
+    if "data" not in gen.config:
+        raise UsageError(
+            f"{key}={fake_src} is an official network pickle: it names no data set here; pass the real "
+            "images to compare with, real=DIR"
+        )
+    data_cfg = dict(gen.config["data"])
+    if cfg.data_root:
+        data_cfg["root"] = str(cfg.data_root)
+    if cfg.full_data:
+        data_cfg["max_images"] = None
+    return fake_src, gen, instantiate(data_cfg)
+
+
+def generated(cfg: DictConfig, gen, metrics, labels, fake_src, chosen: int | None):
+    """The generator's ``n`` images' features (and logits) into ``metrics``; (them, provenance)."""
+    from ganlab.models.truncation import truncate
+    from ganlab.utils.hashing import file_digest
+
+    sample = truncate(
+        gen, cfg.truncation, cfg.seed, standing=cfg.standing_stats, cutoff=cfg.truncation_cutoff
+    )
+    if getattr(gen.G, "style_based", False):
+        gen.options["noise_mode"] = cfg.noise_mode
+    fake_feats = metrics.generated_features(gen, sample, cfg.n, cfg.batch_size, cfg.seed, labels)
+    metrics.add_fake_features(*fake_feats)
+    provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),
+                  "iteration": gen.iterations, "seed": cfg.seed}  # fmt: skip
+    if chosen is not None:
+        provenance["class"] = gen.class_names[chosen]
+    if cfg.truncation is not None:
+        provenance.update(truncation=cfg.truncation, standing_stats=cfg.standing_stats)
+    provenance.update({k: v for k, v in gen.options.items() if v is not None})
+    return fake_feats, provenance
+
+
+def read_folder(cfg: DictConfig, metrics, dm, fake_src, device) -> dict[str, Any]:
+    """Up to ``n`` images of the ``fake`` folder into ``metrics``; their provenance."""
+    fake_dm = folder_data(fake_src, cfg.batch_size, dm.channels, dm.image_size)
+    for batch in fake_dm.real_batches(cfg.batch_size):
+        metrics.add_fake(batch[: cfg.n - metrics.n_fake].to(device))
+        if metrics.n_fake >= cfg.n:
+            break
+    if metrics.n_fake < cfg.n:
+        log.warning(
+            "fake=%s holds %d images, fewer than n=%d: the metrics below are on %d images (FID and KID "
+            "depend on the sample count: compare results at the same n)", fake_src, metrics.n_fake, cfg.n,
+            metrics.n_fake,
+        )  # fmt: skip
+    return {"fake": str(Path(fake_src).resolve())}
+
+
+def per_class(cfg, gen, features, fake_feats, labels, new_metrics, dm, only, own_data) -> dict[str, Any]:
+    """A conditional generator's class accuracy and confusion (when the feature network classifies
+    the data's classes) and intra-class FID (against the run's own data, every class)."""
+    result: dict[str, Any] = {}
+    if features.num_logits == len(gen.class_names) and fake_feats[1] is not None:
+        # The feature network is a classifier over the data's classes (feature=<TorchScript>, e.g.
+        # experiments/fashion_judge.py): the share of images classified as the class asked for.
+        result["class_accuracy"] = (fake_feats[1].argmax(1) == labels.cpu()).float().mean().item()
+        result.update(confusion(labels.cpu(), fake_feats[1].argmax(1), gen.class_names))
+        log.info("%s", confusion_table(result["confusion"], gen.class_names))
+    if only is None and own_data and cfg.intra_class:
+        result.update(intra_class_fid(new_metrics, dm, gen.class_names, fake_feats[0], labels, cfg))
     return result
 
 

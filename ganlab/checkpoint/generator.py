@@ -1,10 +1,15 @@
 """A checkpoint's generator (and discriminator) outside training: for ``ganlab-generate``,
-``ganlab-evaluate``, the run report and your own scripts (``ganlab.api.load_generator``)."""
+``ganlab-evaluate``, the run report and your own scripts (``ganlab.api.load_generator``).
+
+A ganlab checkpoint, or an official StyleGAN2-ADA network pickle (``network-snapshot-*.pkl``,
+the published pretrained networks), read by ``ganlab.models.stylegan2.load_network_pkl`` without
+running any of its code: every command that takes a checkpoint takes such a file."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +17,9 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from ganlab.checkpoint.format import read_state
+from ganlab.checkpoint.format import HOW, read_state
 from ganlab.training.latent import sample_latent
-from ganlab.utils.errors import UsageError
+from ganlab.utils.errors import CheckpointError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,8 @@ class LoadedGenerator:
     path: Path
     ema: bool = False  # the weights are G_ema's
     class_names: list[str] | None = None  # a class-conditional G's classes, label i = class_names[i]
+    # a style-based G's keywords for every call: truncation_psi, truncation_cutoff, noise_mode
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -65,13 +72,22 @@ class LoadedGenerator:
         device = next(self.G.parameters()).device
         if y is None and self.num_classes:
             raise ValueError("a conditional generator needs labels: gen(z, y)")
-        return (self.G(z.to(device)) if y is None else self.G(z.to(device), y.to(device))).float()
+        y = None if y is None else y.to(device)
+        return self.G(z.to(device), y, **self.options).float()
+
+
+def is_network_pkl(path: str | Path) -> bool:
+    """An official network pickle rather than a ganlab checkpoint (a zip archive, torch.save's)."""
+    path = Path(path)
+    return path.suffix == ".pkl" or (path.is_file() and not zipfile.is_zipfile(path))
 
 
 def load_generator(
     path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt"
 ) -> LoadedGenerator:
     path = Path(path)
+    if is_network_pkl(path):
+        return network_pkl_generator(path, device, key)
     ckpt, state = read_state(path, key)
     config = state.config
     G = instantiate(config["model"]["generator"])
@@ -87,9 +103,34 @@ def load_generator(
     )  # fmt: skip
 
 
+def network_pkl_generator(path: Path, device: str | torch.device, key: str) -> LoadedGenerator:
+    """An official pickle's G_ema (else G): z ~ N(0, I), classes named by their index; its
+    ``config`` holds the architecture (``model.generator``) and no data, which the pickle names
+    only as a path of the machine it trained on."""
+    from ganlab.models.stylegan2 import load_network_pkl
+
+    nets = load_network_pkl(path, key)
+    name = "G_ema" if "G_ema" in nets else "G"
+    if name not in nets:
+        raise CheckpointError(f"{key}={path}: the pickle holds {sorted(nets)}, no generator; {HOW}")
+    G = nets[name].to(device).eval().requires_grad_(False)
+    generator = {"_target_": f"ganlab.models.stylegan2.{type(G).__name__}", **G.init_kwargs}
+    config = {"model": {"generator": generator, "nz": G.z_dim, "latent": "normal"}, "network_pkl": str(path)}
+    names = [str(i) for i in range(G.c_dim)] or None
+    return LoadedGenerator(G, G.z_dim, "normal", config, 0, path, name == "G_ema", names)
+
+
 def load_discriminator(path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt") -> nn.Module:
-    """A checkpoint's D in eval mode (for discriminator-based sample selection)."""
-    ckpt, state = read_state(path, key)
-    D = instantiate(state.config["model"]["discriminator"])
-    D.load_state_dict({k[2:]: v for k, v in ckpt["state_dict"].items() if k.startswith("D.")})
+    """A checkpoint's (or an official pickle's) D in eval mode (for discriminator-based sample
+    selection)."""
+    if is_network_pkl(path):
+        from ganlab.models.stylegan2 import load_network_pkl
+
+        D = load_network_pkl(path, key).get("D")
+        if D is None:
+            raise CheckpointError(f"{key}={path}: the pickle holds no discriminator; {HOW}")
+    else:
+        ckpt, state = read_state(path, key)
+        D = instantiate(state.config["model"]["discriminator"])
+        D.load_state_dict({k[2:]: v for k, v in ckpt["state_dict"].items() if k.startswith("D.")})
     return D.to(device).eval().requires_grad_(False)

@@ -16,6 +16,9 @@ class Generator(nn.Module):
     image_size: int = 64
     channels: int = 3
     num_classes: int = 0  # > 0: class-conditional
+    # True: a style-based G (StyleGAN2) that takes G(z, y, truncation_psi=, truncation_cutoff=,
+    # noise_mode=) and has ``mapping`` and ``synthesis``: truncation and style mixing in w
+    style_based: bool = False
 
 
 class Discriminator(nn.Module):

@@ -7,6 +7,11 @@ with BatchNorm normalises in eval mode with running statistics gathered on full-
 activations come out shrunk, and so do the images (dim, washed out). BigGAN's remedy, "standing
 statistics": recompute every BatchNorm's statistics from a few batches of the truncated latents
 themselves before sampling. ``standing_statistics`` does that on a copy of G.
+
+A style-based G (StyleGAN2) truncates in w instead, toward the mean w it tracked while training
+(Karras et al., "A Style-Based Generator Architecture for GANs", CVPR 2019, sec. 3.1;
+``truncation_psi``, optionally only the first ``truncation_cutoff`` ws): z is drawn whole and
+there is no BatchNorm to restore.
 """
 
 from __future__ import annotations
@@ -63,11 +68,25 @@ def standing_statistics(
     return G.eval()
 
 
-def truncate(gen, threshold: float | None, seed: int, standing: bool = True, batches: int = 16) -> Callable:
+def truncate(
+    gen,
+    threshold: float | None,
+    seed: int,
+    standing: bool = True,
+    batches: int = 16,
+    cutoff: int | None = None,
+) -> Callable:
     """Prepare a ``ganlab.checkpoint.generator.LoadedGenerator`` for sampling at ``threshold``: with
     ``standing``, its G gets standing statistics from truncated latents of a generator seeded
-    ``seed + 1`` (the samples' own latents stay those of ``seed``). Returns the latent sampler
-    ``sample(n, generator=...)`` to draw the samples with."""
+    ``seed + 1`` (the samples' own latents stay those of ``seed``). A style-based G is given
+    ``truncation_psi=threshold`` (and ``truncation_cutoff``) for every call instead. Returns the
+    latent sampler ``sample(n, generator=...)`` to draw the samples with."""
+    if getattr(gen.G, "style_based", False):
+        if threshold is not None:
+            gen.options.update(truncation_psi=threshold, truncation_cutoff=cutoff)
+        return gen.sample_z
+    if cutoff is not None:
+        raise UsageError("truncation_cutoff is for a style-based generator (model=stylegan2): leave it out")
 
     def sample(n: int, generator=None) -> Tensor:
         return truncated_latent(gen.sample_z, n, threshold, generator)

@@ -51,6 +51,8 @@ class StyleGAN2Generator(_PrecisionSetting, Generator):
     (not clamped). ``c``: one-hot float (B, c_dim), or integer class labels (B,); None (or
     (B, 0)) when ``c_dim == 0``."""
 
+    style_based = True
+
     def __init__(
         self,
         z_dim: int,

@@ -255,9 +255,13 @@ def modulated_conv2d(
         # per-sample kernels can overflow float16; demodulation cancels any per-filter scale
         weight = weight * (1 / math.sqrt(i * kh * kw) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.abs().amax(dim=1, keepdim=True)
-    per_sample = weight[None] * styles[:, None, :, None, None] if demodulate or fused_modconv else None
-    # (B, O): 1 / ||per-sample filter||, so each output channel keeps unit variance
-    dcoefs = (per_sample.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None
+    per_sample = weight[None] * styles[:, None, :, None, None] if fused_modconv else None  # (B, O, I, kh, kw)
+    dcoefs = None
+    if demodulate:
+        # (B, O): 1 / ||per-sample filter||, so each output channel keeps unit variance. The squared
+        # norm is sum_i s_i^2 sum_k w_oik^2: a (B, I) x (I, O) product, not a (B, O, I, kh, kw) tensor
+        norms = styles.float().square() @ weight.float().square().sum(dim=[2, 3]).T
+        dcoefs = (norms + 1e-8).rsqrt().to(weight.dtype)
     resample = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
     if not fused_modconv:
         x = x * styles.to(x.dtype)[:, :, None, None]
