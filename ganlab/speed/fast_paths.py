@@ -17,16 +17,19 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Speed:
     """``channels_last``: G, D (and G_ema) and the real batch in NHWC (faster cuDNN convolutions).
-    ``compile``: ``torch.compile`` G and D in place (``nn.Module.compile``: state-dict keys are
-    unchanged, so checkpoints stay interchangeable with eager runs). ``cuda_graph``: replay each
-    iteration as one CUDA graph (``ganlab.speed.cuda_graph``)."""
+    ``compile``: the updates call ``torch.compile``d G and D (``compiled``; the networks themselves
+    stay as they are, so state-dict keys and checkpoints are those of eager runs), except an
+    update that computes a lazy term (R1, the path length): its gradient of a gradient (double
+    backward) is not supported through compiled graphs (``torch.compile with aot_autograd does
+    not currently support double backward``), so it runs the eager networks. ``cuda_graph``:
+    replay each iteration as one CUDA graph (``ganlab.speed.cuda_graph``)."""
 
     channels_last: bool = False
     compile: bool = False
     cuda_graph: bool = False
 
     def prepare(self, G: nn.Module, D: nn.Module, G_ema: nn.Module | None) -> torch.memory_format:
-        """Lay out and compile the networks; the memory format the real batch must take."""
+        """Lay out the networks; the memory format the real batch must take."""
         channels_last = self.channels_last
         if (
             self.compile
@@ -42,10 +45,12 @@ class Speed:
             for net in (G, D, G_ema):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        if self.compile:
-            G.compile()
-            D.compile()
         return torch.channels_last if channels_last else torch.contiguous_format
+
+    @staticmethod
+    def compiled(net: nn.Module) -> nn.Module:
+        """``net`` (a network or its DDP wrapper) compiled; its parameters are ``net``'s."""
+        return torch.compile(net)
 
 
 # Lightning calls these around every backward and optimizer step it wraps (manual_backward,

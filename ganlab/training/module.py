@@ -17,6 +17,7 @@ lazy terms the schedule's ``Plan`` made due, and the phase); fakes come from ``l
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,9 +84,10 @@ class GANModule(L.LightningModule):
         self.progress, self.stats = TrainingProgress(), StepStats()
         self.history = History()  # what the callbacks share (ganlab.training.history); checkpointed
         self.graphed: CUDAGraphIteration | None = None  # set at train start with speed.cuda_graph
-        # DDP wrappers of G and D (ganlab.speed.ddp); a plain dict, so not submodules: state-dict
-        # keys stay "G.*", "D.*".
+        # DDP wrappers of G and D (ganlab.speed.ddp) and compiled ones (speed.compile); plain dicts,
+        # so not submodules: state-dict keys stay "G.*", "D.*".
         self._ddp: dict[str, nn.Module] = {}
+        self._compiled: dict[str, tuple[nn.Module, nn.Module]] = {}  # name -> (what, compiled)
         self._g_params: list[nn.Parameter] = []
         self.direct, self._updates = False, ()  # how updates run: set at train start
         self.probe, self.probe_every = None, 0  # attach_probe
@@ -222,10 +224,9 @@ class GANModule(L.LightningModule):
         reals = real_all.chunk(k) if k > 1 else (real_all,)  # k minibatches (B, C, H, W)
         ys = labels.chunk(k) if labels is not None and k > 1 else (labels,) * k  # (B,) each, or None
         b, device = reals[0].shape[0], real_all.device
-        G = self._ddp.get("G", self.G)
         z = self.prior.sample(b, device=device)
         with torch.set_grad_enabled(plan.g):  # no graph through G on D-only iterations
-            fake = self.loss.generate(G, z, ys[-1])  # (B, C, H, W): the last D update's fakes and G's
+            fake = self.loss.generate(self.net("G"), z, ys[-1])  # (B, C, H, W): the last D update's and G's
         # References only (no copy): a CUDA graph's capture keeps its static tensors here.
         self.last_batch = (reals[-1], fake.detach(), ys[-1])
         out = Outcome({})
@@ -235,38 +236,56 @@ class GANModule(L.LightningModule):
             z_j = z if j == k - 1 else self.prior.sample(b, device=device)
             if j < k - 1:
                 with torch.no_grad():
-                    fake_j = self.loss.generate(G, z_j, ys[j])
+                    fake_j = self.loss.generate(self.net("G"), z_j, ys[j])
             else:
                 fake_j = fake.detach()
-            step = Step(reals[j], fake_j, ys[j], z_j, G, terms)
-            for phase in self._phases(terms):
-                step.phase = phase
-                loss_d, stats = self.loss.d_loss(self.d_input, step)
-                out.logs.update(stats)
-                if step.main:
-                    out.logs["loss_d"] = loss_d.detach()
-                    if self._skip_d(stats):
-                        out.d_skipped += 1
-                        break  # nor its lazy terms
-                self._update(opt_d, backward, loss_d)
-                out.count(step.main, "d")
+            self._d_update(Step(reals[j], fake_j, ys[j], z_j, None, terms), opt_d, backward, out)
         # -- G phase: one update on D(G(z)), then the EMA of G's weights ----------------------------
         if plan.g:
-            step = Step(reals[-1], fake, ys[-1], z, G, plan.g_terms)
-            for phase in self._phases(plan.g_terms):
-                step.phase = phase
-                with no_sync(self._ddp.get("D", self.D)):  # D's forward here must not all-reduce D's grads
-                    loss_g, stats = self.loss.g_loss(self.d_input, step)
-                out.logs.update(stats)
-                if step.main:
-                    out.logs["loss_g"] = loss_g.detach()
-                # G's parameters only: D's weight gradients are not computed at all, without
-                # walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
-                self._update(opt_g, backward, loss_g, self._g_params)
-                out.count(step.main, "g")
+            self._g_update(Step(reals[-1], fake, ys[-1], z, None, plan.g_terms), opt_g, backward, out)
             if ema_weight is not None:
                 self.ema.update(self.G_ema, self.G, ema_weight)
         return out
+
+    def _d_update(self, step: Step, opt_d, backward: Callable[..., None], out: Outcome) -> None:
+        """One D update and, as the loss lays them out, its due lazy terms."""
+        for phase in self._phases(step.terms):
+            step.phase = phase
+            eager = phase != "main" and bool(step.terms)  # a gradient of a gradient: eager D
+            loss_d, stats = self.loss.d_loss(functools.partial(self.d_input, eager=eager), step)
+            out.logs.update(stats)
+            if step.main:
+                out.logs["loss_d"] = loss_d.detach()
+                if self._skip_d(stats):
+                    out.d_skipped += 1
+                    return  # nor its lazy terms
+            self._update(opt_d, backward, loss_d)
+            out.count(step.main, "d")
+
+    def _g_update(self, step: Step, opt_g, backward: Callable[..., None], out: Outcome) -> None:
+        """One G update on D(G(z)) and, as the loss lays them out, its due lazy terms."""
+        for phase in self._phases(step.terms):
+            step.phase = phase
+            step.G = self.net("G", eager=phase != "main" and bool(step.terms))  # terms that generate again
+            with no_sync(self._ddp.get("D", self.D)):  # D's forward here must not all-reduce D's grads
+                loss_g, stats = self.loss.g_loss(self.d_input, step)
+            out.logs.update(stats)
+            if step.main:
+                out.logs["loss_g"] = loss_g.detach()
+            # G's parameters only: D's weight gradients are not computed at all, without
+            # walking the parameters to toggle requires_grad (Lightning's toggle_optimizer).
+            self._update(opt_g, backward, loss_g, self._g_params)
+            out.count(step.main, "g")
+
+    def net(self, name: str, eager: bool = False) -> nn.Module:
+        """G or D as an update calls it: its DDP wrapper under DDP, compiled with ``model.compile``
+        unless ``eager`` (an update that takes a gradient of a gradient: ``Speed``)."""
+        base = self._ddp.get(name, getattr(self, name))
+        if not self.speed.compile or eager:
+            return base
+        if name not in self._compiled or self._compiled[name][0] is not base:
+            self._compiled[name] = (base, self.speed.compiled(base))
+        return self._compiled[name][1]
 
     def _phases(self, terms: frozenset[str]) -> tuple[str, ...]:
         """The updates a D or G step takes: one ("both"), or, with due lazy terms and a loss that
@@ -282,14 +301,14 @@ class GANModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         publish(self.stats, self.trainer, self.progress, self.history)  # the end of a short run is logged too
 
-    def d_input(self, *inputs: Tensor) -> Tensor:
+    def d_input(self, *inputs: Tensor, eager: bool = False) -> Tensor:
         """D on augmented inputs, called as the network is: D(aug(x)), D(aug(x), y) for a
         conditional D (y: labels (B,), not augmented), or D(aug(a), aug(b)) for a pair D."""
         n = len(inputs) if self.D.pairwise else 1  # the leading inputs that are images
         images, rest = inputs[:n], inputs[n:]
         for aug in self.d_augment:
             images = tuple(aug(x) for x in images)
-        return self._ddp.get("D", self.D)(*images, *rest)
+        return self.net("D", eager)(*images, *rest)
 
     def _skip_d(self, stats: dict[str, Tensor]) -> bool:
         if self.schedule.d_skip_accuracy is None:

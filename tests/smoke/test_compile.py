@@ -1,4 +1,5 @@
-"""torch.compile of G and D (`model.compile=true`): same training as eager, to float tolerance."""
+"""torch.compile of G and D (`model.compile=true`): same training as eager, to float tolerance,
+lazy R1 included (its updates, a gradient of a gradient, run the eager networks)."""
 
 import torch
 
@@ -6,7 +7,8 @@ from tests.conftest import fit, load
 
 
 def test_compiled_run_matches_eager(tmp_path, image_dir):
-    common = ["callbacks.checkpoint.every_n_iterations=0", "callbacks.samples.every_n_iterations=0"]
+    common = ["callbacks.checkpoint.every_n_iterations=0", "callbacks.samples.every_n_iterations=0",
+              "loss.r1_gamma=1", "loss.r1_every=2"]  # fmt: skip
     fit(common, tmp_path / "eager", image_dir)
     fit([*common, "model.compile=true"], tmp_path / "compiled", image_dir)
     a = load(tmp_path / "eager" / "checkpoints" / "last.ckpt")

@@ -146,3 +146,31 @@ def test_the_plan_alone_decides_the_lazy_terms():
 
     assert "r1" in run(Plan(d=(frozenset(), frozenset({"r1"})), g=True)).logs
     assert "r1" not in run(Plan(d=(frozenset(), frozenset()), g=True)).logs
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["plain", "cond"])
+def test_stylegan2_with_both_lazy_terms_runs_without_a_host_sync(conditional):
+    """model=stylegan2 with loss=stylegan2 as the CUDA-graph path captures it: style mixing, R1
+    and the path length each in its own step (phase "reg"), the running mean updated in place."""
+    from ganlab.losses.stylegan2 import StyleGAN2Loss
+    from ganlab.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+    from ganlab.training.schedule import Schedule
+
+    k = 3 if conditional else 0
+    synthesis = {"channel_base": 128, "channel_max": 16}
+    G = StyleGAN2Generator(8, k, 8, 16, 3, {"num_layers": 2}, synthesis)
+    D = StyleGAN2Discriminator(
+        k, 16, 3, channel_base=128, channel_max=16, epilogue_kwargs={"mbstd_group_size": 2}
+    )
+    loss = StyleGAN2Loss(r1_gamma=1.0, r1_every=2, pl_every=2)
+    m = gan_module(G, D, loss, GANOptimizers.adam(), nz=8, ema_half_life_kimg=0.01, num_classes=k)
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    labels = torch.arange(4) % 3 if conditional else None
+    plans = []
+    for _ in range(3):  # lazy terms due on iterations 0 and 2
+        plans.append(Schedule().plan(m.progress, m.lazy_terms))
+        m.progress.advance(4, 1, 0, 1)
+    m.progress.load_state_dict({})
+    assert [p.g_terms for p in plans] == [{"pl"}, set(), {"pl"}] and plans[0].d == ({"r1"},)
+    assert check_iteration(m, real, plans, labels, repeats=1) == 3
+    assert float(loss.pl_mean) > 0  # the path length ran, its running mean moved in place
