@@ -9,7 +9,11 @@ device, one D and one G update per iteration:
   logger of ``ganlab.train``) eager and with ``model.cuda_graph=true``, at batch 128 and 1024;
 - images/s, ms per iteration and peak GPU memory of each; the time of one training-time FID-10k
   evaluation (``callbacks.evaluation``: generate 10k images, InceptionV3 features, FID/KID/
-  precision/recall; the real statistics are computed before and timed apart).
+  precision/recall; the real statistics are computed before and timed apart);
+- StyleGAN2 (``experiment=stylegan2_cifar`` and ``stylegan2_paper256``, the official networks,
+  loss and lazy terms) at the official total batch (64) on one GPU, bf16, eager and compiled, in
+  sec/kimg beside the official code's own table (one V100 with its CUDA plugins: 128 px 12.8-13.7
+  sec/kimg, 256 px 21.6-24.2).
 
 Writes ``gpu_report.json`` and ``gpu_report.md`` (the table, with the goals) into ``--out``.
 Without ``--data`` the images are a synthetic folder of 4,096 PNGs written there (throughput and
@@ -88,6 +92,57 @@ def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: boo
     return result
 
 
+STYLEGAN2 = {"stylegan2_cifar": 32, "stylegan2_paper256": 256}  # experiment -> its resolution
+OFFICIAL_SEC_PER_KIMG = {"128 px": "12.8-13.7", "256 px": "21.6-24.2"}  # one V100, the official code
+
+
+def synthetic_cifar(root: Path, n: int) -> Path:
+    """``cifar-10-batches-py`` (its pickle layout) holding ``n`` random 32 px images, for the
+    conditional StyleGAN2 configuration."""
+    import pickle
+
+    base = root / "cifar-10-batches-py"
+    if (base / "batches.meta").is_file():
+        return root
+    base.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, (n // 5, 3 * 32 * 32), dtype=np.uint8)
+        entry = {"data": images, "labels": list(rng.integers(0, 10, n // 5)), "batch_label": name}
+        with open(base / name, "wb") as f:
+            pickle.dump(entry, f)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    return root
+
+
+def stylegan2_case(args, name: str, compiled: bool, out: Path) -> dict[str, Any]:
+    """``ganlab.bench`` of an official StyleGAN2 configuration on one device, its total batch."""
+    from ganlab import api
+    from ganlab.bench import bench
+
+    size = STYLEGAN2[name]
+    if size == 32:
+        data = [f"data.root={synthetic_cifar(args.out / 'cifar', 2000 if args.dry_run else 10_000)}"]
+    else:
+        data = [f"data.root={synthetic_folder(args.out / f'images{size}', 256, size)}"]
+    overrides = [
+        f"experiment={name}", *data, "data.cache=true", "data.device_resident=true", "data.num_workers=0",
+        f"data.cache_dir={args.out / 'cache'}", f"data.batch_size={args.sg2_batch}", "trainer.devices=1",
+        f"model.compile={str(compiled).lower()}", f"trainer.precision={args.precision}", "logger=csv",
+        "trainer.enable_progress_bar=false", "reference=false", f"warmup={args.warmup}",
+        f"iters={args.sg2_iters}", *args.sg2_model,
+    ]  # fmt: skip
+    result = bench(api.compose(overrides, out, config_name="bench"))
+    speed = result["ganlab_img_per_s"]
+    return {
+        "img_per_s": speed,
+        "sec_per_kimg": round(1000 / speed, 2),
+        "ms_per_iter": result["ganlab_ms_per_iter"],
+        "peak_gpu_mem_gb": result["peak_gpu_mem_gb"],
+    }
+
+
 def reference_case(args, batch: int, graphed: bool) -> dict[str, Any]:
     """The plain step with the same networks (``model.generator``/``discriminator`` as composed)."""
     import hydra
@@ -145,6 +200,20 @@ def table(report: dict[str, Any]) -> str:
             f"FID-{report['fid_n']} (training-time evaluation, {report['feature']}): "
             f"{report['fid_seconds']} s (generate, features, FID/KID/precision/recall; real stats apart)",
         ]
+    official = ", ".join(f"{px} {s}" for px, s in OFFICIAL_SEC_PER_KIMG.items())
+    lines += ["", f"StyleGAN2, one device, total batch {report['sg2_batch']}, {report['precision']} (the "
+              f"official code on one V100 with its CUDA plugins, sec/kimg: {official}):", "",
+              "| configuration | px | compiled | sec/kimg | images/s | ms/iteration | peak GPU memory GiB |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in report.get("stylegan2", []):
+        if "skipped" in r:
+            lines.append(
+                f"| {r['experiment']} | {r['px']} | {r['compiled']} | skipped: {r['skipped']} | | | |"
+            )
+            continue
+        mem = "" if r["peak_gpu_mem_gb"] is None else f"{r['peak_gpu_mem_gb']:.2f}"
+        lines.append(f"| {r['experiment']} | {r['px']} | {r['compiled']} | {r['sec_per_kimg']} | "
+                     f"{r['img_per_s']:,.0f} | {r['ms_per_iter']:.1f} | {mem} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -188,9 +257,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         [],
     )
     batches = BATCHES
+    args.sg2_batch, args.sg2_iters, args.sg2_model = 64, 50, []  # the official total batch
     if args.dry_run:
         args.warmup, args.iters, args.fid_n, args.fid_batch, batches = 2, {4: 3, 8: 2}, 64, 32, (4, 8)
         args.model, args.feature = ["model.generator.ngf=4", "model.discriminator.ndf=4"], "tiny"
+        args.sg2_batch, args.sg2_iters = 4, 2
+        synthesis = "model.generator.synthesis_kwargs"
+        args.sg2_model = [f"{synthesis}.channel_base=256", f"{synthesis}.channel_max=8", "model.nz=16",
+                          "model.generator.w_dim=16", "loss.pl_every=2",
+                          "model.discriminator.epilogue_kwargs.mbstd_group_size=4"]  # fmt: skip
     cuda = torch.cuda.is_available()
     data = args.data or synthetic_folder(args.out / "images", 256 if args.dry_run else 4096)
     cases: list[dict[str, Any]] = []
@@ -220,6 +295,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cases.append(row)
             log.info("%s", row)
     fid_seconds = next((r["fid_seconds"] for r in cases if "fid_seconds" in r), None)
+    stylegan2 = []
+    for name, size in STYLEGAN2.items():
+        for compiled in (False, True):
+            row: dict[str, Any] = {"experiment": name, "px": size, "compiled": compiled}
+            if compiled and not cuda:
+                row["skipped"] = "compiling takes minutes on a CPU; measured on a GPU"
+            else:
+                row.update(
+                    stylegan2_case(
+                        args, name, compiled, args.out / f"{name}_{'compiled' if compiled else 'eager'}"
+                    )
+                )
+            stylegan2.append(row)
+            log.info("%s", row)
     report = {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__,
@@ -232,6 +321,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "fid_seconds": fid_seconds,
         "cases": cases,
         "goals": goals(cases, fid_seconds),
+        "sg2_batch": args.sg2_batch,
+        "stylegan2": stylegan2,
     }
     (args.out / "gpu_report.json").write_text(json.dumps(report, indent=2))
     (args.out / "gpu_report.md").write_text(table(report))

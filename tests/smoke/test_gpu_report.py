@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # As the GPU machine: wandb is not installed there, so nothing on this path may import it.
 NO_WANDB = (
     "import sys, runpy; sys.modules['wandb'] = None; "
@@ -36,3 +38,14 @@ def test_gpu_report_dry_run_writes_the_json_and_table(tmp_path):
     table = (out / "gpu_report.md").read_text()
     assert table in r.stdout and "| ganlab eager | 4 |" in table and "n/a (dry run)" in table
     assert (out / "ganlab_eager_b4" / "bench.json").is_file()
+    # StyleGAN2's official configurations beside DCGAN: sec/kimg, eager here (compiled on a GPU)
+    sg2 = {(r["experiment"], r["compiled"]): r for r in report["stylegan2"]}
+    assert set(sg2) == {(e, c) for e in ("stylegan2_cifar", "stylegan2_paper256") for c in (False, True)}
+    for (_, compiled), r in sg2.items():
+        if compiled and not torch.cuda.is_available():
+            assert "on a GPU" in r["skipped"]
+        else:
+            assert (
+                r["sec_per_kimg"] == pytest.approx(1000 / r["img_per_s"], rel=0.01) and r["ms_per_iter"] > 0
+            )
+    assert "| stylegan2_paper256 | 256 | False |" in table and "21.6-24.2" in table
