@@ -1,3 +1,3 @@
 """ganlab: GAN training and evaluation on PyTorch Lightning + Hydra."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

@@ -128,6 +128,8 @@ def check_generate_settings(cfg: DictConfig) -> None:
     if cfg.select and cfg.get("seeds") is not None:
         raise UsageError("select=top_d draws n / keep candidates from seed=, not one image per seed (seeds): "
                          "leave seeds= out, or select= out")  # fmt: skip
+    if cfg.get("seeds") is not None:
+        parse_seeds(cfg.seeds)
     if cfg.get("mix") is not None:
         mix_shape(cfg.mix)
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--columns must be >= 1 and --rows >= 2")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ganlab.doctor.record import diagnosis, is_run, sweep_table
-    from ganlab.run.report import write_report
+    from ganlab.run.plots import write_report
 
     if (
         args.run_dir.is_dir()

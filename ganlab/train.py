@@ -121,7 +121,7 @@ def build(cfg: DictConfig, extra_callbacks: list | None = None, datamodule=None)
     from ganlab.callbacks.run_state import RunState
     from ganlab.loggers.wandb import GANWandbLogger, StartLoggers
     from ganlab.run.checks import check_model
-    from ganlab.speed.ddp import resolve_strategy
+    from ganlab.training.ddp import resolve_strategy
 
     if datamodule is None:  # a composed configuration (ganlab.bench, scripts): made a run's here
         datamodule = build_data(cfg)

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from ganlab.metrics import GANMetrics, load_feature_net, metric_suffix
-from ganlab.speed.ddp import broadcast_buffers
+from ganlab.training.ddp import broadcast_buffers
 from ganlab.utils.every_n import due_at
 
 log = logging.getLogger(__name__)

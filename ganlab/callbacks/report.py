@@ -1,4 +1,4 @@
-"""The run report at the end of every run (``callbacks.report``; the plots: ``ganlab.run.report``)."""
+"""The run report at the end of every run (``callbacks.report``; the plots: ``ganlab.run.plots``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class RunReport(L.Callback):
     def on_fit_end(self, trainer, module) -> None:
         if not trainer.is_global_zero or trainer.fast_dev_run:
             return
-        from ganlab.run.report import write_report
+        from ganlab.run.plots import write_report
 
         for logger in trainer.loggers:
             logger.save()  # rows still buffered (the final evaluation) reach metrics.csv first

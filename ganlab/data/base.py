@@ -282,7 +282,8 @@ class GANDataModule(L.LightningDataModule):
         if self.device_resident:
             keys = batch
             if self._resident is None or self._resident.device != keys.device:
-                self._resident = torch.from_numpy(np.ascontiguousarray(self.images)).to(keys.device)
+                # a copy: the cache is a read-only memory map, which torch would share (and warn about)
+                self._resident = torch.from_numpy(np.array(self.images, copy=True)).to(keys.device)
             images = self._resident.index_select(0, keys % self._resident.shape[0])
         else:
             images, keys = batch

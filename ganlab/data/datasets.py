@@ -136,21 +136,7 @@ class ImageFolder(Dataset):
         self.channels, self.transform = channels, transform
         found = scan(self.files, scan_cache)
         if found.bad:
-            shown = "\n  ".join(f"{p}: {why}" for p, why in list(found.bad.items())[:20])
-            more = f"\n  ... and {len(found.bad) - 20} more" if len(found.bad) > 20 else ""
-            if not skip_bad:
-                raise DatasetError(
-                    f"{len(found.bad)} of {len(self.files)} image files under '{self.root}' cannot be read:\n"
-                    f"  {shown}{more}\nDelete or replace them, or set data.skip_bad_images=true to train "
-                    f"on the other {len(self.files) - len(found.bad)}."
-                )
-            log.warning(
-                "data.skip_bad_images: leaving out %d unreadable file(s):\n  %s%s",
-                len(found.bad),
-                shown,
-                more,
-            )
-            self.files = [p for p in self.files if str(p) not in found.bad]
+            self.files = self._without_bad(found.bad, skip_bad)
         if self.class_names is not None:
             index = {name: i for i, name in enumerate(self.class_names)}
             self.labels = np.array([index[p.relative_to(self.root).parts[0]] for p in self.files], np.int64)
@@ -163,6 +149,20 @@ class ImageFolder(Dataset):
                     "%d of %d images under '%s' are smaller than %d px on a side and will be upscaled",
                     small, len(self.files), self.root, min_side,
                 )  # fmt: skip
+
+    def _without_bad(self, bad: dict[str, str], skip_bad: bool) -> list[Path]:
+        """The files without the unreadable ones (named in a warning) with ``skip_bad``; else one
+        error naming them all."""
+        shown = "\n  ".join(f"{p}: {why}" for p, why in list(bad.items())[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        if not skip_bad:
+            raise DatasetError(
+                f"{len(bad)} of {len(self.files)} image files under '{self.root}' cannot be read:\n"
+                f"  {shown}{more}\nDelete or replace them, or set data.skip_bad_images=true to train "
+                f"on the other {len(self.files) - len(bad)}."
+            )
+        log.warning("data.skip_bad_images: leaving out %d unreadable file(s):\n  %s%s", len(bad), shown, more)
+        return [p for p in self.files if str(p) not in bad]
 
     def __len__(self) -> int:
         return len(self.files)

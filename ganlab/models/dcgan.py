@@ -13,6 +13,7 @@ from it (D), exactly the 64 px layout of the pytorch/examples recipe at ``ngf=nd
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -86,6 +87,37 @@ def dcgan_init_(module: nn.Module) -> None:
             m.reset_parameters()
 
 
+def _projection(first_layer: str, nz_in: int, width: int, norm: Callable[..., nn.Module]) -> list[nn.Module]:
+    """G's first layer: z (B, nz, 1, 1) -> (B, width, 4, 4), by a 4x4 transposed convolution or
+    by Linear + reshape; then ``norm`` and ReLU."""
+    if first_layer == "conv":
+        return [nn.ConvTranspose2d(nz_in, width, 4, 1, 0, bias=False), norm(width), nn.ReLU(True)]
+    return [nn.Flatten(), nn.Linear(nz_in, width * 16, bias=False), norm(width * 16, dims=1), nn.ReLU(True),
+            nn.Unflatten(1, (width, 4, 4))]  # fmt: skip
+
+
+def _upsampling(
+    stages: int, width: int, channels: int, kernel_size: int, attention_res: int | None, norm
+) -> list[nn.Module]:
+    """G's body: ``stages - 1`` stages (B, C, s, s) -> (B, C/2, 2s, 2s), each transposed
+    convolution + ``norm`` + ReLU (a SAGAN block after the one reaching ``attention_res``), then the
+    last to ``channels`` and tanh."""
+    pad, out_pad = _same_scale_padding(kernel_size)
+    layers: list[nn.Module] = []
+    res = 4
+    for _ in range(stages - 1):
+        layers += [
+            nn.ConvTranspose2d(width, width // 2, kernel_size, 2, pad, out_pad, bias=False),
+            norm(width // 2),
+            nn.ReLU(True),
+        ]
+        width //= 2
+        res *= 2
+        if res == attention_res:
+            layers.append(SelfAttention(width))
+    return layers + [nn.ConvTranspose2d(width, channels, kernel_size, 2, pad, out_pad, bias=False), nn.Tanh()]
+
+
 class DCGANGenerator(Generator):
     """z (B, nz) or (B, nz, 1, 1) -> image (B, channels, image_size, image_size) in [-1, 1].
 
@@ -126,7 +158,6 @@ class DCGANGenerator(Generator):
         self.nz, self.image_size, self.channels, self.num_classes = nz, image_size, channels, num_classes
         stages = _num_stages(image_size)
         _check_attention(attention_res, image_size)
-        pad, out_pad = _same_scale_padding(kernel_size)
         width = ngf * 2 ** (stages - 1)  # 64 px, ngf 64: 512 channels at 4x4
         seq = CondSequential if num_classes > 0 and not hierarchical_z else nn.Sequential
         # one BatchNorm after the projection and one per upsampling stage: each its own z chunk
@@ -143,34 +174,8 @@ class DCGANGenerator(Generator):
                 return LatentBatchNorm(c, self.latent.cond_dim(next(bns)), dims, zero_init=not constant_input)
             return batch_norm(c, num_classes, dims)
 
-        if first_layer == "conv":
-            self.project = seq(
-                nn.ConvTranspose2d(nz_in, width, 4, 1, 0, bias=False),  # (B, nz, 1, 1) -> (B, width, 4, 4)
-                norm(width),
-                nn.ReLU(True),
-            )
-        else:
-            self.project = seq(
-                nn.Flatten(),
-                nn.Linear(nz_in, width * 16, bias=False),
-                norm(width * 16, dims=1),
-                nn.ReLU(True),
-                nn.Unflatten(1, (width, 4, 4)),
-            )
-        layers: list[nn.Module] = []
-        res = 4
-        for _ in range(stages - 1):  # each stage: (B, C, s, s) -> (B, C/2, 2s, 2s)
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, kernel_size, 2, pad, out_pad, bias=False),
-                norm(width // 2),
-                nn.ReLU(True),
-            ]
-            width //= 2
-            res *= 2
-            if res == attention_res:
-                layers.append(SelfAttention(width))
-        layers += [nn.ConvTranspose2d(width, channels, kernel_size, 2, pad, out_pad, bias=False), nn.Tanh()]
-        self.body = seq(*layers)
+        self.project = seq(*_projection(first_layer, nz_in, width, norm))
+        self.body = seq(*_upsampling(stages, width, channels, kernel_size, attention_res, norm))
         dcgan_init_(self)
         if spectral_norm:
             apply_spectral_norm_(self)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from ganlab.utils.errors import UsageError, bad_setting
-from ganlab.utils.moved import moved_targets
+from ganlab.utils.moved import moved_in, moved_targets
 
 log = logging.getLogger(__name__)
 
@@ -214,23 +214,23 @@ _ABSENT = object()
 
 
 def check_moved(cfg: DictConfig) -> None:
-    """A ``_target_`` of ganlab 0.1's module layout (a configuration of your own written for it):
+    """A ``_target_`` of an older module layout (a configuration of your own written for it):
     one line naming the new path (``ganlab.utils.moved``), not Hydra's "Error locating target"."""
     moved = moved_targets(OmegaConf.to_container(cfg, resolve=False))
     if moved:
         key, old, new = moved[0]
-        raise UsageError(f"{old} moved in ganlab 0.2 ({key}): write {key}: {new} in your config")
+        raise UsageError(f"{old} moved in ganlab {moved_in(old)} ({key}): write {key}: {new} in your config")
 
 
 def validate_train(cfg: DictConfig) -> None:
-    """Every rule above, then the trainer strategy (``ganlab.speed.ddp.resolve_strategy``'s
+    """Every rule above, then the trainer strategy (``ganlab.training.ddp.resolve_strategy``'s
     refusal names the strategies that work)."""
     check_moved(cfg)
     check_missing(cfg)
     apply_rules(cfg, TRAIN_RULES)
     strategy = OmegaConf.select(cfg, "trainer.strategy", default="auto")
     if isinstance(strategy, str):
-        from ganlab.speed.ddp import KNOWN_STRATEGIES
+        from ganlab.training.ddp import KNOWN_STRATEGIES
 
         if strategy.lower() not in KNOWN_STRATEGIES:
             raise bad_setting(

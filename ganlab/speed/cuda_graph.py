@@ -17,7 +17,7 @@ so ``d_every``, ``g_every`` and the lazy terms each replay their own graph. A co
 labels have their own static buffer beside the images'. What decides on the host during the step
 cannot be captured and is refused by ``check_capturable`` with the reason;
 ``tests/unit/test_nosync.py`` runs every plan under a dispatch mode that fails on any
-device-to-host read (``ganlab.speed.host_sync``).
+device-to-host read (``tests.host_sync``).
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ from ganlab.losses.base import GANLoss
 from ganlab.losses.step import Step, legacy_adapter
 from ganlab.models.base import call_generator
 from ganlab.speed.cuda_graph import CUDAGraphIteration, graph_iteration
-from ganlab.speed.ddp import no_sync
 from ganlab.speed.fast_paths import Speed, backward, count_optimizer_steps, direct_updates
 from ganlab.training.counters import TrainingProgress
+from ganlab.training.ddp import no_sync
 from ganlab.training.ema import EMA
 from ganlab.training.history import History
 from ganlab.training.latent import FixedNoise, LatentPrior
@@ -84,7 +84,7 @@ class GANModule(L.LightningModule):
         self.progress, self.stats = TrainingProgress(), StepStats()
         self.history = History()  # what the callbacks share (ganlab.training.history); checkpointed
         self.graphed: CUDAGraphIteration | None = None  # set at train start with speed.cuda_graph
-        # DDP wrappers of G and D (ganlab.speed.ddp) and compiled ones (speed.compile); plain dicts,
+        # DDP wrappers of G and D (ganlab.training.ddp) and compiled ones (speed.compile); plain dicts,
         # so not submodules: state-dict keys stay "G.*", "D.*".
         self._ddp: dict[str, nn.Module] = {}
         self._compiled: dict[str, tuple[nn.Module, nn.Module]] = {}  # name -> (what, compiled)
@@ -111,7 +111,7 @@ class GANModule(L.LightningModule):
         finally:
             net.train(was_training)
 
-    # -- data parallelism: the protocol of ganlab.speed.ddp.GANDDPStrategy --------------------------
+    # -- data parallelism: the protocol of ganlab.training.ddp.GANDDPStrategy --------------------------
     def ddp_networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
 

@@ -1,6 +1,7 @@
-"""Python paths that moved when ganlab 0.2 put its modules in packages by role.
+"""Python paths that moved: when ganlab 0.2 put its modules in packages by role, and when 0.3
+put the DDP strategy with the training it runs (``ganlab.training.ddp``).
 
-A ``_target_`` of 0.1's layout in a checkpoint's stored configuration is upgraded silently
+A ``_target_`` of an older layout in a checkpoint's stored configuration is upgraded silently
 (``GanlabState.of``: the resume compares like with like). Typed in a configuration of your own
 (a ``--config-dir`` copy of an old ``conf/``), it answers with one ``ganlab:`` line naming the
 new path (``ganlab.run.checks``). Old paths that still import are not listed: the classes of
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MODULES = {  # 0.1 module -> 0.2 module, for every name in it
+MODULES = {  # an older module -> where it is now, for every name in it
     "ganlab.assembly": "ganlab.training.build",
     "ganlab.optim": "ganlab.training.optim",
     "ganlab.module": "ganlab.training.module",
@@ -25,9 +26,11 @@ MODULES = {  # 0.1 module -> 0.2 module, for every name in it
     "ganlab.hydra_callbacks": "ganlab.run.hydra_callbacks",
     "ganlab.screen": "ganlab.run.console",
     "ganlab.profiler": "ganlab.speed.profiler",
-    "ganlab.strategy": "ganlab.speed.ddp",
+    "ganlab.strategy": "ganlab.training.ddp",
     "ganlab.truncation": "ganlab.models.truncation",
+    "ganlab.speed.ddp": "ganlab.training.ddp",  # 0.3
 }
+MOVED_IN_0_3 = {"ganlab.speed.ddp"}  # the other entries moved in 0.2
 NAMES = {  # 0.1 names whose module split in two or more
     "ganlab.checkpoints.AtomicCheckpointIO": "ganlab.checkpoint.io.AtomicCheckpointIO",
     "ganlab.doctor.Doctor": "ganlab.callbacks.doctor.Doctor",
@@ -36,11 +39,16 @@ NAMES = {  # 0.1 names whose module split in two or more
 
 
 def new_path(target: str) -> str | None:
-    """The 0.2 path of a 0.1 ``_target_``, or None when ``target`` did not move."""
+    """The path now of an older ``_target_``, or None when ``target`` did not move."""
     if target in NAMES:
         return NAMES[target]
     module, _, name = target.rpartition(".")
     return f"{MODULES[module]}.{name}" if module in MODULES else None
+
+
+def moved_in(target: str) -> str:
+    """The ganlab version whose layout moved ``target``."""
+    return "0.3" if target.rpartition(".")[0] in MOVED_IN_0_3 else "0.2"
 
 
 def moved_targets(node: Any, prefix: str = "") -> list[tuple[str, str, str]]:

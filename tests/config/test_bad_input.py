@@ -60,6 +60,8 @@ BAD_TRAIN = {  # override -> the setting the one-line message must name
     # a configuration of your own written for ganlab 0.1's module paths: the new path, named
     "model._target_=ganlab.assembly.gan_module": "model._target_",
     "callbacks.progress._target_=ganlab.progress.GANProgressBar": "callbacks.progress._target_",
+    # ... and for 0.2's place of the DDP strategy
+    "+trainer.strategy._target_=ganlab.speed.ddp.GANDDPStrategy": "trainer.strategy._target_",
 }
 
 

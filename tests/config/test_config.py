@@ -116,7 +116,7 @@ def test_every_group_option_composes(group, option, tmp_path):
         return
     dm, model, trainer = build(cfg)
     if group == "trainer":  # every preset builds the trainer it names, DDP ones included
-        from ganlab.speed.ddp import GANDDPStrategy
+        from ganlab.training.ddp import GANDDPStrategy
 
         ddp = option in ("ddp", "ddp_cpu")
         assert isinstance(trainer.strategy, GANDDPStrategy) == ddp and trainer.num_devices == (

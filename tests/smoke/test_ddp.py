@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.speed.ddp import GANDDPStrategy, resolve_strategy
+from ganlab.training.ddp import GANDDPStrategy, resolve_strategy
 from ganlab.training.rng import rank_seed, seed_rank_streams
 from tests.conftest import ROOT, TINY, load
 

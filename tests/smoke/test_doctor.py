@@ -77,7 +77,7 @@ def test_each_condition_is_named_on_its_induced_run_with_a_fix_that_composes(con
 
 
 def test_a_healthy_run_names_nothing_and_logs_the_signals(tmp_path):
-    from ganlab.run.report import read_metrics
+    from ganlab.run.plots import read_metrics
 
     result, error = train_tiny(tmp_path, ["train.max_iterations=400"])
     assert error is None and events(tmp_path / "run") == []

@@ -160,3 +160,27 @@ def test_no_module_over_400_lines():
         if (n := len(p.read_text().splitlines())) > 400
     }
     assert long == {}
+
+
+def test_no_function_over_60_lines():
+    long = {
+        f"{p.relative_to(ROOT)}:{node.name}": node.end_lineno - node.lineno + 1
+        for p in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60
+    }
+    assert long == {}
+
+
+def test_the_version_the_messages_speak_of():
+    """pyproject's version is the package's, and no message names a later ganlab."""
+    import re
+
+    import ganlab
+
+    (version,) = re.findall(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert ganlab.__version__ == version
+    named = {m for p in PACKAGE.rglob("*.py") for m in re.findall(r"ganlab (\d+\.\d+)", p.read_text())}
+    assert named and all(
+        tuple(map(int, v.split("."))) <= tuple(map(int, version.split(".")[:2])) for v in named
+    )

@@ -1,6 +1,6 @@
 """No host sync in the iteration the CUDA-graph path captures, checked on the CPU: every plan
 (EMA, lazy R1 on and off, k = 2 D steps, d_every/g_every, DiffAugment, label flips, bf16 autocast,
-conditional with an ACGAN head) runs under ``ganlab.speed.host_sync.NoHostSync``, which fails on any
+conditional with an ACGAN head) runs under ``tests.host_sync.NoHostSync``, which fails on any
 device-to-host read or data-dependent shape."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import torch
 from ganlab.augment import ADA, DiffAugment
 from ganlab.losses import BCELoss, HingeLoss
 from ganlab.models import DCGANDiscriminator, DCGANGenerator
-from ganlab.speed.host_sync import HostSyncError, NoHostSync, allowed, check_iteration
 from ganlab.training.build import gan_module
 from ganlab.training.module import Plan
 from ganlab.training.optim import GANOptimizers
+from tests.host_sync import HostSyncError, NoHostSync, allowed, check_iteration
 
 
 def test_the_check_fails_on_every_kind_of_host_read():

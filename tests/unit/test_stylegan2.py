@@ -19,9 +19,9 @@ import torch
 
 from ganlab.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, load_network_pkl
 from ganlab.models.stylegan2.layers import ReducedPrecision
-from ganlab.speed.host_sync import NoHostSync
 from ganlab.utils.errors import CheckpointError
 from tests.conftest import ROOT
+from tests.host_sync import NoHostSync
 
 ORACLE = ROOT.parent / "shared" / "stylegan2_ada"
 NAMES = ("cond32", "uncond32")

@@ -14,7 +14,7 @@ from ganlab.losses.step import LazyTerm, Step
 from ganlab.losses.stylegan2 import StyleGAN2Loss
 from ganlab.models.dcgan import DCGANGenerator
 from ganlab.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from ganlab.speed.host_sync import NoHostSync
+from tests.host_sync import NoHostSync
 
 B, NZ, NUM_WS, W_DIM, C, H, W = 6, 3, 2, 4, 1, 2, 3
 

@@ -24,8 +24,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 import ganlab.run.resolvers  # noqa: F401
-from ganlab.speed.ddp import CommCounter, GANDDPStrategy
 from ganlab.train import build, finish_wandb
+from ganlab.training.ddp import CommCounter, GANDDPStrategy
 from ganlab.utils.errors import report_user_errors
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,48 @@ class ReferenceStep:
         self.iters += n
 
 
+def figures(cfg: DictConfig, model, trainer, timer: Throughput) -> dict[str, Any]:
+    """ganlab's figures of the timed window: images/s (all ranks), ms and host ms per iteration."""
+    device = model.device
+    batch, world = cfg.data.batch_size, trainer.world_size
+    result: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "world_size": world,
+        "batch_per_device": batch,
+        "image_size": cfg.data.image_size,
+        "precision": str(trainer.precision),
+        "channels_last": bool(cfg.model.get("channels_last", False)),
+        "iters": cfg.iters,
+        "ganlab_img_per_s": round(cfg.iters * batch * world / timer.seconds, 1),
+        "ganlab_ms_per_iter": round(timer.seconds / cfg.iters * 1e3, 3),
+        # CPU time of the thread that runs the loop: the host's work per iteration, which other
+        # processes on a shared machine do not inflate (with one torch thread on CPU it is all of it).
+        "ganlab_host_ms_per_iter": round(timer.host_seconds / cfg.iters * 1e3, 3),
+        "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        if device.type == "cuda"
+        else None,
+    }
+    return result
+
+
+def compared(result: dict[str, Any], reference: ReferenceStep, cfg: DictConfig) -> dict[str, Any]:
+    """The plain step's figures (run now if it did not run interleaved) and ganlab's against them."""
+    batch, world = cfg.data.batch_size, result["world_size"]
+    out: dict[str, Any] = {}
+    if reference.iters == 0:
+        reference.warm_up(min(cfg.warmup, 10))
+        reference.run(cfg.iters)
+    out["reference_ms_per_iter"] = round(reference.seconds / reference.iters * 1e3, 3)
+    out["reference_host_ms_per_iter"] = round(reference.host_seconds / reference.iters * 1e3, 3)
+    out["reference_img_per_s"] = round(reference.iters * batch / reference.seconds, 1)
+    # Time per iteration against the plain loop's: 1.0 is no framework overhead at all.
+    out["time_ratio"] = round(result["ganlab_ms_per_iter"] / out["reference_ms_per_iter"], 3)
+    out["host_time_ratio"] = round(result["ganlab_host_ms_per_iter"] / out["reference_host_ms_per_iter"], 3)
+    # Per device: the reference runs on one device, ganlab's figure sums all ranks.
+    out["ratio_per_device"] = round(result["ganlab_img_per_s"] / world / out["reference_img_per_s"], 3)
+    return out
+
+
 def bench(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -241,41 +283,9 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         raise RuntimeError(
             f"training stopped after {model.progress.iterations} iterations, before warmup + iters"
         )
-    device = model.device
-    batch, world = cfg.data.batch_size, trainer.world_size
-    result: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "world_size": world,
-        "batch_per_device": batch,
-        "image_size": cfg.data.image_size,
-        "precision": str(trainer.precision),
-        "channels_last": bool(cfg.model.get("channels_last", False)),
-        "iters": cfg.iters,
-        "ganlab_img_per_s": round(cfg.iters * batch * world / timer.seconds, 1),
-        "ganlab_ms_per_iter": round(timer.seconds / cfg.iters * 1e3, 3),
-        # CPU time of the thread that runs the loop: the host's work per iteration, which other
-        # processes on a shared machine do not inflate (with one torch thread on CPU it is all of it).
-        "ganlab_host_ms_per_iter": round(timer.host_seconds / cfg.iters * 1e3, 3),
-        "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
-        if device.type == "cuda"
-        else None,
-    }
+    result = figures(cfg, model, trainer, timer)
     if reference is not None and trainer.is_global_zero:
-        if reference.iters == 0:
-            reference.warm_up(min(cfg.warmup, 10))
-            reference.run(cfg.iters)
-        result["reference_ms_per_iter"] = round(reference.seconds / reference.iters * 1e3, 3)
-        result["reference_host_ms_per_iter"] = round(reference.host_seconds / reference.iters * 1e3, 3)
-        result["reference_img_per_s"] = round(reference.iters * batch / reference.seconds, 1)
-        # Time per iteration against the plain loop's: 1.0 is no framework overhead at all.
-        result["time_ratio"] = round(result["ganlab_ms_per_iter"] / result["reference_ms_per_iter"], 3)
-        result["host_time_ratio"] = round(
-            result["ganlab_host_ms_per_iter"] / result["reference_host_ms_per_iter"], 3
-        )
-        # Per device: the reference runs on one device, ganlab's figure sums all ranks.
-        result["ratio_per_device"] = round(
-            result["ganlab_img_per_s"] / world / result["reference_img_per_s"], 3
-        )
+        result.update(compared(result, reference, cfg))
     if timer.comm is not None:
         result["allreduce"] = timer.comm
     if trainer.is_global_zero:
@@ -285,7 +295,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="bench")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     bench(cfg)
