@@ -66,24 +66,32 @@ def diagnosis(run_dir: str | Path) -> str:
 
 
 def sweep_table(root: str | Path) -> str:
-    """One row per run under ``root`` (a Hydra multirun folder): its conditions and first fix."""
+    """One row per run under ``root`` (a Hydra multirun folder): the values it swept (as its W&B
+    run is named; the overrides the runs do not share when the folder has no ``multirun.yaml``),
+    its conditions and first fix."""
+    import yaml
+
+    from ganlab.utils.sweep import overrides_by_key, swept_keys
+
     root = Path(root)
     runs = sorted(
         (p for p in root.iterdir() if p.is_dir() and is_run(p)), key=lambda p: (len(p.name), p.name)
     )
-    rows = [("run", "overrides", "conditions (since iteration)", "first fix")]
+    over = {run: run / ".hydra" / "overrides.yaml" for run in runs}
+    values = {run: overrides_by_key(yaml.safe_load(p.read_text()) or []) if p.is_file() else {}
+              for run, p in over.items()}  # fmt: skip
+    keys = swept_keys(root) or [
+        k for k in dict.fromkeys(k for v in values.values() for k in v)
+        if len({v.get(k) for v in values.values()}) > 1
+    ]  # fmt: skip
+    rows = [("run", "swept", "conditions (since iteration)", "first fix")]
     for run in runs:
-        over = run / ".hydra" / "overrides.yaml"
-        overrides = ""
-        if over.is_file():
-            import yaml
-
-            overrides = " ".join(yaml.safe_load(over.read_text()) or [])
+        swept = " ".join(f"{k}={values[run][k]}" for k in keys if k in values[run])
         eps = episodes(read_events(run))
         conds = ", ".join(
             f"{ep.condition} ({ep.since}{'' if ep.end is None else f'-{ep.end}'})" for ep in eps
         )
         fix = next((" ".join(ep.fix) for ep in eps if ep.fix), "")
-        rows.append((run.name, overrides, conds or "none", fix))
+        rows.append((run.name, swept, conds or "none", fix))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows)

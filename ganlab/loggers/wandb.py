@@ -230,21 +230,14 @@ def sweep_values() -> tuple[str, dict[str, str]] | None:
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from ganlab.utils.sweep import overrides_by_key, swept_keys
+
     hc = HydraConfig.get()
-    parser = OverridesParser.create()
-    keys: list[str] = list((OmegaConf.select(hc, "sweeper.params") or {}).keys())
-    saved = Path(hc.sweep.dir) / "multirun.yaml"
-    if saved.is_file():
-        line = OmegaConf.load(saved).hydra.overrides.task
-        keys += [o.get_key_element() for o in parser.parse_overrides(list(line)) if o.is_sweep_override()]
-    job = {
-        o.get_key_element(): o.get_value_element_as_str()
-        for o in parser.parse_overrides(list(hc.overrides.task))
-    }
-    return Path(hc.sweep.dir).name, {k: job[k] for k in dict.fromkeys(keys) if k in job}
+    keys = swept_keys(hc.sweep.dir, list((OmegaConf.select(hc, "sweeper.params") or {}).keys()))
+    job = overrides_by_key(list(hc.overrides.task))
+    return Path(hc.sweep.dir).name, {k: job[k] for k in keys if k in job}
 
 
 def wandb_logger(

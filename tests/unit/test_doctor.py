@@ -212,7 +212,7 @@ def test_report_reads_episodes_and_a_sweep_as_one_table(tmp_path, capsys):
                                event("d_overpowers", "end", 900), event("mode_collapse", "start", 1000)]),
                         ("1", [])):  # fmt: skip
         (sweep / job / ".hydra").mkdir(parents=True)
-        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- experiment=quickstart_cpu\n- seed={job}\n")
         (sweep / job / "doctor.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     eps = episodes(read_events(sweep / "0"))
     assert [(e.condition, e.since, e.end) for e in eps] == [
@@ -225,6 +225,13 @@ def test_report_reads_episodes_and_a_sweep_as_one_table(tmp_path, capsys):
     rows = capsys.readouterr().out.splitlines()
     assert rows[1].startswith("0 ") and "d_overpowers (350-900), mode_collapse (950)" in rows[1]
     assert "optimizer.d.lr=4e-5" in rows[1] and rows[2].startswith("1 ") and "none" in rows[2]
+    assert "seed=0" in rows[1] and "experiment" not in "".join(rows)  # each run by its swept values only
+    (sweep / "multirun.yaml").write_text(  # as Hydra saves it: the sweep's command line
+        "hydra:\n  overrides:\n    task: [experiment=quickstart_cpu, 'seed=0,1']\n"
+    )
+    assert report_main([str(sweep)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].split()[:2] == ["0", "seed=0"] and "experiment" not in "".join(rows)
 
 
 def test_the_probe_leaves_d_as_it_found_it():
