@@ -177,8 +177,9 @@ def generated(cfg: DictConfig, gen, metrics, labels, fake_src, chosen: int | Non
     from ganlab.utils.hashing import file_digest
 
     sample = truncate(
-        gen, cfg.truncation, cfg.seed, standing=cfg.standing_stats, cutoff=cfg.truncation_cutoff
-    )
+        gen, cfg.truncation, cfg.seed, cfg.standing_stats, cutoff=cfg.truncation_cutoff,
+        center=cfg.truncation_center,
+    )  # fmt: skip
     if getattr(gen.G, "style_based", False):
         gen.options["noise_mode"] = cfg.noise_mode
     fake_feats = metrics.generated_features(gen, sample, cfg.n, cfg.batch_size, cfg.seed, labels)
@@ -189,6 +190,8 @@ def generated(cfg: DictConfig, gen, metrics, labels, fake_src, chosen: int | Non
         provenance["class"] = gen.class_names[chosen]
     if cfg.truncation is not None:
         provenance.update(truncation=cfg.truncation, standing_stats=cfg.standing_stats)
+        if gen.class_centers is not None:
+            provenance["truncation_center"] = "class"
     provenance.update({k: v for k, v in gen.options.items() if v is not None})
     return fake_feats, provenance
 

@@ -155,8 +155,9 @@ def generate(cfg: DictConfig) -> Path:
     check_writable({"out": out})
     gen = load_generator(cfg.ckpt, device)
     sample = truncate(
-        gen, cfg.truncation, cfg.seed, standing=cfg.standing_stats, cutoff=cfg.truncation_cutoff
-    )
+        gen, cfg.truncation, cfg.seed, cfg.standing_stats, cutoff=cfg.truncation_cutoff,
+        center=cfg.truncation_center,
+    )  # fmt: skip
     if getattr(gen.G, "style_based", False):
         gen.options["noise_mode"] = cfg.noise_mode
     elif cfg.get("mix") is not None:
@@ -188,6 +189,8 @@ def provenance_of(cfg: DictConfig, gen) -> dict[str, str]:
     }
     if cfg.truncation is not None:
         provenance["ganlab.truncation"] = str(cfg.truncation)
+        if gen.class_centers is not None:
+            provenance["ganlab.truncation_center"] = "class"
     provenance.update({f"ganlab.{k}": str(v) for k, v in gen.options.items() if v is not None})
     return provenance
 
@@ -302,6 +305,8 @@ def style_mixing(cfg: DictConfig, gen, out: Path, provenance: dict[str, str]) ->
     z = torch.cat([gen.sample_z(1, generator=torch.Generator().manual_seed(s)) for s in seeds[: rows + cols]])
     labels = gen.labels(z.shape[0], cfg.get("class"))
     truncation = {k: gen.options[k] for k in ("truncation_psi", "truncation_cutoff") if k in gen.options}
+    if gen.class_centers is not None and labels is not None:
+        truncation["truncation_center"] = gen.class_centers.to(device)[labels.to(device)]
     with torch.no_grad():
         ws = G.mapping(z.to(device), None if labels is None else labels.to(device), **truncation)
         row_ws, col_ws = ws[:rows], ws[rows:]

@@ -36,6 +36,8 @@ class LoadedGenerator:
     class_names: list[str] | None = None  # a class-conditional G's classes, label i = class_names[i]
     # a style-based G's keywords for every call: truncation_psi, truncation_cutoff, noise_mode
     options: dict[str, Any] = field(default_factory=dict)
+    # (num_classes, w_dim): truncate each sample toward its class's mean w (truncation_center=class)
+    class_centers: Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -73,7 +75,10 @@ class LoadedGenerator:
         if y is None and self.num_classes:
             raise ValueError("a conditional generator needs labels: gen(z, y)")
         y = None if y is None else y.to(device)
-        return self.G(z.to(device), y, **self.options).float()
+        options = dict(self.options)
+        if self.class_centers is not None and y is not None:
+            options["truncation_center"] = self.class_centers.to(device)[y]
+        return self.G(z.to(device), y, **options).float()
 
 
 def is_network_pkl(path: str | Path) -> bool:

@@ -11,7 +11,10 @@ themselves before sampling. ``standing_statistics`` does that on a copy of G.
 A style-based G (StyleGAN2) truncates in w instead, toward the mean w it tracked while training
 (Karras et al., "A Style-Based Generator Architecture for GANs", CVPR 2019, sec. 3.1;
 ``truncation_psi``, optionally only the first ``truncation_cutoff`` ws): z is drawn whole and
-there is no BatchNorm to restore.
+there is no BatchNorm to restore. That mean is over every class: a conditional G truncated
+toward it drifts toward the average class (fewer images of the class asked for), so
+``center="class"`` pulls each sample toward its own class's mean w instead (``class_centers``;
+the centre the conditional StyleGAN-XL truncates toward, Sauer et al., SIGGRAPH 2022, sec. 3).
 """
 
 from __future__ import annotations
@@ -68,6 +71,21 @@ def standing_statistics(
     return G.eval()
 
 
+@torch.no_grad()
+def class_centers(G: nn.Module, n: int = 2000, seed: int = 0) -> Tensor:
+    """(num_classes, w_dim): each class's mean w over ``n`` latents of a style-based G."""
+    device = next(G.parameters()).device
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    rows = []
+    for k in range(G.num_classes):
+        ws = G.mapping(z, torch.full((n,), k, device=device), skip_w_avg_update=True)  # (n, num_ws, w_dim)
+        rows.append(ws[:, 0].float().mean(dim=0))  # a sample's ws are all the same before truncation
+    return torch.stack(rows)
+
+
+CENTERS = ("w_avg", "class")  # what a style-based G's truncation pulls toward
+
+
 def truncate(
     gen,
     threshold: float | None,
@@ -75,15 +93,20 @@ def truncate(
     standing: bool = True,
     batches: int = 16,
     cutoff: int | None = None,
+    center: str = "w_avg",
 ) -> Callable:
     """Prepare a ``ganlab.checkpoint.generator.LoadedGenerator`` for sampling at ``threshold``: with
     ``standing``, its G gets standing statistics from truncated latents of a generator seeded
     ``seed + 1`` (the samples' own latents stay those of ``seed``). A style-based G is given
     ``truncation_psi=threshold`` (and ``truncation_cutoff``) for every call instead. Returns the
     latent sampler ``sample(n, generator=...)`` to draw the samples with."""
+    if center not in CENTERS:
+        raise UsageError(f"truncation_center must be one of {CENTERS}, got {center!r} (truncation_center)")
     if getattr(gen.G, "style_based", False):
         if threshold is not None:
             gen.options.update(truncation_psi=threshold, truncation_cutoff=cutoff)
+            if center == "class" and gen.num_classes:
+                gen.class_centers = class_centers(gen.G, seed=seed + 1)
         return gen.sample_z
     if cutoff is not None:
         raise UsageError("truncation_cutoff is for a style-based generator (model=stylegan2): leave it out")

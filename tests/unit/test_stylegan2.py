@@ -396,3 +396,28 @@ def test_a_pickle_of_other_classes_is_refused(tmp_path, write_snapshot):
     hostile = dict(COND32_G, mapping_kwargs=Payload(os.system, (f"touch {tmp_path / 'x'}",)))
     assert_refused(write_snapshot("nested.pkl", G=official_layout(G, "", init_kwargs=hostile)), "refused")
     assert not (tmp_path / "x").exists()
+
+
+def test_truncation_toward_each_class_mean():
+    """truncation_center=class: psi 0 gives each class its own mean w (one image per class, the
+    classes apart), where the official w_avg, one mean over every class, gives all of them one w."""
+    from types import SimpleNamespace
+
+    from ganlab.models.truncation import class_centers, truncate
+
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(8, 3, 8, 16, 1, {"num_layers": 2}, {"channel_base": 128, "channel_max": 8}).eval()
+    G.mapping.w_avg.normal_()
+    z, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    centers = class_centers(G, n=500)
+    ws = G.mapping(z, y, truncation_psi=0.0, truncation_center=centers[y])
+    assert torch.allclose(ws[:3], ws[3:]) and not torch.allclose(ws[0], ws[1])
+    assert torch.allclose(ws[:, 0], centers[y]) and torch.allclose(
+        G.mapping(z, y, truncation_psi=0.0)[:, 0], G.mapping.w_avg.expand(6, -1)
+    )
+    gen = SimpleNamespace(G=G, options={}, num_classes=3, class_centers=None, sample_z=None)
+    truncate(gen, 0.5, seed=0, center="class")
+    assert gen.options == {"truncation_psi": 0.5, "truncation_cutoff": None} and gen.class_centers.shape == (
+        3,
+        8,
+    )

@@ -170,7 +170,10 @@ class MappingNetwork(nn.Module):
         truncation_psi: float = 1,
         truncation_cutoff: int | None = None,
         skip_w_avg_update: bool = False,
+        truncation_center: Tensor | None = None,
     ) -> Tensor:
+        """``truncation_center`` (B, w_dim), a ganlab extension: the ws are pulled toward it
+        instead of ``w_avg`` (each sample's class mean: ``ganlab.models.truncation.class_centers``)."""
         x = self._features(z, c)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
@@ -180,11 +183,14 @@ class MappingNetwork(nn.Module):
         if self.num_ws is not None:
             x = x[:, None, :].expand(-1, self.num_ws, -1)  # (B, num_ws, w_dim): one w per layer input
         if truncation_psi != 1:
-            if self.w_avg_beta is None:
+            if self.w_avg_beta is None and truncation_center is None:
                 raise ValueError(
                     "truncation needs w_avg: this mapping network was built with w_avg_beta=None"
                 )
-            pulled = torch.lerp(self.w_avg, x, truncation_psi)
+            center = self.w_avg if truncation_center is None else truncation_center.to(x.dtype)
+            if center.dim() == 2 and self.num_ws is not None:
+                center = center[:, None, :]  # (B, 1, w_dim): the same centre for every w
+            pulled = torch.lerp(center, x, truncation_psi)
             if self.num_ws is None or truncation_cutoff is None:
                 x = pulled
             else:  # only the first truncation_cutoff ws (the coarse layers) are pulled

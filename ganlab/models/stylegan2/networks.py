@@ -96,12 +96,18 @@ class StyleGAN2Generator(_PrecisionSetting, Generator):
         noise_mode: str = "random",
         style_mixing_prob: float = 0.0,
         return_ws: bool = False,
+        truncation_center: Tensor | None = None,
         **synthesis_kwargs,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """``synthesis_kwargs``: ``force_fp32``, ``fused_modconv`` (the official ones).
         ``return_ws``: (img, ws), img made from that very ws (B, num_ws, w_dim), so that
-        ``torch.autograd.grad(f(img), ws)`` works (the path-length penalty)."""
-        truncation = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        ``torch.autograd.grad(f(img), ws)`` works (the path-length penalty).
+        ``truncation_center`` (B, w_dim): truncate toward it instead of ``w_avg`` (ganlab's)."""
+        truncation = dict(
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
+            truncation_center=truncation_center,
+        )
         ws = self.mapping(z, c, **truncation)
         if style_mixing_prob > 0 and self.num_ws > 1:
             ws = self._mix_styles(z, c, ws, style_mixing_prob, **truncation)
