@@ -421,3 +421,20 @@ def test_truncation_toward_each_class_mean():
         3,
         8,
     )
+
+
+def test_an_acgan_head_beside_the_projection_is_ganlabs_own():
+    """aux_classifier=true (not in the official D): (B, 1 + c_dim), the adversarial logit first, as
+    ganlab's losses split it; off, D's parameters are the official ones."""
+    from ganlab.losses.base import split_logits
+
+    kw = dict(channel_base=128, channel_max=8, epilogue_kwargs={"mbstd_group_size": 2})
+    plain, aux = (
+        StyleGAN2Discriminator(3, 16, 1, **kw),
+        StyleGAN2Discriminator(3, 16, 1, aux_classifier=True, **kw),
+    )
+    assert set(aux.state_dict()) - set(plain.state_dict()) == {"b4.aux.weight", "b4.aux.bias"}
+    logits, classes = split_logits(aux(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 0])))
+    assert (
+        logits.shape == (4,) and classes.shape == (4, 3) and aux.aux_classes == 3 and plain.aux_classes == 0
+    )

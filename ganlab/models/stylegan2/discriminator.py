@@ -120,7 +120,9 @@ class MinibatchStdLayer(nn.Module):
 
 class DiscriminatorEpilogue(nn.Module):
     """4x4 features (B, C, 4, 4) -> logits (B, 1). Conditional (``cmap_dim`` > 0): the output
-    (B, cmap_dim) projected onto the mapped label, scaled by 1/sqrt(cmap_dim)."""
+    (B, cmap_dim) projected onto the mapped label, scaled by 1/sqrt(cmap_dim). ``aux_classes`` > 0
+    (ganlab's, not the official's): an ACGAN classifier on the same features (Odena et al. 2017),
+    its class logits after the adversarial one: (B, 1 + aux_classes)."""
 
     def __init__(
         self,
@@ -133,6 +135,7 @@ class DiscriminatorEpilogue(nn.Module):
         mbstd_num_channels: int = 1,
         activation: str = "lrelu",
         conv_clamp: float | None = None,
+        aux_classes: int = 0,
     ) -> None:
         _check_architecture(architecture)
         super().__init__()
@@ -152,6 +155,8 @@ class DiscriminatorEpilogue(nn.Module):
         )
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        if aux_classes > 0:
+            self.aux = FullyConnectedLayer(in_channels, aux_classes)
 
     def forward(self, x: Tensor, img: Tensor | None, cmap: Tensor | None, force_fp32: bool = False) -> Tensor:
         x = x.to(torch.float32)  # the epilogue always runs in float32
@@ -159,7 +164,8 @@ class DiscriminatorEpilogue(nn.Module):
             x = x + self.fromrgb(img.to(torch.float32))
         if self.mbstd is not None:
             x = self.mbstd(x)
-        x = self.out(self.fc(self.conv(x).flatten(1)))
+        h = self.fc(self.conv(x).flatten(1))  # (B, C)
+        x = self.out(h)
         if self.cmap_dim > 0:
             x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
-        return x
+        return torch.cat([x, self.aux(h)], dim=1) if hasattr(self, "aux") else x

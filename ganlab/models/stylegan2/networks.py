@@ -134,11 +134,14 @@ class StyleGAN2Discriminator(_PrecisionSetting, Discriminator):
         block_kwargs: dict[str, Any] | None = None,
         mapping_kwargs: dict[str, Any] | None = None,
         epilogue_kwargs: dict[str, Any] | None = None,
+        aux_classifier: bool = False,
     ) -> None:
+        """The official arguments, and ``aux_classifier`` (ganlab's): an ACGAN head beside the
+        projection, trained by ``loss.acgan_weight``; D then returns (B, 1 + c_dim)."""
         super().__init__()
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.image_size, self.channels, self.num_classes = img_resolution, img_channels, c_dim
-        self.aux_classes, self.pairwise = 0, False
+        self.aux_classes, self.pairwise = (c_dim if aux_classifier else 0), False
         self.img_resolution_log2 = img_resolution.bit_length() - 1
         if img_resolution < 4 or img_resolution & (img_resolution - 1):
             raise ValueError(f"img_resolution must be a power of 2, at least 4, got {img_resolution}")
@@ -165,9 +168,8 @@ class StyleGAN2Discriminator(_PrecisionSetting, Discriminator):
             self.mapping = MappingNetwork(
                 z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **(mapping_kwargs or {})
             )
-        self.b4 = DiscriminatorEpilogue(
-            channels[4], cmap_dim=cmap_dim, resolution=4, **(epilogue_kwargs or {}), **common
-        )
+        epilogue = {"aux_classes": self.aux_classes, **(epilogue_kwargs or {}), **common}
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue)
 
     def forward(self, img: Tensor, c: Tensor | None = None, force_fp32: bool = False) -> Tensor:
         x = None
