@@ -22,7 +22,7 @@ Requeue, once the run has stopped and its loggers are closed (``after_run``, cal
   does); the requeued job has the same job id, so the same run directory and run lock.
 SIGTERM (``scancel``, the time limit itself) checkpoints and stops without a requeue. A requeued
 job (``SLURM_RESTART_COUNT`` > 0) resumes from its run directory's ``last.ckpt`` by itself
-(``ganlab.train.resolve_ckpt_path``). This replaces Lightning's own SIGUSR1 handler for the run,
+(``ganlab.run.resume.resolve_ckpt_path``). This replaces Lightning's own SIGUSR1 handler for the run,
 which would save in the middle of an iteration.
 """
 

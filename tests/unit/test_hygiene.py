@@ -184,3 +184,36 @@ def test_the_version_the_messages_speak_of():
     assert named and all(
         tuple(map(int, v.split("."))) <= tuple(map(int, version.split(".")[:2])) for v in named
     )
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent is a module, not a package
+        return False
+
+
+def test_every_dotted_name_in_the_docs_and_comments_exists():
+    """A ``ganlab.<module>...`` reference in a docstring or comment names a module, class or
+    function that exists (a comment naming code that is gone misleads more than none)."""
+    import importlib
+    import re
+
+    top = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    missing = []
+    for path in PACKAGE.rglob("*.py"):
+        for name in set(re.findall(r"``(ganlab(?:\.\w+)+)", path.read_text())):
+            parts = name.split(".")
+            if parts[1] not in top:  # e.g. ganlab.seed: a PNG text chunk's key, not code
+                continue
+            i = 2
+            while i < len(parts) and _is_module(".".join(parts[: i + 1])):
+                i += 1
+            obj = importlib.import_module(".".join(parts[:i]))
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
+            if obj is None:
+                missing.append(f"{path.relative_to(ROOT)}: {name}")
+    assert missing == []
