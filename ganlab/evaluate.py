@@ -142,6 +142,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def sampling(cfg: DictConfig, gen):
+    """``gen`` set up for sampling as ``cfg`` asks (``truncation``, ``truncation_cutoff``,
+    ``truncation_center``, ``standing_stats``, a style-based G's ``noise_mode``; ganlab-evaluate's
+    and ganlab-generate's common keys); returns the latent sampler."""
+    from ganlab.models.truncation import truncate
+
+    sample = truncate(
+        gen, cfg.truncation, cfg.seed, cfg.standing_stats, cutoff=cfg.truncation_cutoff,
+        center=cfg.truncation_center,
+    )  # fmt: skip
+    if getattr(gen.G, "style_based", False):
+        gen.options["noise_mode"] = cfg.noise_mode
+    return sample
+
+
 def sources(cfg: DictConfig, device):
     """(what is evaluated: its path, the generator or None for a folder, the real data module)."""
     from ganlab.checkpoint.generator import load_generator
@@ -173,15 +188,9 @@ def sources(cfg: DictConfig, device):
 
 def generated(cfg: DictConfig, gen, metrics, labels, fake_src, chosen: int | None):
     """The generator's ``n`` images' features (and logits) into ``metrics``; (them, provenance)."""
-    from ganlab.models.truncation import truncate
     from ganlab.utils.hashing import file_digest
 
-    sample = truncate(
-        gen, cfg.truncation, cfg.seed, cfg.standing_stats, cutoff=cfg.truncation_cutoff,
-        center=cfg.truncation_center,
-    )  # fmt: skip
-    if getattr(gen.G, "style_based", False):
-        gen.options["noise_mode"] = cfg.noise_mode
+    sample = sampling(cfg, gen)
     fake_feats = metrics.generated_features(gen, sample, cfg.n, cfg.batch_size, cfg.seed, labels)
     metrics.add_fake_features(*fake_feats)
     provenance = {"ckpt": str(Path(fake_src).resolve()), "ckpt_sha256": file_digest(fake_src),

@@ -43,7 +43,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ganlab.run.resolvers  # noqa: F401
-from ganlab.evaluate import pick_device, require_count
+from ganlab.evaluate import pick_device, require_count, sampling
 from ganlab.run.checks import check_missing
 from ganlab.utils.errors import UsageError, bad_setting, report_user_errors
 
@@ -147,20 +147,14 @@ def mix_shape(spec) -> tuple[int, int]:
 
 def generate(cfg: DictConfig) -> Path:
     from ganlab.checkpoint.generator import load_generator
-    from ganlab.models.truncation import truncate
     from ganlab.run.directory import check_writable
 
     check_generate_settings(cfg)
     device, out = pick_device(cfg.device), Path(cfg.out)
     check_writable({"out": out})
     gen = load_generator(cfg.ckpt, device)
-    sample = truncate(
-        gen, cfg.truncation, cfg.seed, cfg.standing_stats, cutoff=cfg.truncation_cutoff,
-        center=cfg.truncation_center,
-    )  # fmt: skip
-    if getattr(gen.G, "style_based", False):
-        gen.options["noise_mode"] = cfg.noise_mode
-    elif cfg.get("mix") is not None:
+    sample = sampling(cfg, gen)
+    if cfg.get("mix") is not None and not getattr(gen.G, "style_based", False):
         raise UsageError("mix= mixes the styles of a style-based generator (model=stylegan2, or an official "
                          "network pickle): leave it out")  # fmt: skip
     provenance = provenance_of(cfg, gen)
