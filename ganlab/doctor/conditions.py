@@ -20,8 +20,9 @@ from ganlab.doctor.fixes import ADA_ON, ada_index, changed_since, fmt, get, resu
 class DOverpowers(Condition):
     """D right on (almost) every fake, and sure of it, for a sustained span: G no longer learns
     ("Loss_D -> 0, Loss_G -> 100"). With the minimax loss G's gradient vanishes then; with the
-    non-saturating losses it does not (the induced run of ``experiments/doctor.md``: 143 against
-    128 early in the run), so the tell is D's probability on the fakes, D(G(z)), falling to a few
+    non-saturating losses it does not (it stays of the order of its early value: the messages of
+    the induced runs in ``experiments/doctor.json`` and ``docs/generated/captured/``), so the
+    tell is D's probability on the fakes, D(G(z)), falling to a few
     percent while G's loss climbs (healthy DCGAN runs keep it near 0.1 even when D's accuracy is
     0.95-0.99). The autopilot divides D's learning rate by 5."""
 

@@ -12,12 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
 from ganlab.checkpoint.format import read_checkpoint
 from ganlab.utils.errors import CheckpointError, DivergenceError, ResumeConfigError
-from tests.conftest import TINY, fit, load, run_cli
+from tests.conftest import ROOT, TINY, fit, load, run_cli
 
 
 def all_finite(path: Path) -> bool:
@@ -181,6 +182,95 @@ def test_preemption_signal_checkpoints_and_the_resume_is_exact(sig, tmp_path, im
     assert a["ganlab"]["counters"] == b["ganlab"]["counters"] and a["ganlab"]["counters"]["iterations"] == 150
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+class SlowIteration(L.Callback):
+    """Test-only (``+callbacks.slow._target_=tests.smoke.test_reliability.SlowIteration``): the
+    iteration after ``after`` iterations takes ``seconds`` before its step, once ``marker`` is
+    written: a run still busy with its iteration long after a first Ctrl-C."""
+
+    def __init__(self, after: int, seconds: float, marker: str) -> None:
+        self.after, self.seconds, self.marker = after, seconds, Path(marker)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if module.progress.iterations == self.after:
+            self.marker.write_text(str(os.getpid()))
+            time.sleep(self.seconds)  # a signal handler that returns lets the sleep go on (PEP 475)
+
+
+def _type_ctrl_c_while_busy(args: list[str], cwd: Path, marker: Path, wait_after_first: float = 3.0):
+    """``python -m ganlab.train args`` in a pseudo-terminal; once ``marker`` exists, Ctrl-C (the
+    byte a terminal's line discipline turns into SIGINT to its foreground process group), then,
+    ``wait_after_first`` seconds later, a second one. Returns (alive after the first press,
+    seconds from the second press to the exit, exit status, what the terminal showed)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty
+        os.chdir(cwd)
+        os.environ.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "OMP_NUM_THREADS": "1",
+                "WANDB_MODE": "offline",
+                "PYTHONWARNINGS": "ignore",
+                "HYDRA_FULL_ERROR": "0",
+            }
+        )
+        os.execv(sys.executable, [sys.executable, "-m", "ganlab.train", *args])
+    shown, first, second, alive, exited = b"", None, None, None, None
+    deadline = time.time() + 240  # to the first press; then 60 s from the second
+    while time.time() < (deadline if second is None else second + 60):
+        now = time.time()
+        if first is None and marker.is_file():
+            os.write(fd, b"\x03")
+            first = now
+        elif first is not None and second is None and now - first >= wait_after_first:
+            alive = os.waitpid(pid, os.WNOHANG) == (0, 0)
+            os.write(fd, b"\x03")
+            second = now
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal: it is ending
+                chunk = b""
+            if not chunk:
+                exited = time.time()
+                break
+            shown += chunk
+    if exited is None:  # still running: the presses did not stop it
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    took = None if second is None or exited is None else exited - second
+    return alive, took, os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_a_second_ctrl_c_stops_at_once_a_run_the_first_one_did_not(tmp_path, image_dir):
+    """The first Ctrl-C asks for a checkpoint at the iteration's end; an iteration that goes on
+    (here one that sleeps for minutes) keeps the run alive after it. The second Ctrl-C ends the
+    process within seconds, without waiting for that iteration and without the graceful
+    checkpoint, and with another exit status than the first press's 130."""
+    run, marker = tmp_path / "run", tmp_path / "sleeping"
+    args = [
+        *TINY,
+        "data=image_folder",
+        f"data.root={image_dir}",
+        f"hydra.run.dir={run}",
+        "+callbacks.slow._target_=tests.smoke.test_reliability.SlowIteration",
+        "+callbacks.slow.after=2",
+        "+callbacks.slow.seconds=600",
+        f"+callbacks.slow.marker={marker}",
+    ]
+    alive, took, code, shown = _type_ctrl_c_while_busy(args, tmp_path, marker)
+    assert alive, "the first Ctrl-C alone stopped the run: " + shown[-3000:]
+    assert "Ctrl-C again to stop at once" in shown, shown[-3000:]
+    assert took is not None and took < 30, (took, shown[-3000:])  # the iteration had ~600 s to go
+    assert code not in (0, 130), (code, shown[-3000:])
+    assert "received Ctrl-C (SIGINT): checkpoint" not in shown, shown[-3000:]
+    assert load(run / "checkpoints" / "last.ckpt")["ganlab"]["counters"]["iterations"] == 2
 
 
 def test_time_based_checkpoints(tmp_path, image_dir):
