@@ -39,6 +39,11 @@ CONSTANT = ["model.generator.hierarchical_z=true", "model.generator.constant_inp
 PREVIOUS = ["model.generator.ngf=32", "model.discriminator.aux_classifier=false", "loss.acgan_weight=0"]
 FILES = ["data.cache=false", "data.device_resident=false"]  # images read by loader workers
 NO_R1 = ["loss.r1_gamma=0", *FILES]  # the recipe before R1: the candidates measured before it have it
+CIFAR_LIKE = ["loss.pl_weight=0", "loss.style_mixing_prob=0", "model.discriminator.architecture=orig"]
+SYNTHESIS = "model.generator.synthesis_kwargs"
+WIDE_G = [f"{SYNTHESIS}.channel_base=2048", f"{SYNTHESIS}.channel_max=128",
+          "model.discriminator.channel_base=1024", "model.discriminator.channel_max=64"]  # fmt: skip
+ACGAN = ["model.discriminator.aux_classifier=true", "loss.acgan_weight=0.5"]
 CANDIDATES = {  # each: the overrides of the recipe as it ships now
     "conditional_fashion_mnist": {
         # 64 filters in G, an ACGAN head beside the projection (weight 0.5), lazy R1 (gamma 0.1),
@@ -66,6 +71,23 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         # MSGAN's mode-seeking term in G's objective (Mao et al. 2019): for recall
         "mode_seeking": ["loss.mode_seeking=1", *NO_R1],
         "const_input_ms": [*CONSTANT, "loss.mode_seeking=1", *NO_R1],  # MSGAN against the collapse
+    },
+    "stylegan2_fashion_mnist": {
+        "shipped": [],  # G and D channel_base 1024, at most 64 channels; batch 32, 3,300 iterations
+        "batch64": ["data.batch_size=64", "train.max_iterations=1800"],  # about the same time
+        # the official cifar configuration's choices at 32 px: no path length, no style mixing, D
+        # without residual connections; the time they free goes to more iterations, or a wider G
+        "cifar_like": [*CIFAR_LIKE, "train.max_iterations=4300"],
+        "cifar_like_g128": [*CIFAR_LIKE, *WIDE_G, "train.max_iterations=3000"],
+        # an ACGAN head beside the projection (weight 0.5), as the conditional DCGAN recipe's
+        "acgan": [*CIFAR_LIKE, *ACGAN, "train.max_iterations=4300"],
+        "acgan_lr1e-3": [
+            *CIFAR_LIKE,
+            *ACGAN,
+            "optimizer.g.lr=1e-3",
+            "optimizer.d.lr=1e-3",
+            "train.max_iterations=4300",
+        ],  # fmt: skip
     },
     "quickstart_cpu": {
         "shipped": [],  # 64 filters in G, 32 in D
