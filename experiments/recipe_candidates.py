@@ -17,7 +17,8 @@ run (1), ``--lanes`` runs at once on the 2 cores (2); ``train s`` is from the co
 (``experiments/fashion_judge.pt``; 2,000 samples, balanced over the classes when conditional,
 against 10k real images): cFID, precision/recall, and class accuracy per class and as a
 confusion matrix. ``--truncation NAME`` scores that
-candidate's runs (``--seeds``) at thresholds 1.0, 0.8, 0.6 and 0.4 with standing statistics;
+candidate's runs (``--seeds``) at thresholds 1.0, 0.8, 0.6 and 0.4 with standing statistics
+(StyleGAN2: psi toward each class's mean w, ``TRUNCATION_HOW``);
 ``--snapshots NAME`` scores its runs' snapshots every 500 iterations from 2,000 (how much one
 run's figures wander).
 Writes ``experiments/<recipe>_candidates.{json,md}``; runs go to the git-ignored
@@ -107,6 +108,9 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
     },
 }
 TRUNCATION = [1.0, 0.8, 0.6, 0.4]
+# how each recipe's G truncates: BatchNorm's standing statistics (DCGAN), or toward each class's
+# mean w (StyleGAN2: its one w_avg pulls the samples toward the average class)
+TRUNCATION_HOW = {"stylegan2_fashion_mnist": ["truncation_center=class"]}
 QUIET = ["callbacks.evaluation.every_n_iterations=0", "callbacks.report=null", "trainer.max_epochs=-1"]
 SCORES = ("fid", "precision", "recall", "class_accuracy")  # one point of a curve
 KEEP = (*SCORES, "class_accuracy_per_class", "confusion")
@@ -209,7 +213,8 @@ def main() -> None:
             ckpt = out / f"{args.truncation}_seed{seed}" / "checkpoints" / "last.ckpt"
             curves[str(seed)] = []
             for t in TRUNCATION:
-                r = judge(ckpt, 2000, f"truncation={t}", "standing_stats=true", threads=2, tag=f".t{t}")
+                how = TRUNCATION_HOW.get(args.recipe, ["standing_stats=true"])
+                r = judge(ckpt, 2000, f"truncation={t}", *how, threads=2, tag=f".t{t}")
                 curves[str(seed)].append({"threshold": t, **{k: r[k] for k in SCORES}})
         result["truncation"][args.truncation] = curves
     if args.snapshots:  # how far one run's figures wander between its own snapshots
@@ -224,7 +229,8 @@ def main() -> None:
     )
     md = [head, table(result["rows"])]
     for name, curves in result["truncation"].items():
-        md += curve_table(f"Truncation, `{name}` (standing statistics)", "threshold", curves)
+        how = "psi toward each class's mean w" if args.recipe in TRUNCATION_HOW else "standing statistics"
+        md += curve_table(f"Truncation, `{name}` ({how})", "threshold", curves)
     for name, runs in result["snapshots"].items():
         md += curve_table(f"Snapshots, `{name}`", "iteration", runs)
     result_path.with_suffix(".md").write_text("\n".join(md) + "\n")
