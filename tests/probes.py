@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ganlab.doctor.base import Ago, Condition, have
+from ganlab.doctor.base import Ago, Clause, Condition, have
 
 
 def digest(tensors) -> str:
@@ -80,8 +80,10 @@ class LossAbove(Condition):
         super().__init__(patience)
         self.threshold = threshold
 
-    def bad(self, s):
-        return s["train/loss_g"] > self.threshold if have(s, "train/loss_g") else None
+    def clauses(self, s):
+        if not have(s, "train/loss_g"):
+            return None
+        return [Clause("train/loss_g", s["train/loss_g"], ">", self.threshold)]
 
     def clear(self, s):
         return s["train/loss_g"] <= self.threshold if have(s, "train/loss_g") else None

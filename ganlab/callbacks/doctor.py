@@ -5,7 +5,9 @@ their thresholds in ``conf/callbacks/default.yaml``), and says what it finds whe
 On a condition's start: one log line naming it, since when, the evidence, the likely cause and
 the overrides to type; a W&B alert (``run.alert``); the condition in the history, which the
 progress line shows while it holds; an object in ``<run_dir>/doctor.jsonl``. On its end: one log
-line and one object. Its derived signals go to every logger under ``doctor/``. The trackers are
+line and one object. Its derived signals go to every logger under ``doctor/``. At the end (or a
+divergence's stop), ``<run_dir>/doctor_margins.json``: each condition's closest approach to its
+start test (``ganlab.doctor.base``), whether or not it started. The trackers are
 checkpointed: after a kill and a resume an open condition stays open and is not announced again,
 and ``doctor.jsonl`` loses the events the killed run wrote after its checkpoint (the resumed run
 writes them again, once).
@@ -45,9 +47,9 @@ DERIVED = ("doctor/r_t", "doctor/gap", "doctor/loss_spike")  # computed here, lo
 class Doctor(L.Callback):
     """``warmup_iterations``: no condition starts before this iteration (early training is not a
     failure; divergence excepted). ``probe_size``: images in each of the fixed train and
-    held-out slices D is scored on, every ``slices_every``-th logging interval (in between the
-    signals hold the latest measurement, so d_memorises' patience counts intervals, not
-    measurements). ``conditions``: name -> ``Condition`` (the yaml instantiates them with their
+    held-out slices D is scored on, every ``slices_every``-th logging interval (the ticks in
+    between carry no slice signal, so d_memorises' patience counts measurements, not repeats of
+    one). ``conditions``: name -> ``Condition`` (the yaml instantiates them with their
     thresholds); ``disable``: names to leave out."""
 
     def __init__(
@@ -79,7 +81,12 @@ class Doctor(L.Callback):
         self.trackers = {c.name: Tracker() for c in self.conditions}
         self.seen = {"evaluations": 0, "rollbacks": 0}  # the history's events already looked at
         self.acted: list[str] = []
+        self.started: list[str] = []  # the conditions that started at least once
         self.resumes: list[dict] = []  # resume_diff.json: the resumes of this run directory
+        self.loss_bound: float | None = None  # train.loss_bound: the divergence guard's
+
+    def of_margin(self, ticks: str) -> list[Condition]:
+        return [c for c in self.conditions if (c.margin_ticks or c.ticks) == ticks]
 
     def of(self, ticks: str) -> list[Condition]:
         return [c for c in self.conditions if c.ticks == ticks]
@@ -87,7 +94,7 @@ class Doctor(L.Callback):
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"trackers": {k: t.state_dict() for k, t in self.trackers.items()},
-                "seen": dict(self.seen), "acted": self.acted}  # fmt: skip
+                "seen": dict(self.seen), "acted": self.acted, "started": self.started}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         for k, t in state.get("trackers", {}).items():
@@ -98,6 +105,7 @@ class Doctor(L.Callback):
             state.get("seen") or {"evaluations": -1, "rollbacks": int(state.get("rollbacks", 0))}
         )
         self.acted = list(state.get("acted", []))
+        self.started = list(state.get("started", []))
 
     # -- set-up --------------------------------------------------------------------------------
     def on_train_start(self, trainer, module) -> None:
@@ -108,6 +116,7 @@ class Doctor(L.Callback):
                                 every=trainer.log_every_n_steps)  # fmt: skip
         if trainer.is_global_zero and self.run_dir is not None:
             self._drop_events_after(module.progress.iterations)
+        self.loss_bound = ((module.run_config or {}).get("train") or {}).get("loss_bound")
         diff = self.run_dir / "resume_diff.json" if self.run_dir is not None else None
         self.resumes = json.loads(diff.read_text()) if diff is not None and diff.is_file() else []
 
@@ -125,9 +134,10 @@ class Doctor(L.Callback):
 
     # -- the ticks -----------------------------------------------------------------------------
     def signals(self, history, iteration: int) -> dict[str, float]:
-        """This tick's values (``train/*``, ``doctor/*``), the derived ones and every reference
-        the conditions declare."""
-        s = {k: v for k, v in history.latest.items() if k.startswith(("train/", "doctor/"))}
+        """This tick's values (``train/*``, ``doctor/*``: those measured at this tick only), the
+        derived ones and every reference the conditions declare."""
+        fresh = history.fresh if history.iteration == iteration else set()
+        s = {k: history.latest[k] for k in fresh if k.startswith(("train/", "doctor/"))}
         if "train/d_acc_real" in s:
             s["doctor/r_t"] = 2 * s["train/d_acc_real"] - 1  # E[sign D(real)], ADA's r_t
         if "doctor/r_train" in s and "doctor/r_v" in s:
@@ -135,6 +145,9 @@ class Doctor(L.Callback):
         losses = [abs(s[k]) for k in ("train/loss_d", "train/loss_g") if k in s]
         if losses:
             history.put({"doctor/loss_peak": max(losses)}, iteration)
+            s["doctor/loss_peak"] = max(losses)
+            if self.loss_bound:
+                s["ref/loss_bound"] = float(self.loss_bound)
             recent = history.recent("doctor/loss_peak", WINDOW, before=iteration)
             if recent:
                 s["doctor/loss_spike"] = max(losses) / max(statistics.median(recent), 1e-8)
@@ -153,6 +166,8 @@ class Doctor(L.Callback):
             return
         s = self.signals(history, it)
         if it > self.warmup_iterations:
+            for cond in self.of_margin("log"):
+                self.trackers[cond.name].near(cond, s, it)
             for cond in self.of("log"):
                 tracker = self.trackers[cond.name]
                 if not tracker.active and any(self.trackers[e].active for e in cond.explained_by
@@ -197,12 +212,28 @@ class Doctor(L.Callback):
                 ratio = result["fid"] / max(best["fid"], 1e-12)
                 logger.log_metrics({"doctor/fid_vs_best": ratio}, step=result["iteration"])
             if result["iteration"] > self.warmup_iterations:
+                for cond in self.of_margin("evaluation"):
+                    self.trackers[cond.name].near(cond, s, result["iteration"])
                 for cond in self.of("evaluation"):
                     self._step(trainer, module, cond, s)
         self.seen["evaluations"] = len(history.evaluations)
 
     def on_train_end(self, trainer, module) -> None:
         self._tick_evaluations(trainer, module)  # an evaluation at the end (at_end=true)
+        self._write_margins(trainer, module)
+
+    def _write_margins(self, trainer, module) -> None:
+        """``doctor_margins.json``: per condition, whether it started and its closest approach."""
+        if not trainer.is_global_zero or self.run_dir is None:
+            return
+        from ganlab.utils.atomic import write_text
+
+        margins = {name: {"started": name in self.started, "closest": t.closest}
+                   for name, t in self.trackers.items()}  # fmt: skip
+        body = {"iteration": module.progress.iterations, "warmup_iterations": self.warmup_iterations,
+                "conditions": margins}  # fmt: skip
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / "doctor_margins.json", json.dumps(body, indent=1) + "\n")
 
     def on_exception(self, trainer, module, exception: BaseException) -> None:
         if not isinstance(exception, DivergenceError):
@@ -213,6 +244,7 @@ class Doctor(L.Callback):
                 tracker.active, tracker.since = True, self._at(module)
                 rollbacks = float(len(module.history.rollbacks))
                 self.announce(trainer, module, cond, "start", {"guard/rollbacks": rollbacks})
+        self._write_margins(trainer, module)
 
     # -- saying it -----------------------------------------------------------------------------
     def context(self, module, signals: dict[str, float] | None = None) -> Context:
@@ -254,6 +286,11 @@ class Doctor(L.Callback):
             "evidence": {k: round(v, 5) for k, v in evidence.items()},
             "cause": cond.cause, "fix": fix, "message": message,
         }  # fmt: skip
+        if event == "start":
+            self.started += [] if cond.name in self.started else [cond.name]
+            m = cond.margin(s) if s else None
+            if m is not None:  # how far past its thresholds it was when named (<= 0)
+                record["margin"] = round(m[0], 5)
         if event == "start" and self.act and cond.name not in self.acted:
             action = cond.act(trainer, module, ctx)
             if action:

@@ -1,10 +1,17 @@
 """What a condition is, and what it declares so that the doctor needs no case for it.
 
-Pure Python on host floats, read once per tick: ``signals`` maps names to the tick's values
-(``train/d_acc_fake``, ``doctor/r_v``, ``train/ada_p``, ...) from the run's history
-(``ganlab.training.history``), plus the references each condition declares. A condition
-*starts* after its bad test held for ``patience`` consecutive ticks past the warm-up, and *ends*
-after its clear test (a looser threshold) held as long: no flapping around one threshold.
+Pure Python on host floats, read once per tick: ``signals`` maps names to the values measured
+at this tick (``train/d_acc_fake``, ``doctor/r_v``, ``train/ada_p``, ...; a signal measured less
+often, as D's score on the probe slices, is absent from the ticks in between) from the run's
+history (``ganlab.training.history``), plus the references each condition declares. A condition
+*starts* after its start test held for ``patience`` consecutive ticks that could tell (so
+patience counts measurements) past the warm-up, and *ends* after its clear test (a looser
+threshold) held as long: no flapping around one threshold.
+
+The start test is a list of ``Clause``s, all of which must hold; each clause's slack (how far its
+value is from its threshold, in units of the threshold) gives the condition's *margin* at a
+tick, the largest slack of its clauses (<= 0: the test held). The doctor keeps each condition's
+closest approach, which says how near a healthy run came to a false alarm.
 
 A condition declares:
   ``ticks``        when it is tested: ``log`` (each logging interval), ``evaluation`` (each FID
@@ -13,6 +20,7 @@ A condition declares:
                    ``WarmupMedian``)
   ``explained_by`` conditions that, while they hold, keep it from starting
   ``act``          what the autopilot (``callbacks.doctor.act=true``) does when it starts
+  ``margin_ticks`` when its margin is read, if not at its ``ticks``
 Its thresholds and patience have one home: ``conf/callbacks/default.yaml`` (``callbacks.doctor.
 conditions``), which also names its class; a new condition is a class and an entry there.
 """
@@ -27,6 +35,30 @@ from typing import Any
 from ganlab.doctor.fixes import Context
 
 TICKS = ("log", "evaluation", "rollback")
+OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__}
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One part of a start test: ``signal``'s ``value`` ``op`` ``threshold``. ``slack``: how far
+    the value is from meeting it, in units of ``scale`` (default ``|threshold|``); <= 0 where
+    the value is at or past the threshold."""
+
+    signal: str
+    value: float
+    op: str  # one of OPS
+    threshold: float
+    scale: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        return OPS[self.op](float(self.value), float(self.threshold))
+
+    @property
+    def slack(self) -> float:
+        unit = self.scale or abs(self.threshold) or 1.0
+        gap = self.threshold - self.value if self.op.startswith(">") else self.value - self.threshold
+        return gap / unit
 
 
 @dataclass(frozen=True)
@@ -54,21 +86,35 @@ class WarmupMedian:
 
 
 class Condition:
-    """One failure. Subclasses set ``cause`` and implement ``bad``, ``clear``, ``evidence`` and
-    ``fix``; ``bad``/``clear`` return None when the signals cannot tell (a signal this run does
-    not have). ``name`` is its key in ``callbacks.doctor.conditions``."""
+    """One failure. Subclasses set ``cause`` and implement ``clauses`` (its start test),
+    ``clear``, ``evidence`` and ``fix``; ``clauses``/``clear`` return None when the signals
+    cannot tell (a signal this tick does not have). ``name`` is its key in
+    ``callbacks.doctor.conditions``."""
 
     name = ""
     cause = ""
     ticks = "log"
+    margin_ticks = ""  # "" : its ``ticks``
     references: dict[str, Ago | WarmupMedian] = {}
     explained_by: tuple[str, ...] = ()
 
     def __init__(self, patience: int) -> None:
         self.patience = int(patience)  # consecutive ticks to start, and to end
 
+    def clauses(self, s: dict[str, float]) -> list[Clause] | None:
+        """The start test's clauses at this tick (a condition that overrides ``bad`` instead has
+        no margin: None)."""
+        return None
+
     def bad(self, s: dict[str, float]) -> bool | None:
-        raise NotImplementedError
+        """The start test: every clause holds."""
+        clauses = self.clauses(s)
+        return None if clauses is None else all(c.holds for c in clauses)
+
+    def margin(self, s: dict[str, float]) -> tuple[float, list[Clause]] | None:
+        """(the largest slack of the clauses, the clauses) at this tick; None: cannot tell."""
+        clauses = self.clauses(s)
+        return None if not clauses else (max(c.slack for c in clauses), clauses)
 
     def clear(self, s: dict[str, float]) -> bool | None:
         raise NotImplementedError
@@ -94,13 +140,26 @@ def have(s: dict[str, float], *names: str) -> bool:
 @dataclass
 class Tracker:
     """One condition's hysteresis: ``active`` since ``since`` (iteration, kimg), the consecutive
-    ticks its start (or, when active, its end) test has held. Checkpointed by the doctor."""
+    ticks its start (or, when active, its end) test has held; ``closest``: the tick its margin
+    was smallest (``near``). Checkpointed by the doctor."""
 
     active: bool = False
     streak: int = 0
     since: tuple[int, float] | None = None
     first_bad: tuple[int, float] | None = None  # the tick the current streak began
     evidence: dict[str, float] = field(default_factory=dict)
+    # {"iteration", "margin", "clauses": [[signal, value, op, threshold], ...]}
+    closest: dict[str, Any] | None = None
+
+    def near(self, cond: Condition, s: dict[str, float], iteration: int) -> float | None:
+        """Reads the condition's margin at this tick and keeps the smallest; returns it."""
+        m = cond.margin(s)
+        if m is None or not math.isfinite(m[0]):
+            return None
+        if self.closest is None or m[0] < self.closest["margin"]:
+            clauses = [[c.signal, round(c.value, 5), c.op, c.threshold] for c in m[1]]
+            self.closest = {"iteration": iteration, "margin": round(m[0], 5), "clauses": clauses}
+        return m[0]
 
     def step(self, cond: Condition, s: dict[str, float], at: tuple[int, float]) -> str | None:
         """One tick: returns "start", "end" or None."""
@@ -126,10 +185,11 @@ class Tracker:
 
     def state_dict(self) -> dict[str, Any]:
         return {"active": self.active, "streak": self.streak, "since": self.since,
-                "first_bad": self.first_bad, "evidence": self.evidence}  # fmt: skip
+                "first_bad": self.first_bad, "evidence": self.evidence, "closest": self.closest}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.active, self.streak = bool(state["active"]), int(state["streak"])
         self.since = tuple(state["since"]) if state.get("since") else None
         self.first_bad = tuple(state["first_bad"]) if state.get("first_bad") else None
         self.evidence = dict(state.get("evidence") or {})
+        self.closest = state.get("closest")

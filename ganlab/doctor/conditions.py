@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ganlab.augment import ADA
-from ganlab.doctor.base import Ago, Condition, WarmupMedian
+from ganlab.doctor.base import Ago, Clause, Condition, WarmupMedian
 from ganlab.doctor.base import have as _have
 from ganlab.doctor.fixes import ADA_ON, ada_index, changed_since, fmt, get, resume_slower, typed
 
@@ -37,10 +37,11 @@ class DOverpowers(Condition):
         self.acc_fake, self.d_fake = acc_fake, d_fake
         self.clear_acc_fake, self.clear_d_fake = clear_acc_fake, clear_d_fake
 
-    def bad(self, s):
+    def clauses(self, s):
         if not _have(s, "train/d_acc_fake", "train/d_fake"):
             return None
-        return s["train/d_acc_fake"] >= self.acc_fake and s["train/d_fake"] <= self.d_fake
+        return [Clause("train/d_acc_fake", s["train/d_acc_fake"], ">=", self.acc_fake),
+                Clause("train/d_fake", s["train/d_fake"], "<=", self.d_fake)]  # fmt: skip
 
     def clear(self, s):
         if not _have(s, "train/d_acc_fake", "train/d_fake"):
@@ -95,10 +96,10 @@ class DMemorises(Condition):
         super().__init__(patience)
         self.gap, self.clear_gap = gap, clear_gap
 
-    def bad(self, s):
+    def clauses(self, s):
         if not _have(s, "doctor/r_train", "doctor/r_v"):
             return None
-        return s["doctor/r_train"] - s["doctor/r_v"] >= self.gap
+        return [Clause("doctor/gap", s["doctor/r_train"] - s["doctor/r_v"], ">=", self.gap)]
 
     def clear(self, s):
         if not _have(s, "doctor/r_train", "doctor/r_v"):
@@ -160,11 +161,15 @@ class ModeCollapse(Condition):
             rising,
         )
 
-    def bad(self, s):
+    def clauses(self, s):
         if not _have(s, "doctor/diversity", "train/d_fake"):
             return None
-        growing = _have(s, "ref/diversity") and s["doctor/diversity"] - s["ref/diversity"] >= self.rising
-        return s["doctor/diversity"] < self.diversity and s["train/d_fake"] > self.d_fake and not growing
+        clauses = [Clause("doctor/diversity", s["doctor/diversity"], "<", self.diversity),
+                   Clause("train/d_fake", s["train/d_fake"], ">", self.d_fake)]  # fmt: skip
+        if _have(s, "ref/diversity"):  # not growing (no history yet: nothing says it grows)
+            growth = s["doctor/diversity"] - s["ref/diversity"]
+            clauses.append(Clause("doctor/diversity_growth", growth, "<", self.rising, scale=self.diversity))
+        return clauses
 
     def clear(self, s):
         return s["doctor/diversity"] >= self.clear_diversity if _have(s, "doctor/diversity") else None
@@ -209,10 +214,12 @@ class AugmentLeak(Condition):
         super().__init__(patience)
         self.p, self.clear_p, self.rise = p, clear_p, rise
 
-    def bad(self, s):
+    def clauses(self, s):
         if not _have(s, "train/ada_p", "ref/ada_p"):
             return None
-        return s["train/ada_p"] >= self.p and s["train/ada_p"] - s["ref/ada_p"] >= self.rise
+        rise = s["train/ada_p"] - s["ref/ada_p"]
+        return [Clause("train/ada_p", s["train/ada_p"], ">=", self.p),
+                Clause("train/ada_p_rise", rise, ">=", self.rise, scale=self.p)]  # fmt: skip
 
     def clear(self, s):
         return s["train/ada_p"] < self.clear_p if _have(s, "train/ada_p") else None
@@ -243,10 +250,10 @@ class QualityRegression(Condition):
         super().__init__(patience)
         self.ratio, self.clear_ratio = ratio, clear_ratio
 
-    def bad(self, s):
+    def clauses(self, s):
         if not _have(s, "val/fid", "ref/best_fid"):
             return None
-        return s["val/fid"] > self.ratio * s["ref/best_fid"]
+        return [Clause("doctor/fid_vs_best", s["val/fid"] / max(s["ref/best_fid"], 1e-12), ">", self.ratio)]
 
     def clear(self, s):
         if not _have(s, "val/fid", "ref/best_fid"):
@@ -285,9 +292,16 @@ class Divergence(Condition):
     name = "divergence"
     cause = "the updates blew up: learning rates too high for this model, or a precision overflow"
     ticks = "rollback"
+    margin_ticks = "log"  # how near the losses came to the guard's bound, read at every log tick
 
     def bad(self, s):
         return s.get("guard/diverged", 0.0) > 0 if "guard/diverged" in s else None
+
+    def clauses(self, s):
+        """For the margin only (the guard decides): the larger loss against ``train.loss_bound``."""
+        if not _have(s, "doctor/loss_peak", "ref/loss_bound"):
+            return None
+        return [Clause("doctor/loss_peak", s["doctor/loss_peak"], ">", s["ref/loss_bound"])]
 
     def clear(self, s):
         return s.get("guard/diverged", 0.0) == 0 if "guard/diverged" in s else None

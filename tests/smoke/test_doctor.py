@@ -71,6 +71,11 @@ def test_each_condition_is_named_on_its_induced_run_with_a_fix_that_composes(con
     assert e["evidence"] and e["fix"] and e["iteration"] >= e["since_iteration"]
     assert e["message"].startswith(f"{condition} since iteration {e['since_iteration']}")
     assert f"doctor: {e['message']}" in caplog.text  # one log line when it starts
+    margins = json.loads((run / "doctor_margins.json").read_text())["conditions"]
+    named = {x["condition"] for x in events(run) if x["event"] == "start"}
+    assert {k for k, m in margins.items() if m["started"]} == named
+    if condition != "divergence":  # named at or past every threshold of its start test
+        assert e["margin"] <= 0 and margins[condition]["closest"]["margin"] <= 0
     # The fix is overrides a user types: they compose on this run's command line.
     fix = [f for f in e["fix"] if not f.startswith("ckpt_path=")]
     compose_cfg([*FASHION, *INDUCED[condition], *fix], tmp_path / "check")
@@ -87,6 +92,11 @@ def test_a_healthy_run_names_nothing_and_logs_the_signals(tmp_path):
         assert series.get(key), key
     assert series["doctor/diversity"][-1][1] > 0.65  # G did spread: the run is healthy
     assert max(v for _, v in series["doctor/conditions"]) == 0
+    # how near each condition came: a positive margin, read at a tick past the warm-up
+    margins = json.loads((tmp_path / "run" / "doctor_margins.json").read_text())
+    for name in ("d_overpowers", "d_memorises", "mode_collapse", "divergence"):
+        closest = margins["conditions"][name]["closest"]
+        assert closest["margin"] > 0 and closest["iteration"] > margins["warmup_iterations"], name
 
 
 def test_quality_regression_from_the_fid_series_points_at_best_and_the_autopilot_stops(tmp_path):

@@ -97,6 +97,46 @@ def test_fakes_still_spreading_out_are_not_collapsing():
     assert cond.bad({k: v for k, v in growing.items() if k != "ref/diversity"}) is True  # no history yet
 
 
+def test_patience_counts_measurements_not_repeats_of_one():
+    """D's score on the probe slices is measured every 4th tick: the ticks between carry no slice
+    signal, so d_memorises needs three measurements past its threshold, not one read three times."""
+    from ganlab.callbacks.doctor import Doctor
+    from ganlab.training.history import History
+
+    cond = shipped("d_memorises")
+    doctor, history, tracker = Doctor(conditions={"d_memorises": cond}), History(), Tracker()
+    starts = []
+    for it in range(25, 25 * 13, 25):
+        values = {"train/loss_d": 1.0, "train/loss_g": 1.0}
+        if it % 100 == 0:  # a slice measurement: D tells training images from held-out ones
+            values |= {"doctor/r_train": 0.9, "doctor/r_v": 0.2}
+        history.put(values, it)
+        s = doctor.signals(history, it)
+        assert ("doctor/gap" in s) == (it % 100 == 0)
+        if tracker.step(cond, s, (it, 0.0)):
+            starts.append(it)
+    assert starts == [300]  # the third measurement (100, 200, 300), not the tick after the first
+
+
+def test_margins_are_the_closest_approach_to_the_start_test():
+    """A condition's margin at a tick is its farthest clause's slack in units of its threshold;
+    the tracker keeps the smallest (a healthy run's closest approach) and it is checkpointed."""
+    cond, tracker = shipped("d_overpowers"), Tracker()  # acc_fake >= 0.97 and d_fake <= 0.03
+    s = {"train/d_acc_fake": 0.99, "train/d_fake": 0.06}
+    margin, clauses = cond.margin(s)
+    assert [c.holds for c in clauses] == [True, False] and margin == pytest.approx((0.06 - 0.03) / 0.03)
+    for it, d_fake in ((100, 0.2), (200, 0.045), (300, 0.09)):
+        tracker.near(cond, {**s, "train/d_fake": d_fake}, it)
+    assert tracker.closest["iteration"] == 200 and tracker.closest["margin"] == pytest.approx(0.5)
+    assert tracker.closest["clauses"][1] == ["train/d_fake", 0.045, "<=", 0.03]
+    restored = Tracker()
+    restored.load_state_dict(tracker.state_dict())
+    assert restored.closest == tracker.closest
+    assert cond.bad(s) is False and cond.bad({**s, "train/d_fake": 0.02}) is True
+    assert cond.margin({**s, "train/d_fake": 0.02})[0] <= 0  # named: at or past every threshold
+    assert cond.margin({"train/d_fake": 0.02}) is None  # a signal missing: no margin
+
+
 def test_missing_signal_decides_nothing():
     cond = shipped("mode_collapse")
     assert ticks(cond, [float("nan")] * 5)[0] == []
