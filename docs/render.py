@@ -326,12 +326,12 @@ def doctor_benchmark() -> str:
 
 
 def doctor_summary() -> str:
-    d = load("doctor.json")
+    d = script("doctor").upgrade(load("doctor.json"))
     named = [r for r in d["induced"] if r["named"]]
     healthy = d["healthy"]
     flagged = [h for h in healthy if h["conditions"]]
     total = sum(h["iterations"] for h in healthy)
-    recipes = sorted({h["recipe"] for h in healthy}, key=[h["recipe"] for h in healthy].index)
+    recipes = [h["run"] for h in healthy]
     return (
         f"In `doctor.json`: {len(named)} of {len(d['induced'])} induced failures named; "
         f"{len(healthy)} healthy runs ({', '.join(f'`{r}`' for r in recipes)}; "

@@ -27,6 +27,7 @@ reuses the finished ones (``seconds.json``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -191,7 +192,23 @@ def closest(m: dict | None) -> str:
     return ("**named** " if m.get("started") else "") + f"{c['margin']:+.2f} @{c['iteration']}"
 
 
+def upgrade(result: dict) -> dict:
+    """A result of the benchmark before its two sets (2026-12-01: one set, no margins, the fix run
+    not resumed): its rows under today's keys, the figures it did not measure left out."""
+    result = copy.deepcopy(result)
+    result = {"set": "tuning", "conditions": [r["condition"] for r in result["induced"]], **result}
+    for r in result["induced"]:
+        if "before" in r and "left_alone" not in r:  # then: no autopilot runs; the fix run less its resume
+            r.update(left_alone=r["before"], fixed=r.get("after"), autopilot_measured=False)
+            r["fix_note"] = " (the printed fix less `ckpt_path` and `data.max_images`)"
+    for h in result["healthy"]:
+        h.setdefault("run", f"{h.get('recipe')}_seed{h.get('seed')}")
+        h.setdefault("margins", {})
+    return result
+
+
 def table(result: dict) -> str:
+    result = upgrade(result)
     lines = [
         "| condition | induced by | named at iteration (kimg) | margin | judge shows it at "
         "| fix typed as printed | left alone | fix | autopilot |",
@@ -200,6 +217,8 @@ def table(result: dict) -> str:
     for r in result["induced"]:
         shown = r.get("damage_at") or "-"
         auto = fid(r.get("autopilot")) if "autopilot" in r else "(no action)"
+        if r.get("autopilot_measured") is False:
+            auto = "not measured"
         if r.get("autopilot_actions"):
             auto += ": " + "; ".join(r["autopilot_actions"])
         if not r["named"]:
@@ -213,7 +232,8 @@ def table(result: dict) -> str:
             named += "; also " + ", ".join(f"`{c}`" for c in r["other_conditions"])
         margin = "-" if r.get("margin") is None else f"{r['margin']:+.2f}"
         then = r.get("fixed_conditions")
-        fix = f"`{r.get('fix_run', '')}`" + (f" (then: {', '.join(then)})" if then else "")
+        then = f" (then: {', '.join(then)})" if then else ""
+        fix = f"`{r.get('fix_run', '')}`{r.get('fix_note', '')}{then}"
         left = fid(r.get("left_alone")) if r.get("left_alone") else "stopped"
         cells = [
             f"`{r['condition']}`",
@@ -246,11 +266,17 @@ def main() -> None:
     p.add_argument("--only", default="", help="comma-separated conditions (the other rows are kept)")
     p.add_argument("--skip-healthy", action="store_true")
     p.add_argument("--healthy", default="", help="only these healthy runs (the other rows are kept)")
+    p.add_argument("--render", action="store_true", help="only rewrite the set's .md from its .json")
     args = p.parse_args()
     entries, out = SETS[args.set], OUT / args.set
     out.mkdir(parents=True, exist_ok=True)
     path = ROOT / "experiments" / ("doctor.json" if args.set == "tuning" else f"doctor_{args.set}.json")
-    old = json.loads(path.read_text()) if path.is_file() else {"induced": [], "healthy": [], "wall_s": 0}
+    old = {"induced": [], "healthy": [], "wall_s": 0}
+    if path.is_file():
+        old = upgrade(json.loads(path.read_text()))
+    if args.render:  # the page from the committed JSON, nothing run
+        write_md(old, path)
+        return
     t0 = time.time()
     only = [c for c in args.only.split(",") if c] or ([] if args.healthy else list(entries["induced"]))
     names = [] if args.skip_healthy else [h for h in args.healthy.split(",") if h] or list(entries["healthy"])
@@ -284,6 +310,10 @@ def main() -> None:
 
 def write(result: dict, path: Path) -> None:
     path.write_text(json.dumps(result, indent=1))
+    write_md(result, path)
+
+
+def write_md(result: dict, path: Path) -> None:
     title = {"tuning": "the tuning set (where its rules were chosen)",
              "validation": "the validation set (written down before it was run)"}[result["set"]]  # fmt: skip
     path.with_suffix(".md").write_text(
