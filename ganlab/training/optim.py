@@ -90,9 +90,9 @@ class GANOptimizers:
     def make(self, name: str, params: Iterable, **extra) -> torch.optim.Optimizer:
         """The optimizer of network ``name`` (``g`` or ``d``) at its base learning rate."""
         settings = {**extra, "lr": self.base_lr(name)}
-        betas = self.factories[name].keywords.get("betas") if self.lazy[name] != 1.0 else None
-        if betas is not None:
-            settings["betas"] = tuple(b ** self.lazy[name] for b in betas)
+        betas = self.factories[name].keywords.get("betas")
+        if betas is not None:  # floats: torch's Adam refuses (0, 0.9), the SNGAN betas as typed
+            settings["betas"] = tuple(float(b) ** self.lazy[name] for b in betas)
         return self.factories[name](params, **settings)
 
     def build(self, g_params: Iterable, d_params: Iterable, capturable: bool = False) -> list:

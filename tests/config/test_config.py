@@ -42,6 +42,15 @@ def test_the_recipes_page_lists_exactly_the_shipped_experiments():
     assert listed == EXPERIMENTS
 
 
+def test_betas_typed_as_integers_build_adam(tmp_path):
+    """``optimizer.g.betas=[0,0.9]``, SNGAN's betas as a user types them, compose to integers,
+    which torch's Adam refuses ("betas must be either both floats or both Tensors")."""
+    cfg = compose_cfg(["optimizer.g.betas=[0,0.9]", "optimizer.d.betas=[0,0.9]"], tmp_path)
+    _, model, _ = build(cfg)
+    for opt in model.configure_optimizers():
+        assert opt.defaults["betas"] == (0.0, 0.9)
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(name, tmp_path):
     cfg = compose_cfg([f"experiment={name}"], tmp_path)
