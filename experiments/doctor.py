@@ -180,6 +180,16 @@ def healthy(name: str, args, out: Path, entries: dict) -> dict:
     return row
 
 
+def guarded(fn, key: str, name: str, *args) -> dict:
+    """``fn(name, *args)``'s row, or a row that says the run failed (the others go on)."""
+    try:
+        return fn(name, *args)
+    except RuntimeError as e:
+        print(f"{name}: {e}", flush=True)
+        return {key: name, "error": str(e).splitlines()[-1][:300], "named": False, "conditions": [],
+                "other_conditions": [], "margins": {}, "iterations": 0, "induced_by": ""}  # fmt: skip
+
+
 def fid(x: dict | None) -> str:
     return "-" if not x else f"{x['fid']:.1f} ({x['precision']:.2f} / {x['recall']:.2f})"
 
@@ -215,6 +225,9 @@ def table(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["induced"]:
+        if r.get("error"):
+            lines.append(f"| `{r['condition']}` | **the run failed**: {r['error']} |" + " |" * 7)
+            continue
         shown = r.get("damage_at") or "-"
         auto = fid(r.get("autopilot")) if "autopilot" in r else "(no action)"
         if r.get("autopilot_measured") is False:
@@ -251,7 +264,7 @@ def table(result: dict) -> str:
     head = "| healthy run | iterations | conditions named | " + " | ".join(f"`{c}`" for c in conds) + " |"
     lines += ["", head, "|---|---|---|" + "---|" * len(conds)]
     for h in result["healthy"]:
-        named = len(h["conditions"]) or "none"
+        named = len(h["conditions"]) or ("**the run failed**: " + h["error"] if h.get("error") else "none")
         cells = " | ".join(closest(h["margins"].get(c)) for c in conds)
         lines.append(f"| `{h['run']}` | {h['iterations']} | {named} | {cells} |")
     return "\n".join(lines)
@@ -281,12 +294,15 @@ def main() -> None:
     only = [c for c in args.only.split(",") if c] or ([] if args.healthy else list(entries["induced"]))
     names = [] if args.skip_healthy else [h for h in args.healthy.split(",") if h] or list(entries["healthy"])
     with ThreadPoolExecutor(args.lanes) as pool:
-        jobs = {n: pool.submit(healthy, n, args, out, entries["healthy"]) for n in names}
+        jobs = {n: pool.submit(guarded, healthy, "run", n, args, out, entries["healthy"]) for n in names}
         reference = None
         if args.set == "tuning" and only:  # the damage is read against the healthy quickstart run
             ref = jobs.get(REFERENCE) or pool.submit(healthy, REFERENCE, args, out, entries["healthy"])
             reference = ref.result()["judge_curve"]
-        rows = [pool.submit(induced, c, args, out, entries["induced"], reference) for c in only]
+        rows = [
+            pool.submit(guarded, induced, "condition", c, args, out, entries["induced"], reference)
+            for c in only
+        ]
         rows = [r.result() for r in rows]
         healthy_rows = [j.result() for j in jobs.values()]
     order, horder = list(entries["induced"]), list(entries["healthy"])
