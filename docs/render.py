@@ -241,7 +241,8 @@ CONDITIONS = {
     ),
     "d_memorises": (
         "r_train - r_v >= {gap}: D scores its training images as real, held-out real ones "
-        "(`data.holdout`) not",
+        "(`data.holdout`) not (measured every {slices_every}th logging interval: its patience counts "
+        "measurements)",
         "the gap < {clear_gap}",
         "ADA as `experiment=limited_data_ada` ships it (or an ADA run's target lowered); more data",
         "ADA switched on",
@@ -296,7 +297,9 @@ def doctor_thresholds() -> str:
         module, _, cls = entry["_target_"].rpartition(".")
         klass = getattr(importlib.import_module(module), cls)
         values = {k: v for k, v in entry.items() if k != "_target_"}
-        start, end, fix, act = (s.format(**values) for s in CONDITIONS[name])
+        start, end, fix, act = (
+            s.format(**values, slices_every=conf["slices_every"]) for s in CONDITIONS[name]
+        )
         ticks = {"log": "logging interval", "evaluation": "evaluation", "rollback": "rollback"}[klass.ticks]
         refs = ", ".join(f"`{k}` ({type(v).__name__} of `{v.signal}`)" for k, v in klass.references.items())
         rows.append(
@@ -328,7 +331,7 @@ def doctor_benchmark() -> str:
 def doctor_summary() -> str:
     d = script("doctor").upgrade(load("doctor.json"))
     named = [r for r in d["induced"] if r["named"]]
-    healthy = d["healthy"]
+    healthy = [h for h in d["healthy"] if not h.get("error")]
     flagged = [h for h in healthy if h["conditions"]]
     total = sum(h["iterations"] for h in healthy)
     recipes = [h["run"] for h in healthy]

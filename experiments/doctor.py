@@ -117,23 +117,25 @@ def run(out: Path, name: str, overrides: list[str], iterations: int, args) -> Pa
     except RuntimeError as e:  # a run that diverges ends with ganlab's DivergenceError (exit 1)
         if "training diverged" not in str(e):
             raise
+        (run_dir / "diverged").touch()  # stopped by the guard (a rollback that recovers is no stop)
         (run_dir / "seconds.json").write_text("{}")  # finished, as far as a rerun is concerned
     return run_dir
 
 
 def final(run_dir: Path) -> Path | None:
     """What a run leaves its user: best.ckpt when the autopilot stopped it there, else last.ckpt."""
-    stopped = any("stopped" in e.get("action", "") for e in events(run_dir))
-    for name in (("best.ckpt",) if stopped else ()) + ("last.ckpt",):
-        if (run_dir / "checkpoints" / name).is_file():
-            return run_dir / "checkpoints" / name
-    return None
+    for e in events(run_dir):  # the autopilot's stop names the best weights ("... are in PATH")
+        if e.get("action", "").startswith("stopped; the best weights are in "):
+            return Path(e["action"].split(" are in ", 1)[1])
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
 
 
 def score(run_dir: Path, overrides: list[str], args) -> dict | None:
     ckpt = final(run_dir)
-    diverged = any(e["condition"] == "divergence" and e["event"] == "start" for e in events(run_dir))
-    return None if ckpt is None or diverged else judged(ckpt, overrides, args.n, args.threads)
+    if (run_dir / "diverged").is_file() or ckpt is None:
+        return None
+    return judged(ckpt, overrides, args.n, args.threads)
 
 
 def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
@@ -144,8 +146,9 @@ def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
     ev = [e for e in starts if e["condition"] == condition]
     row = {"condition": condition, "induced_by": how, "overrides": overrides, "iterations": iterations,
            "named": bool(ev), "other_conditions": sorted({e["condition"] for e in starts} - {condition}),
-           "margins": margins(run_dir), "left_alone": score(run_dir, overrides, args)}  # fmt: skip
-    if reference is not None:  # the tuning set: the judge's curve and where it shows the damage
+           "margins": margins(run_dir), "left_alone": score(run_dir, overrides, args),
+           "diverged": (run_dir / "diverged").is_file()}  # fmt: skip
+    if reference:  # the tuning set: the judge's curve and where it shows the damage
         curve = judge_curve(run_dir, args.threads)
         if condition == "quality_regression":  # from the checkpoint it resumed: the best the judge saw
             curve = [(it, fid) for it, fid in reference if it <= 1000] + curve
@@ -184,7 +187,7 @@ def guarded(fn, key: str, name: str, *args) -> dict:
     """``fn(name, *args)``'s row, or a row that says the run failed (the others go on)."""
     try:
         return fn(name, *args)
-    except RuntimeError as e:
+    except Exception as e:  # noqa: BLE001  (reported in the row and on the console)
         print(f"{name}: {e}", flush=True)
         return {key: name, "error": str(e).splitlines()[-1][:300], "named": False, "conditions": [],
                 "other_conditions": [], "margins": {}, "iterations": 0, "induced_by": ""}  # fmt: skip
@@ -210,7 +213,10 @@ def upgrade(result: dict) -> dict:
     for r in result["induced"]:
         if "before" in r and "left_alone" not in r:  # then: no autopilot runs; the fix run less its resume
             r.update(left_alone=r["before"], fixed=r.get("after"), autopilot_measured=False)
-            r["fix_note"] = " (the printed fix less `ckpt_path` and `data.max_images`)"
+            r["diverged"] = r["condition"] == "divergence" and r["before"] is None
+            typed = r.get("fix_run", "")
+            dropped = [f.split("=")[0] for f in r.get("fix", []) if f.replace(f"{ROOT}/", "") not in typed]
+            r["fix_note"] = f" (the printed fix less `{'`, `'.join(dropped)}`)" if dropped else ""
     for h in result["healthy"]:
         h.setdefault("run", f"{h.get('recipe')}_seed{h.get('seed')}")
         h.setdefault("margins", {})
@@ -226,7 +232,8 @@ def table(result: dict) -> str:
     ]
     for r in result["induced"]:
         if r.get("error"):
-            lines.append(f"| `{r['condition']}` | **the run failed**: {r['error']} |" + " |" * 7)
+            error = r["error"].replace("|", "/")
+            lines.append(f"| `{r['condition']}` | **the run failed**: {error} |" + " |" * 7)
             continue
         shown = r.get("damage_at") or "-"
         auto = fid(r.get("autopilot")) if "autopilot" in r else "(no action)"
@@ -247,7 +254,7 @@ def table(result: dict) -> str:
         then = r.get("fixed_conditions")
         then = f" (then: {', '.join(then)})" if then else ""
         fix = f"`{r.get('fix_run', '')}`{r.get('fix_note', '')}{then}"
-        left = fid(r.get("left_alone")) if r.get("left_alone") else "stopped"
+        left = fid(r.get("left_alone")) if r.get("left_alone") else "stopped" if r.get("diverged") else "-"
         cells = [
             f"`{r['condition']}`",
             r["induced_by"],
@@ -298,7 +305,7 @@ def main() -> None:
         reference = None
         if args.set == "tuning" and only:  # the damage is read against the healthy quickstart run
             ref = jobs.get(REFERENCE) or pool.submit(healthy, REFERENCE, args, out, entries["healthy"])
-            reference = ref.result()["judge_curve"]
+            reference = ref.result().get("judge_curve")  # None when the reference run failed
         rows = [
             pool.submit(guarded, induced, "condition", c, args, out, entries["induced"], reference)
             for c in only

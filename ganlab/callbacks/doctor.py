@@ -105,7 +105,8 @@ class Doctor(L.Callback):
             state.get("seen") or {"evaluations": -1, "rollbacks": int(state.get("rollbacks", 0))}
         )
         self.acted = list(state.get("acted", []))
-        self.started = list(state.get("started", []))
+        # (a checkpoint from before ganlab 0.3 kept no list: the conditions open then had started)
+        self.started = list(state.get("started", [k for k, t in self.trackers.items() if t.active]))
 
     # -- set-up --------------------------------------------------------------------------------
     def on_train_start(self, trainer, module) -> None:
@@ -116,7 +117,9 @@ class Doctor(L.Callback):
                                 every=trainer.log_every_n_steps)  # fmt: skip
         if trainer.is_global_zero and self.run_dir is not None:
             self._drop_events_after(module.progress.iterations)
-        self.loss_bound = ((module.run_config or {}).get("train") or {}).get("loss_bound")
+        config = module.run_config or {}
+        guard = ((config.get("callbacks") or {}).get("guard") or {}).get("loss_bound")
+        self.loss_bound = guard or (config.get("train") or {}).get("loss_bound")
         diff = self.run_dir / "resume_diff.json" if self.run_dir is not None else None
         self.resumes = json.loads(diff.read_text()) if diff is not None and diff.is_file() else []
 
@@ -167,18 +170,23 @@ class Doctor(L.Callback):
         s = self.signals(history, it)
         if it > self.warmup_iterations:
             for cond in self.of_margin("log"):
-                self.trackers[cond.name].near(cond, s, it)
-            for cond in self.of("log"):
-                tracker = self.trackers[cond.name]
-                if not tracker.active and any(self.trackers[e].active for e in cond.explained_by
-                                              if e in self.trackers):  # fmt: skip
-                    tracker.streak = 0
+                if not self._explained(cond):  # a tick where it could not start is no approach
+                    self.trackers[cond.name].near(cond, s, it)
+            for cond in self.of("log"):  # in order: one that starts now explains the later ones
+                if self._explained(cond):
+                    self.trackers[cond.name].streak = 0
                     continue
                 self._step(trainer, module, cond, s)
         derived = {k: v for k, v in s.items() if k in DERIVED}
         derived["doctor/conditions"] = float(sum(t.active for t in self.trackers.values()))
         for logger in trainer.loggers:
             logger.log_metrics(derived, step=it)
+
+    def _explained(self, cond: Condition) -> bool:
+        """Not active, and kept from starting by a condition that is (``explained_by``)."""
+        return not self.trackers[cond.name].active and any(
+            self.trackers[e].active for e in cond.explained_by if e in self.trackers
+        )
 
     def _step(self, trainer, module, cond: Condition, s: dict[str, float]) -> None:
         event = self.trackers[cond.name].step(cond, s, self._at(module))
@@ -250,11 +258,9 @@ class Doctor(L.Callback):
     def context(self, module, signals: dict[str, float] | None = None) -> Context:
         """What a fix is chosen from: the run's configuration and checkpoints, from the history."""
         history = module.history
-        best = (
-            history.best_checkpoint
-            if history.best_checkpoint and Path(history.best_checkpoint).is_file()
-            else None
-        )
+        best = history.best_checkpoint
+        if best is not None and not (Path(best).is_file() and self._own(best)):
+            best = None
         top = history.best_evaluation()
         if best is None and top is not None:  # the best FID is the checkpoint a resume started from
             best = next(
@@ -263,6 +269,12 @@ class Doctor(L.Callback):
         good = next((p for p in history.snapshots(healthy=True) if Path(p).is_file()), None)
         return Context(module.run_config or {}, best_ckpt=best, good_ckpt=good, signals=dict(signals or {}),
                        resumes=self.resumes)  # fmt: skip
+
+    def _own(self, path: str) -> bool:
+        """``path`` is in this run's directory. A run resumed into a new directory has the old
+        one's best.ckpt in its history, which may since hold weights of later evaluations than the
+        history has seen: the checkpoint the resume started from stands for it (``context``)."""
+        return self.run_dir is None or Path(path).resolve().is_relative_to(self.run_dir.resolve())
 
     def announce(self, trainer, module, cond: Condition, event: str, s: dict[str, float]) -> dict[str, Any]:
         it, kimg = self._at(module)

@@ -9,8 +9,9 @@ patience counts measurements) past the warm-up, and *ends* after its clear test 
 threshold) held as long: no flapping around one threshold.
 
 The start test is a list of ``Clause``s, all of which must hold; each clause's slack (how far its
-value is from its threshold, in units of the threshold) gives the condition's *margin* at a
-tick, the largest slack of its clauses (<= 0: the test held). The doctor keeps each condition's
+value is from its threshold, in units of the threshold or of the scale it names) gives the
+condition's *margin* at a tick, the largest slack of its clauses (< 0: the test held; 0: the
+value is at a threshold, which a strict clause does not pass). The doctor keeps each condition's
 closest approach, which says how near a healthy run came to a false alarm.
 
 A condition declares:
@@ -41,8 +42,8 @@ OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__l
 @dataclass(frozen=True)
 class Clause:
     """One part of a start test: ``signal``'s ``value`` ``op`` ``threshold``. ``slack``: how far
-    the value is from meeting it, in units of ``scale`` (default ``|threshold|``); <= 0 where
-    the value is at or past the threshold."""
+    the value is from meeting it, in units of ``scale`` (default ``|threshold|``, or 1 for a
+    threshold of 0); < 0 past the threshold, 0 at it."""
 
     signal: str
     value: float

@@ -3,8 +3,10 @@ the overrides that address it and what the autopilot does about it. The machiner
 (``Condition``, ``Tracker``, the references) is ``ganlab.doctor.base``; their thresholds are in
 ``conf/callbacks/default.yaml``.
 
-Thresholds were set on the CPU recipes (``experiments/doctor.md``): the healthy shipped recipes
-never reach them over their full length (two seeds each), the runs that induce each failure do.
+Thresholds, rules and fixes were chosen on the tuning set (``experiments/doctor_sets.py``,
+``experiments/doctor.md``: the healthy shipped recipes over their full length never reach them,
+the runs that induce each failure do) and checked, unchanged, on a validation set of other data,
+networks, losses and causes (``experiments/doctor_validation.md``).
 """
 
 from __future__ import annotations

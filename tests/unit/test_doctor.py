@@ -137,6 +137,27 @@ def test_margins_are_the_closest_approach_to_the_start_test():
     assert cond.margin({"train/d_fake": 0.02}) is None  # a signal missing: no margin
 
 
+def test_a_run_resumed_into_a_new_directory_does_not_point_at_the_old_best_ckpt(tmp_path):
+    """The old directory's best.ckpt may since hold later weights than this run's history saw: the
+    fix points at the checkpoint the resume started from, which holds the best evaluation."""
+    from types import SimpleNamespace
+
+    from ganlab.callbacks.doctor import Doctor
+    from ganlab.training.history import History
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "checkpoints" / "best.ckpt").write_bytes(b"")
+    history = History()
+    history.record_evaluation({"iteration": 1000, "fid": 20.0})
+    history.best_checkpoint = str(old / "checkpoints" / "best.ckpt")
+    module = SimpleNamespace(history=history, run_config={})
+    doctor = Doctor(run_dir=str(new))
+    doctor.resumes = [{"iteration": 1000, "ckpt_path": str(old / "checkpoints" / "it0001000.ckpt")}]
+    assert doctor.context(module).best_ckpt == str(old / "checkpoints" / "it0001000.ckpt")
+    assert Doctor(run_dir=str(old)).context(module).best_ckpt == history.best_checkpoint  # its own
+
+
 def test_missing_signal_decides_nothing():
     cond = shipped("mode_collapse")
     assert ticks(cond, [float("nan")] * 5)[0] == []
