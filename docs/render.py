@@ -328,6 +328,14 @@ def doctor_benchmark() -> str:
     return script("doctor").table(load("doctor.json")) + "\n\n" + source("experiments/doctor.json")
 
 
+def doctor_validation() -> str:
+    return (
+        script("doctor").table(load("doctor_validation.json"))
+        + "\n\n"
+        + source("experiments/doctor_validation.json", "experiments/doctor_sets.py")
+    )
+
+
 def doctor_summary() -> str:
     d = script("doctor").upgrade(load("doctor.json"))
     named = [r for r in d["induced"] if r["named"]]
@@ -358,8 +366,13 @@ def overhead() -> str:
     out += table(["run", "training doctor", "time_ratio", "ganlab ms/iteration"], rows)
     out += (
         f"\n`time_ratio` {o['doctor']['min']:.3f}-{o['doctor']['max']:.3f} with the doctor, "
-        f"{o['no_doctor']['min']:.3f}-{o['no_doctor']['max']:.3f} without.\n\n"
+        f"{o['no_doctor']['min']:.3f}-{o['no_doctor']['max']:.3f} without"
     )
+    if "doctor_cost" in o:  # python experiments/overhead.py: each pair's on / off
+        pairs = ", ".join(f"{c:.3f}" for c in o["doctor_cost"]["pairs"])
+        median = o["doctor_cost"]["median"]
+        out += f"; the doctor's cost, each pair's ratio on / off: {pairs} (median {median:.3f})"
+    out += ".\n\n"
     return out + source("experiments/overhead.json")
 
 
@@ -593,6 +606,7 @@ FRAGMENTS = {
     "doctor_thresholds.md": doctor_thresholds,
     "doctor_benchmark.md": doctor_benchmark,
     "doctor_summary.md": doctor_summary,
+    "doctor_validation.md": doctor_validation,
     "overhead.md": overhead,
     "throughput.md": throughput,
     "startup.md": startup,
@@ -631,7 +645,11 @@ def scripts_markdown() -> list[str]:
 
     stale = []
     if doctor.table(load("doctor.json")) not in (EXP / "doctor.md").read_text():
-        stale.append("experiments/doctor.md (python experiments/doctor.py)")
+        stale.append("experiments/doctor.md (python experiments/doctor.py --set tuning --render)")
+    if doctor.table(load("doctor_validation.json")) not in (EXP / "doctor_validation.md").read_text():
+        stale.append(
+            "experiments/doctor_validation.md (python experiments/doctor.py --set validation --render)"
+        )
     if (
         compare_techniques.table(load("technique_comparison.json")["rows"])
         != (EXP / "technique_comparison.md").read_text()

@@ -5,8 +5,8 @@ CPU; the doctor must name it (at which iteration and kimg, how far past its thre
 margin), and nothing on the set's healthy runs (each condition's closest approach: the margin it
 kept, from ``doctor_margins.json``). Then each named run's fix, typed exactly as printed (the
 ``ckpt_path`` resume included, nothing dropped), and, for the conditions that have an
-autopilot action, the same run with ``callbacks.doctor.act=true``; both judged against the run
-left alone, at the same iteration.
+autopilot action, the same run with ``callbacks.doctor.act=true`` (the two side by side); both
+judged against the run left alone, at the same iteration. A condition not named has neither.
 
     python experiments/doctor.py --set validation [--lanes 2] [--threads 1] [--only d_overpowers,...]
     python experiments/doctor.py --set tuning [--skip-healthy] [--healthy conditional_fashion_mnist_seed0,...]
@@ -153,19 +153,23 @@ def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
         if condition == "quality_regression":  # from the checkpoint it resumed: the best the judge saw
             curve = [(it, fid) for it, fid in reference if it <= 1000] + curve
         row.update(judge_curve=curve, damage_at=damage_at(curve, reference, condition))
-    if condition in acting():  # the autopilot judged: the same run with act=true
-        auto = run(out, f"{condition}_autopilot", [*overrides, "callbacks.doctor.act=true"], iterations, args)
-        row["autopilot"] = score(auto, overrides, args)
-        row["autopilot_actions"] = [e["action"] for e in events(auto) if e.get("action")]
-    if not ev:
+    if not ev:  # no fix printed, and an autopilot would not act: the same run again
         return row
     first = ev[0]
     row.update(named_at=first["iteration"], named_kimg=first["kimg"], since=first["since_iteration"],
                margin=first.get("margin"), fix=first["fix"], message=first["message"])  # fmt: skip
     if row.get("damage_at") is not None:
         row["lead_iterations"] = row["damage_at"] - first["iteration"]
-    # The fix typed exactly as printed, after the run's own overrides (so it wins), to the same length.
-    fixed = run(out, f"{condition}_fixed", [*overrides, *first["fix"]], iterations, args)
+    with ThreadPoolExecutor(2) as pool:  # the two runs side by side: a lane each, where lanes are free
+        if condition in acting():  # the autopilot judged: the same run with act=true
+            auto = pool.submit(run, out, f"{condition}_autopilot", [*overrides, "callbacks.doctor.act=true"],
+                               iterations, args)  # fmt: skip
+        # The fix typed exactly as printed, after the run's own overrides (so it wins), to the same length.
+        fixed = run(out, f"{condition}_fixed", [*overrides, *first["fix"]], iterations, args)
+        if condition in acting():
+            auto = auto.result()
+            row["autopilot"] = score(auto, overrides, args)
+            row["autopilot_actions"] = [e["action"] for e in events(auto) if e.get("action")]
     row["fixed"] = score(fixed, overrides, args)
     row["fix_run"] = " ".join(f.replace(str(ROOT) + "/", "") for f in first["fix"])
     row["fixed_conditions"] = sorted({e["condition"] for e in events(fixed) if e["event"] == "start"})
@@ -244,7 +248,7 @@ def table(result: dict) -> str:
         if not r["named"]:
             also = ", ".join(f"`{c}`" for c in r["other_conditions"]) or "nothing"
             cells = [f"`{r['condition']}`", r["induced_by"], f"**not named** (named: {also})", "", str(shown),
-                     "", fid(r.get("left_alone")), "", auto]  # fmt: skip
+                     "", fid(r.get("left_alone")), "", "-"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
             continue
         named = f"{r['named_at']} ({r['named_kimg']:.1f})"
