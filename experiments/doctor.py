@@ -153,20 +153,23 @@ def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
         if condition == "quality_regression":  # from the checkpoint it resumed: the best the judge saw
             curve = [(it, fid) for it, fid in reference if it <= 1000] + curve
         row.update(judge_curve=curve, damage_at=damage_at(curve, reference, condition))
+    ev = ev or starts[:1]  # not named: what a user would type is the fix of what it named instead
     if not ev:  # no fix printed, and an autopilot would not act: the same run again
         return row
     first = ev[0]
     row.update(named_at=first["iteration"], named_kimg=first["kimg"], since=first["since_iteration"],
-               margin=first.get("margin"), fix=first["fix"], message=first["message"])  # fmt: skip
+               margin=first.get("margin"), fix=first["fix"], message=first["message"],
+               fix_of=first["condition"])  # fmt: skip
     if row.get("damage_at") is not None:
         row["lead_iterations"] = row["damage_at"] - first["iteration"]
     with ThreadPoolExecutor(2) as pool:  # the two runs side by side: a lane each, where lanes are free
-        if condition in acting():  # the autopilot judged: the same run with act=true
+        acts = first["condition"] in acting()
+        if acts:  # the autopilot judged: the same run with act=true
             auto = pool.submit(run, out, f"{condition}_autopilot", [*overrides, "callbacks.doctor.act=true"],
                                iterations, args)  # fmt: skip
         # The fix typed exactly as printed, after the run's own overrides (so it wins), to the same length.
         fixed = run(out, f"{condition}_fixed", [*overrides, *first["fix"]], iterations, args)
-        if condition in acting():
+        if acts:
             auto = auto.result()
             row["autopilot"] = score(auto, overrides, args)
             row["autopilot_actions"] = [e["action"] for e in events(auto) if e.get("action")]
@@ -180,6 +183,7 @@ def healthy(name: str, args, out: Path, entries: dict) -> dict:
     overrides, iterations = entries[name]
     run_dir = run(out, f"healthy_{name}", overrides, iterations, args)
     row = {"run": name, "overrides": overrides, "iterations": iterations,
+           "judged": score(run_dir, overrides, args),  # the same judge as the induced runs'
            "conditions": [e["message"] for e in events(run_dir) if e["event"] == "start"],
            "margins": margins(run_dir)}  # fmt: skip
     if name == REFERENCE and args.set == "tuning":  # the reference the damage is read against
@@ -240,24 +244,23 @@ def table(result: dict) -> str:
             lines.append(f"| `{r['condition']}` | **the run failed**: {error} |" + " |" * 7)
             continue
         shown = r.get("damage_at") or "-"
-        auto = fid(r.get("autopilot")) if "autopilot" in r else "(no action)"
-        if r.get("autopilot_measured") is False:
-            auto = "not measured"
-        if r.get("autopilot_actions"):
-            auto += ": " + "; ".join(r["autopilot_actions"])
-        if not r["named"]:
-            also = ", ".join(f"`{c}`" for c in r["other_conditions"]) or "nothing"
-            cells = [f"`{r['condition']}`", r["induced_by"], f"**not named** (named: {also})", "", str(shown),
-                     "", fid(r.get("left_alone")), "", "-"]  # fmt: skip
-            lines.append("| " + " | ".join(cells) + " |")
-            continue
-        named = f"{r['named_at']} ({r['named_kimg']:.1f})"
-        if r["other_conditions"]:
-            named += "; also " + ", ".join(f"`{c}`" for c in r["other_conditions"])
-        margin = "-" if r.get("margin") is None else f"{r['margin']:+.2f}"
+        at = f"{r['named_at']} ({r['named_kimg']:.1f})" if "named_at" in r else ""
+        others = ", ".join(f"`{c}`" for c in r["other_conditions"])
+        if r["named"]:
+            named = at + (f"; also {others}" if others else "")
+        else:  # its fix and autopilot columns are those of what it named instead, if anything
+            named = "**not named**" + (
+                f"; named instead: {others} (first at {at})" if others else "; nothing named"
+            )
+        margin = "-" if r.get("margin") is None or not r["named"] else f"{r['margin']:+.2f}"
         then = r.get("fixed_conditions")
         then = f" (then: {', '.join(then)})" if then else ""
-        fix = f"`{r.get('fix_run', '')}`{r.get('fix_note', '')}{then}"
+        fix = f"`{r['fix_run']}`{r.get('fix_note', '')}{then}" if r.get("fix_run") else "-"
+        auto = "-"
+        if "autopilot" in r:
+            auto = fid(r["autopilot"]) + "".join(f": {a}" for a in r.get("autopilot_actions", [])[:1])
+        elif r.get("fix_run"):
+            auto = "not measured" if r.get("autopilot_measured") is False else "(no action)"
         left = fid(r.get("left_alone")) if r.get("left_alone") else "stopped" if r.get("diverged") else "-"
         cells = [
             f"`{r['condition']}`",
@@ -272,12 +275,16 @@ def table(result: dict) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     conds = list(result["conditions"])
-    head = "| healthy run | iterations | conditions named | " + " | ".join(f"`{c}`" for c in conds) + " |"
-    lines += ["", head, "|---|---|---|" + "---|" * len(conds)]
+    head = (
+        "| healthy run | iterations | judged | conditions named | "
+        + " | ".join(f"`{c}`" for c in conds)
+        + " |"
+    )
+    lines += ["", head, "|---|---|---|---|" + "---|" * len(conds)]
     for h in result["healthy"]:
         named = len(h["conditions"]) or ("**the run failed**: " + h["error"] if h.get("error") else "none")
         cells = " | ".join(closest(h["margins"].get(c)) for c in conds)
-        lines.append(f"| `{h['run']}` | {h['iterations']} | {named} | {cells} |")
+        lines.append(f"| `{h['run']}` | {h['iterations']} | {fid(h.get('judged'))} | {named} | {cells} |")
     return "\n".join(lines)
 
 
