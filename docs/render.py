@@ -336,6 +336,23 @@ def doctor_validation() -> str:
     )
 
 
+def doctor_validation_summary() -> str:
+    d = load("doctor_validation.json")
+    own = [f"`{r['condition']}`" for r in d["induced"] if r["named"]]
+    instead = [f"`{r['condition']}` (named {', '.join(f'`{c}`' for c in r['other_conditions'])})"
+               for r in d["induced"] if not r["named"] and r["other_conditions"]]  # fmt: skip
+    nothing = [f"`{r['condition']}`" for r in d["induced"] if not r["named"] and not r["other_conditions"]]
+    healthy = [h for h in d["healthy"] if not h.get("error")]
+    flagged = [h["run"] for h in healthy if h["conditions"]]
+    return (
+        f"In `doctor_validation.json`: of {len(d['induced'])} induced runs, named as induced: "
+        f"{', '.join(own) or 'none'}; named as something else: {', '.join(instead) or 'none'}; "
+        f"nothing named: {', '.join(nothing) or 'none'}. {len(healthy)} healthy runs, "
+        f"{'no condition named on any' if not flagged else 'conditions named on ' + ', '.join(flagged)}; "
+        f"{d['machine']}, {d['wall_s'] / 60:.0f} min of wall time in all.\n"
+    )
+
+
 def doctor_summary() -> str:
     d = script("doctor").upgrade(load("doctor.json"))
     named = [r for r in d["induced"] if r["named"]]
@@ -607,6 +624,7 @@ FRAGMENTS = {
     "doctor_benchmark.md": doctor_benchmark,
     "doctor_summary.md": doctor_summary,
     "doctor_validation.md": doctor_validation,
+    "doctor_validation_summary.md": doctor_validation_summary,
     "overhead.md": overhead,
     "throughput.md": throughput,
     "startup.md": startup,

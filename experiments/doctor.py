@@ -252,7 +252,10 @@ def table(result: dict) -> str:
             named = "**not named**" + (
                 f"; named instead: {others} (first at {at})" if others else "; nothing named"
             )
-        margin = "-" if r.get("margin") is None or not r["named"] else f"{r['margin']:+.2f}"
+        if r["named"]:
+            margin = "-" if r.get("margin") is None else f"{r['margin']:+.2f}"
+        else:  # how close its own test came: a miss by a hair reads differently from a blind spot
+            margin = closest(r.get("margins", {}).get(r["condition"]))
         then = r.get("fixed_conditions")
         then = f" (then: {', '.join(then)})" if then else ""
         fix = f"`{r['fix_run']}`{r.get('fix_note', '')}{then}" if r.get("fix_run") else "-"
