@@ -140,7 +140,8 @@ def score(run_dir: Path, overrides: list[str], args) -> dict | None:
 
 def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
     how, overrides, iterations = entries[condition]
-    overrides = [o.format(**{k: out / f"healthy_{k}" for k in [REFERENCE]}) for o in overrides]
+    ref = f"healthy_{REFERENCE}"  # "{healthy_quickstart_cpu_seed0}" in an entry: that run's folder
+    overrides = [o.replace(f"{{{ref}}}", str(out / ref)) for o in overrides]
     run_dir = run(out, condition, overrides, iterations, args)
     starts = [e for e in events(run_dir) if e["event"] == "start"]
     ev = [e for e in starts if e["condition"] == condition]

@@ -47,11 +47,12 @@ TUNING = {
             2000,
         ),
         "quality_regression": (
-            "D frozen (lr 1e-7) at iteration 1000 of the healthy run, resumed",
+            "D frozen (lr 1e-7) at iteration 1050 of the healthy run, resumed",
             [
                 *QUICK,
-                "ckpt_path={healthy_quickstart_cpu_seed0}/checkpoints/it0001000.ckpt",
+                "ckpt_path={healthy_quickstart_cpu_seed0}/checkpoints/it0001050.ckpt",  # snapshots every 350
                 "optimizer.d.lr=1e-7",
+                "seed=0",  # the healthy run's seed: a resume refuses to change it
             ],
             2500,
         ),

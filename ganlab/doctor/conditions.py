@@ -16,7 +16,16 @@ import math
 from ganlab.augment import ADA
 from ganlab.doctor.base import Ago, Clause, Condition, WarmupMedian
 from ganlab.doctor.base import have as _have
-from ganlab.doctor.fixes import ADA_ON, ada_index, changed_since, fmt, get, resume_slower, typed
+from ganlab.doctor.fixes import (
+    ADA_ON,
+    ada_index,
+    changed_since,
+    changing_resume,
+    fmt,
+    get,
+    resume_slower,
+    typed,
+)
 
 
 class DOverpowers(Condition):
@@ -276,9 +285,11 @@ class QualityRegression(Condition):
     def fix(self, ctx):
         """Back to the best checkpoint; undo what a resume since then changed (quality peaked,
         then a resume changed the recipe: the change is the likely cause), else both rates lower."""
-        changed = changed_since(ctx.resumes, ctx.signals.get("ref/best_it", math.inf))
+        best_it = ctx.signals.get("ref/best_it", math.inf)
+        changed = changed_since(ctx.resumes, best_it)
         if changed:
-            best = [f"ckpt_path={ctx.best_ckpt}"] if ctx.best_ckpt else []
+            start = ctx.best_ckpt or changing_resume(ctx.resumes, best_it)
+            best = [f"ckpt_path={start}"] if start else []
             return best + [f"{c['key']}={typed(c['checkpoint'])}" for c in changed]
         return resume_slower(ctx.best_ckpt, ctx.config)
 

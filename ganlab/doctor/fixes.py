@@ -88,6 +88,14 @@ def typed(value: Any) -> str:
     return str(value)
 
 
+def changing_resume(resumes: list[dict[str, Any]], iteration: float) -> str | None:
+    """The checkpoint of the first resume at or after ``iteration`` that changed a setting: the
+    weights just before the change, where undoing it starts (a run resumed into a new directory
+    does not own the best checkpoint of the run it resumed)."""
+    return next((r.get("ckpt_path") for r in resumes if r.get("iteration") is not None
+                 and r["iteration"] >= iteration and changed_since([r], iteration)), None)  # fmt: skip
+
+
 def changed_since(resumes: list[dict[str, Any]], iteration: float) -> list[dict[str, Any]]:
     """The training settings a resume at or after ``iteration`` changed (``kind`` applied): what
     a regression that began there points to. Paths and ``_target_`` renames are not settings."""

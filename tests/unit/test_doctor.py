@@ -237,12 +237,15 @@ def test_a_regression_after_a_resume_that_changed_the_recipe_points_back_at_the_
         {"key": "model._target_", "checkpoint": "x", "now": "y", "kind": "applied"},
     ]}]  # fmt: skip
 
-    def fix(best_it):
-        ctx = Context(config, "run/it0001000.ckpt", signals={"ref/best_it": best_it}, resumes=resumes)
+    def fix(best_it, best="run/it0001000.ckpt"):
+        ctx = Context(config, best, signals={"ref/best_it": best_it}, resumes=resumes)
         return shipped("quality_regression").fix(ctx)
 
     assert fix(1000) == ["ckpt_path=run/it0001000.ckpt", "optimizer.d.lr=2e-4"]  # peaked, then the change
     assert fix(1250) == ["ckpt_path=run/it0001000.ckpt", "optimizer.g.lr=1e-4", "optimizer.d.lr=5e-8"]
+    # resumed into a new directory from after its best (best at 750 in the old one's best.ckpt,
+    # which this run does not own): undo the change from the checkpoint the changing resume read
+    assert fix(750, best=None) == ["ckpt_path=run/it0001000.ckpt", "optimizer.d.lr=2e-4"]
 
 
 def test_numbers_read_as_typed():
