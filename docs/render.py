@@ -328,11 +328,12 @@ def doctor_benchmark() -> str:
     return script("doctor").table(load("doctor.json")) + "\n\n" + source("experiments/doctor.json")
 
 
-def doctor_validation() -> str:
+def doctor_set(name: str) -> str:
+    """The table of one of ``experiments/doctor_sets.py``'s sets other than tuning."""
     return (
-        script("doctor").table(load("doctor_validation.json"))
+        script("doctor").table(load(f"doctor_{name}.json"))
         + "\n\n"
-        + source("experiments/doctor_validation.json", "experiments/doctor_sets.py")
+        + source(f"experiments/doctor_{name}.json", "experiments/doctor_sets.py")
     )
 
 
@@ -623,7 +624,8 @@ FRAGMENTS = {
     "doctor_thresholds.md": doctor_thresholds,
     "doctor_benchmark.md": doctor_benchmark,
     "doctor_summary.md": doctor_summary,
-    "doctor_validation.md": doctor_validation,
+    "doctor_validation.md": lambda: doctor_set("validation"),
+    "doctor_natural.md": lambda: doctor_set("natural"),
     "doctor_validation_summary.md": doctor_validation_summary,
     "overhead.md": overhead,
     "throughput.md": throughput,
@@ -664,10 +666,9 @@ def scripts_markdown() -> list[str]:
     stale = []
     if doctor.table(load("doctor.json")) not in (EXP / "doctor.md").read_text():
         stale.append("experiments/doctor.md (python experiments/doctor.py --set tuning --render)")
-    if doctor.table(load("doctor_validation.json")) not in (EXP / "doctor_validation.md").read_text():
-        stale.append(
-            "experiments/doctor_validation.md (python experiments/doctor.py --set validation --render)"
-        )
+    for name in ("validation", "natural"):
+        if doctor.table(load(f"doctor_{name}.json")) not in (EXP / f"doctor_{name}.md").read_text():
+            stale.append(f"experiments/doctor_{name}.md (python experiments/doctor.py --set {name} --render)")
     if (
         compare_techniques.table(load("technique_comparison.json")["rows"])
         != (EXP / "technique_comparison.md").read_text()

@@ -284,6 +284,8 @@ def table(result: dict) -> str:
         + " | ".join(f"`{c}`" for c in conds)
         + " |"
     )
+    if not result["healthy"]:  # a set of induced runs only
+        return "\n".join(lines)
     lines += ["", head, "|---|---|---|---|" + "---|" * len(conds)]
     for h in result["healthy"]:
         named = len(h["conditions"]) or ("**the run failed**: " + h["error"] if h.get("error") else "none")
@@ -353,7 +355,8 @@ def write(result: dict, path: Path) -> None:
 
 def write_md(result: dict, path: Path) -> None:
     title = {"tuning": "the tuning set (where its rules were chosen)",
-             "validation": "the validation set (written down before it was run)"}[result["set"]]  # fmt: skip
+             "validation": "the validation set (written down before it was run)",
+             "natural": "failures no change of config caused"}[result["set"]]  # fmt: skip
     path.with_suffix(".md").write_text(
         f"# The training doctor on {title}\n\n"
         f"`python experiments/doctor.py --set {result['set']}` ({result['machine']}); raw numbers in "
