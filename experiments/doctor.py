@@ -151,8 +151,10 @@ def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
            "diverged": (run_dir / "diverged").is_file()}  # fmt: skip
     if reference:  # the tuning set: the judge's curve and where it shows the damage
         curve = judge_curve(run_dir, args.threads)
-        if condition == "quality_regression":  # from the checkpoint it resumed: the best the judge saw
-            curve = [(it, fid) for it, fid in reference if it <= 1000] + curve
+        resumed = [int(o.rsplit("/it", 1)[1][:7]) for o in overrides
+                   if o.startswith("ckpt_path=") and "/it" in o]  # fmt: skip
+        if resumed:  # the healthy run's judged snapshots up to the one it resumed: the best the judge saw
+            curve = [(it, fid) for it, fid in reference if it <= resumed[0]] + curve
         row.update(judge_curve=curve, damage_at=damage_at(curve, reference, condition))
     ev = ev or starts[:1]  # not named: what a user would type is the fix of what it named instead
     if not ev:  # no fix printed, and an autopilot would not act: the same run again
