@@ -151,8 +151,8 @@ def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
            "diverged": (run_dir / "diverged").is_file()}  # fmt: skip
     if reference:  # the tuning set: the judge's curve and where it shows the damage
         curve = judge_curve(run_dir, args.threads)
-        resumed = [int(o.rsplit("/it", 1)[1][:7]) for o in overrides
-                   if o.startswith("ckpt_path=") and "/it" in o]  # fmt: skip
+        resumed = [int(Path(o.split("=", 1)[1]).stem[2:]) for o in overrides
+                   if o.startswith("ckpt_path=") and Path(o).name.startswith("it")]  # fmt: skip
         if resumed:  # the healthy run's judged snapshots up to the one it resumed: the best the judge saw
             curve = [(it, fid) for it, fid in reference if it <= resumed[0]] + curve
         row.update(judge_curve=curve, damage_at=damage_at(curve, reference, condition))
