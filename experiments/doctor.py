@@ -7,6 +7,7 @@ kept, from ``doctor_margins.json``). Then each named run's fix, typed exactly as
 ``ckpt_path`` resume included, nothing dropped), and, for the conditions that have an
 autopilot action, the same run with ``callbacks.doctor.act=true`` (the two side by side); both
 judged against the run left alone, at the same iteration. A condition not named has neither.
+A third set, ``natural``, holds runs whose failure no change of config caused.
 
     python experiments/doctor.py --set validation [--lanes 2] [--threads 1] [--only d_overpowers,...]
     python experiments/doctor.py --set tuning [--skip-healthy] [--healthy conditional_fashion_mnist_seed0,...]
@@ -14,14 +15,14 @@ judged against the run left alone, at the same iteration. A condition not named 
 The judge: Fashion-MNIST runs by ``experiments/fashion_judge.pt`` (cFID, precision/recall: 2,000
 samples against 10k images of the *whole* set, ``full_data=true``, as Karras et al. 2020 score
 limited-data runs); emoji runs by InceptionV3 (500 samples against the 3,786 images). For the
-tuning set, the damage is read from the judge's curve as well: every 250-iteration snapshot
-scored with 500 samples, the first snapshot from which the judge's cFID stays over 1.5x the
-healthy quickstart run's at the same iteration, or, for ``d_memorises`` and
-``quality_regression``, over 1.1x the run's own best so far. Runs also evaluate FID in the
-judge's features while they train (against their training set, every 250 iterations), the series
-``quality_regression`` reads. Writes ``experiments/doctor.{json,md}`` (tuning) and
-``experiments/doctor_validation.{json,md}``; the runs go to ``outputs/doctor/<set>/``, and a rerun
-reuses the finished ones (``seconds.json``).
+tuning set and every ``quality_regression`` row, the damage is read from the judge's curve as
+well: every snapshot at a multiple of 250 iterations scored with 500 samples, the first snapshot
+from which the judge's cFID stays over 1.5x the healthy quickstart run's at the same iteration,
+or, for ``d_memorises`` and ``quality_regression``, over 1.1x the run's own best so far. Runs
+also evaluate FID in the judge's features while they train (against their training set, every
+250 iterations), the series ``quality_regression`` reads. Writes ``experiments/doctor.{json,md}``
+(tuning) and ``experiments/doctor_{validation,natural}.{json,md}``; the runs go to
+``outputs/doctor/<set>/``, and a rerun reuses the finished ones (``seconds.json``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def margins(run_dir: Path) -> dict:
 
 def damage_at(curve, reference, condition: str) -> int | None:
     """The first snapshot from which the judge's cFID stays bad (see the module's docstring)."""
-    ref = dict(reference)
+    ref = dict(reference or [])  # quality_regression's damage needs none: the run's own best
     bad, best = [], float("inf")
     for it, fid in curve:
         if condition in ("d_memorises", "quality_regression"):
@@ -138,18 +139,25 @@ def score(run_dir: Path, overrides: list[str], args) -> dict | None:
     return judged(ckpt, overrides, args.n, args.threads)
 
 
-def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
-    how, overrides, iterations = entries[condition]
+def condition_of(entry: str, entries: dict) -> str:
+    """The condition an induced entry expects: its name, or the 4th item of its tuple."""
+    return entries[entry][3] if len(entries[entry]) > 3 else entry
+
+
+def induced(entry: str, args, out: Path, entries: dict, reference) -> dict:
+    how, overrides, iterations = entries[entry][:3]
+    condition = condition_of(entry, entries)
     ref = f"healthy_{REFERENCE}"  # "{healthy_quickstart_cpu_seed0}" in an entry: that run's folder
     overrides = [o.replace(f"{{{ref}}}", str(out / ref)) for o in overrides]
-    run_dir = run(out, condition, overrides, iterations, args)
+    run_dir = run(out, entry, overrides, iterations, args)
     starts = [e for e in events(run_dir) if e["event"] == "start"]
     ev = [e for e in starts if e["condition"] == condition]
-    row = {"condition": condition, "induced_by": how, "overrides": overrides, "iterations": iterations,
-           "named": bool(ev), "other_conditions": sorted({e["condition"] for e in starts} - {condition}),
+    row = {"entry": entry, "condition": condition, "induced_by": how, "overrides": overrides,
+           "iterations": iterations, "named": bool(ev),
+           "other_conditions": sorted({e["condition"] for e in starts} - {condition}),
            "margins": margins(run_dir), "left_alone": score(run_dir, overrides, args),
            "diverged": (run_dir / "diverged").is_file()}  # fmt: skip
-    if reference:  # the tuning set: the judge's curve and where it shows the damage
+    if reference or condition == "quality_regression":  # the judge's curve and where it shows the damage
         curve = judge_curve(run_dir, args.threads)
         resumed = [int(Path(o.split("=", 1)[1]).stem[2:]) for o in overrides
                    if o.startswith("ckpt_path=") and Path(o).name.startswith("it")]  # fmt: skip
@@ -168,10 +176,10 @@ def induced(condition: str, args, out: Path, entries: dict, reference) -> dict:
     with ThreadPoolExecutor(2) as pool:  # the two runs side by side: a lane each, where lanes are free
         acts = first["condition"] in acting()
         if acts:  # the autopilot judged: the same run with act=true
-            auto = pool.submit(run, out, f"{condition}_autopilot", [*overrides, "callbacks.doctor.act=true"],
+            auto = pool.submit(run, out, f"{entry}_autopilot", [*overrides, "callbacks.doctor.act=true"],
                                iterations, args)  # fmt: skip
         # The fix typed exactly as printed, after the run's own overrides (so it wins), to the same length.
-        fixed = run(out, f"{condition}_fixed", [*overrides, *first["fix"]], iterations, args)
+        fixed = run(out, f"{entry}_fixed", [*overrides, *first["fix"]], iterations, args)
         if acts:
             auto = auto.result()
             row["autopilot"] = score(auto, overrides, args)
@@ -200,8 +208,9 @@ def guarded(fn, key: str, name: str, *args) -> dict:
         return fn(name, *args)
     except Exception as e:  # noqa: BLE001  (reported in the row and on the console)
         print(f"{name}: {e}", flush=True)
-        return {key: name, "error": str(e).splitlines()[-1][:300], "named": False, "conditions": [],
-                "other_conditions": [], "margins": {}, "iterations": 0, "induced_by": ""}  # fmt: skip
+        row = {key: name, "error": str(e).splitlines()[-1][:300], "named": False, "conditions": [],
+               "other_conditions": [], "margins": {}, "iterations": 0, "induced_by": ""}  # fmt: skip
+        return row | ({"entry": name} if key == "condition" else {})
 
 
 def fid(x: dict | None) -> str:
@@ -222,6 +231,7 @@ def upgrade(result: dict) -> dict:
     result = copy.deepcopy(result)
     result = {"set": "tuning", "conditions": [r["condition"] for r in result["induced"]], **result}
     for r in result["induced"]:
+        r.setdefault("entry", r["condition"])  # before 2026-12-03 an entry was named by its condition
         if "before" in r and "left_alone" not in r:  # then: no autopilot runs; the fix run less its resume
             r.update(left_alone=r["before"], fixed=r.get("after"), autopilot_measured=False)
             r["diverged"] = r["condition"] == "divergence" and r["before"] is None
@@ -264,7 +274,8 @@ def table(result: dict) -> str:
         fix = f"`{r['fix_run']}`{r.get('fix_note', '')}{then}" if r.get("fix_run") else "-"
         auto = "-"
         if "autopilot" in r:
-            auto = fid(r["autopilot"]) + "".join(f": {a}" for a in r.get("autopilot_actions", [])[:1])
+            acted = r.get("autopilot_actions", [])[:1]
+            auto = fid(r["autopilot"]) + "".join(f": {a.replace(str(ROOT) + '/', '')}" for a in acted)
         elif r.get("fix_run"):
             auto = "not measured" if r.get("autopilot_measured") is False else "(no action)"
         left = fid(r.get("left_alone")) if r.get("left_alone") else "stopped" if r.get("diverged") else "-"
@@ -302,7 +313,7 @@ def main() -> None:
     p.add_argument("--lanes", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n", type=int, default=2000, help="judged samples per Fashion-MNIST checkpoint")
-    p.add_argument("--only", default="", help="comma-separated conditions (the other rows are kept)")
+    p.add_argument("--only", default="", help="comma-separated induced entries (the other rows are kept)")
     p.add_argument("--skip-healthy", action="store_true")
     p.add_argument("--healthy", default="", help="only these healthy runs (the other rows are kept)")
     p.add_argument("--render", action="store_true", help="only rewrite the set's .md from its .json")
@@ -336,10 +347,10 @@ def main() -> None:
         "set": args.set,
         "machine": machine(args.threads, args.lanes),
         "judge": f"{JUDGE.relative_to(ROOT)} (emoji: InceptionV3, fid_helper)",
-        "conditions": order,
+        "conditions": list(dict.fromkeys(condition_of(e, entries["induced"]) for e in order)),
         "induced": sorted(
-            [r for r in old["induced"] if r["condition"] not in only] + rows,
-            key=lambda r: order.index(r["condition"]),
+            [r for r in old["induced"] if r["entry"] not in only] + rows,
+            key=lambda r: order.index(r["entry"]),
         ),  # fmt: skip
         "healthy": sorted(
             [h for h in old["healthy"] if h.get("run") not in names] + healthy_rows,

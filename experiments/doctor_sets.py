@@ -8,9 +8,9 @@ is caused. No threshold, rule or fix may change because of what it shows: a miss
 there is reported as such. (StyleGAN2's own runs are in ``stylegan2_fashion_mnist_candidates.md``:
 the doctor named ``mode_collapse`` on them, recall 0.11-0.24 by the judge.)
 
-Each induced entry: condition -> (how it is caused, overrides, iterations); each healthy entry:
-name -> (overrides, iterations). ``quality_regression`` in the tuning set resumes the healthy
-quickstart run (``ckpt_path`` filled in by the runner).
+Each induced entry: name -> (how it is caused, overrides, iterations[, the condition it expects
+when not its name]); each healthy entry: name -> (overrides, iterations). ``quality_regression``
+in the tuning set resumes the healthy quickstart run (``ckpt_path`` filled in by the runner).
 """
 
 from __future__ import annotations
@@ -129,20 +129,30 @@ VALIDATION = {
 # quality_regression name one, and does its fix help). The constant-input G of the conditional
 # recipe's candidates (experiments/conditional_fashion_mnist_candidates.md: recall 0.00) at the
 # candidate's seed; it is scored under the row's own name, whichever condition the doctor names.
+CONST_INPUT = [
+    "experiment=conditional_fashion_mnist",
+    "trainer.max_epochs=-1",
+    "model.generator.hierarchical_z=true",
+    "model.generator.constant_input=true",
+    "data.cache=false",
+    "data.device_resident=false",
+    "seed=0",
+]
 NATURAL = {
     "induced": {
         "quality_regression": (
             "no induced change: the constant-input G (conditional recipe's candidate `const_input`)",
-            [
-                "experiment=conditional_fashion_mnist",
-                "trainer.max_epochs=-1",
-                "model.generator.hierarchical_z=true",
-                "model.generator.constant_input=true",
-                "data.cache=false",
-                "data.device_resident=false",
-                "seed=0",
-            ],
+            CONST_INPUT,
             3500,
+        ),
+        # The same run at the G rate the doctor printed for it (its row above): no change made to
+        # cause a failure, yet the judge's cFID rose after 2,500 iterations (found by a search run of
+        # that fix on 2026-12-03, outputs/doctor/search/natural_fix_of_fix; rerun here from scratch).
+        "late_regression": (
+            "no induced change: the constant-input G at G's rate 1e-4 (the fix printed for the row above)",
+            [*CONST_INPUT, "optimizer.g.lr=1e-4"],
+            3500,
+            "quality_regression",
         ),
     },
     "healthy": {},
