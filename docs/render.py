@@ -679,7 +679,9 @@ def scripts_markdown() -> list[str]:
         parts = [recipe_candidates.table(d["rows"])]
         parts += [
             "\n".join(
-                recipe_candidates.curve_table(f"Truncation, `{n}` (standing statistics)", "threshold", c)
+                recipe_candidates.curve_table(
+                    recipe_candidates.truncation_title(path.stem[:-11], n), "threshold", c
+                )
             )
             for n, c in d.get("truncation", {}).items()
         ]

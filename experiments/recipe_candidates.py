@@ -45,6 +45,19 @@ SYNTHESIS = "model.generator.synthesis_kwargs"
 WIDE_G = [f"{SYNTHESIS}.channel_base=2048", f"{SYNTHESIS}.channel_max=128",
           "model.discriminator.channel_base=1024", "model.discriminator.channel_max=64"]  # fmt: skip
 ACGAN = ["model.discriminator.aux_classifier=true", "loss.acgan_weight=0.5"]
+MBSTD32 = ["model.discriminator.epilogue_kwargs.mbstd_group_size=32"]
+# experiment=stylegan2_fashion_mnist as it shipped until 2026-12-03 (then: acgan_mbstd32_ms025's
+# settings): every candidate measured before carries it, so that each row reruns as it ran
+PREVIOUS_SG2 = [
+    "loss.pl_weight=2",
+    "loss.style_mixing_prob=0.9",
+    "loss.mode_seeking=0",
+    "loss.acgan_weight=0",
+    "model.discriminator.architecture=resnet",
+    "model.discriminator.aux_classifier=false",
+    "model.discriminator.epilogue_kwargs.mbstd_group_size=4",
+    "train.max_iterations=3300",
+]
 CANDIDATES = {  # each: the overrides of the recipe as it ships now
     "conditional_fashion_mnist": {
         # 64 filters in G, an ACGAN head beside the projection (weight 0.5), lazy R1 (gamma 0.1),
@@ -74,17 +87,20 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         "const_input_ms": [*CONSTANT, "loss.mode_seeking=1", *NO_R1],  # MSGAN against the collapse
     },
     "stylegan2_fashion_mnist": {
-        "shipped": [],  # G and D channel_base 1024, at most 64 channels; batch 32, 3,300 iterations
-        "batch64": ["data.batch_size=64", "train.max_iterations=1800"],  # about the same time
+        # the recipe until 2026-12-03: G and D channel_base 1024, at most 64 channels; batch 32,
+        # 3,300 iterations, path length, style mixing, a residual D
+        "previous": PREVIOUS_SG2,
+        "batch64": [*PREVIOUS_SG2, "data.batch_size=64", "train.max_iterations=1800"],  # about the same time
         # the official cifar configuration's choices at 32 px: no path length, no style mixing, D
         # without residual connections; the time they free goes to more iterations, or a wider G
-        "cifar_like": [*CIFAR_LIKE, "train.max_iterations=4300"],
-        "cifar_like_g128": [*CIFAR_LIKE, *WIDE_G, "train.max_iterations=3000"],
+        "cifar_like": [*PREVIOUS_SG2, *CIFAR_LIKE, "train.max_iterations=4300"],
+        "cifar_like_g128": [*PREVIOUS_SG2, *CIFAR_LIKE, *WIDE_G, "train.max_iterations=3000"],
         # an ACGAN head beside the projection (weight 0.5), as the conditional DCGAN recipe's
-        "acgan": [*CIFAR_LIKE, *ACGAN, "train.max_iterations=4300"],
+        "acgan": [*PREVIOUS_SG2, *CIFAR_LIKE, *ACGAN, "train.max_iterations=4300"],
         # MSGAN's mode-seeking term against the collapse within each class (recall 0.11 above)
-        "acgan_ms": [*CIFAR_LIKE, *ACGAN, "loss.mode_seeking=1", "train.max_iterations=4300"],
+        "acgan_ms": [*PREVIOUS_SG2, *CIFAR_LIKE, *ACGAN, "loss.mode_seeking=1", "train.max_iterations=4300"],
         "acgan_ms_r1": [
+            *PREVIOUS_SG2,
             *CIFAR_LIKE,
             *ACGAN,
             "loss.mode_seeking=1",
@@ -92,12 +108,45 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
             "train.max_iterations=4300",
         ],
         "acgan_lr1e-3": [
+            *PREVIOUS_SG2,
             *CIFAR_LIKE,
             *ACGAN,
             "optimizer.g.lr=1e-3",
             "optimizer.d.lr=1e-3",
             "train.max_iterations=4300",
         ],  # fmt: skip
+        # the official cifar configuration's minibatch-std group, 32 (the whole batch here; the
+        # recipe's 4 sees a group of mostly different classes): D told how alike a batch's fakes are
+        "acgan_mbstd32": [*PREVIOUS_SG2, *CIFAR_LIKE, *ACGAN, *MBSTD32, "train.max_iterations=4300"],
+        # and half the weight of MSGAN's mode-seeking term (1: recall 0.44, class accuracy 0.69)
+        "acgan_mbstd32_ms05": [
+            *PREVIOUS_SG2,
+            *CIFAR_LIKE,
+            *ACGAN,
+            *MBSTD32,
+            "loss.mode_seeking=0.5",
+            "train.max_iterations=4300",
+        ],
+        # between the two above (0.5: recall 0.15 -> 0.33, class accuracy 0.89 -> 0.77, the doctor
+        # silent): a quarter of the term (shipped since 2026-12-03), or the half with twice the
+        # ACGAN weight for the classes
+        "acgan_mbstd32_ms025": [
+            *PREVIOUS_SG2,
+            *CIFAR_LIKE,
+            *ACGAN,
+            *MBSTD32,
+            "loss.mode_seeking=0.25",
+            "train.max_iterations=4300",
+        ],
+        "acgan1_mbstd32_ms05": [
+            *PREVIOUS_SG2,
+            *CIFAR_LIKE,
+            *ACGAN,
+            *MBSTD32,
+            "loss.acgan_weight=1",
+            "loss.mode_seeking=0.5",
+            "train.max_iterations=4300",
+        ],
     },
     "quickstart_cpu": {
         "shipped": [],  # 64 filters in G, 32 in D
@@ -162,6 +211,11 @@ def table(rows: list[dict]) -> str:
             ]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
+
+
+def truncation_title(recipe: str, name: str) -> str:
+    how = "psi toward each class's mean w" if recipe in TRUNCATION_HOW else "standing statistics"
+    return f"Truncation, `{name}` ({how})"
 
 
 def curve_table(title: str, key: str, curves: dict[str, list[dict]]) -> list[str]:
@@ -229,8 +283,7 @@ def main() -> None:
     )
     md = [head, table(result["rows"])]
     for name, curves in result["truncation"].items():
-        how = "psi toward each class's mean w" if args.recipe in TRUNCATION_HOW else "standing statistics"
-        md += curve_table(f"Truncation, `{name}` ({how})", "threshold", curves)
+        md += curve_table(truncation_title(args.recipe, name), "threshold", curves)
     for name, runs in result["snapshots"].items():
         md += curve_table(f"Snapshots, `{name}`", "iteration", runs)
     result_path.with_suffix(".md").write_text("\n".join(md) + "\n")
