@@ -183,7 +183,8 @@ def induced(entry: str, args, out: Path, entries: dict, reference) -> dict:
         if acts:
             auto = auto.result()
             row["autopilot"] = score(auto, overrides, args)
-            row["autopilot_actions"] = [e["action"] for e in events(auto) if e.get("action")]
+            acted = [e["action"] for e in events(auto) if e.get("action")]
+            row["autopilot_actions"] = [a.replace(str(ROOT) + "/", "") for a in acted]  # as fix_run
     row["fixed"] = score(fixed, overrides, args)
     row["fix_run"] = " ".join(f.replace(str(ROOT) + "/", "") for f in first["fix"])
     row["fixed_conditions"] = sorted({e["condition"] for e in events(fixed) if e["event"] == "start"})
@@ -274,8 +275,7 @@ def table(result: dict) -> str:
         fix = f"`{r['fix_run']}`{r.get('fix_note', '')}{then}" if r.get("fix_run") else "-"
         auto = "-"
         if "autopilot" in r:
-            acted = r.get("autopilot_actions", [])[:1]
-            auto = fid(r["autopilot"]) + "".join(f": {a.replace(str(ROOT) + '/', '')}" for a in acted)
+            auto = fid(r["autopilot"]) + "".join(f": {a}" for a in r.get("autopilot_actions", [])[:1])
         elif r.get("fix_run"):
             auto = "not measured" if r.get("autopilot_measured") is False else "(no action)"
         left = fid(r.get("left_alone")) if r.get("left_alone") else "stopped" if r.get("diverged") else "-"

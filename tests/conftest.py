@@ -92,6 +92,15 @@ def write_image_tree(root: Path, n: int = 40, size: int = 40) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def own_wandb_service(monkeypatch):
+    """A test's subprocesses start W&B services of their own, as a user's runs do. Once a test in
+    this worker has used W&B in-process, wandb exports WANDB_SERVICE and every child would join
+    that one service, which still holds a kill -9'd run's id, so its resume fails with "run ID
+    ... is in use" (seen when a shipped kill -9 test ran after such a test on its worker)."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def image_dir(tmp_path_factory) -> Path:
     return write_image_tree(tmp_path_factory.mktemp("images"))
