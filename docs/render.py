@@ -676,12 +676,11 @@ def scripts_markdown() -> list[str]:
         stale.append("experiments/technique_comparison.md (python experiments/compare_techniques.py)")
     for path in sorted(EXP.glob("*_candidates.json")):
         d, md = json.loads(path.read_text()), path.with_suffix(".md")
+        recipe = path.stem.removesuffix("_candidates")
         parts = [recipe_candidates.table(d["rows"])]
         parts += [
             "\n".join(
-                recipe_candidates.curve_table(
-                    recipe_candidates.truncation_title(path.stem[:-11], n), "threshold", c
-                )
+                recipe_candidates.curve_table(recipe_candidates.truncation_title(recipe, n), "threshold", c)
             )
             for n, c in d.get("truncation", {}).items()
         ]
@@ -691,9 +690,7 @@ def scripts_markdown() -> list[str]:
         ]
         text = md.read_text() if md.is_file() else ""
         if not all(p in text for p in parts):
-            stale.append(
-                f"experiments/{md.name} (python experiments/recipe_candidates.py --recipe {path.stem[:-11]})"
-            )
+            stale.append(f"experiments/{md.name} (python experiments/recipe_candidates.py --recipe {recipe})")
     return stale
 
 

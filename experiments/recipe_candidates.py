@@ -58,6 +58,7 @@ PREVIOUS_SG2 = [
     "model.discriminator.epilogue_kwargs.mbstd_group_size=4",
     "train.max_iterations=3300",
 ]
+ROUND5 = [*PREVIOUS_SG2, *CIFAR_LIKE, *ACGAN, *MBSTD32]  # the fifth round's common settings
 CANDIDATES = {  # each: the overrides of the recipe as it ships now
     "conditional_fashion_mnist": {
         # 64 filters in G, an ACGAN head beside the projection (weight 0.5), lazy R1 (gamma 0.1),
@@ -117,32 +118,15 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         ],  # fmt: skip
         # the official cifar configuration's minibatch-std group, 32 (the whole batch here; the
         # recipe's 4 sees a group of mostly different classes): D told how alike a batch's fakes are
-        "acgan_mbstd32": [*PREVIOUS_SG2, *CIFAR_LIKE, *ACGAN, *MBSTD32, "train.max_iterations=4300"],
+        "acgan_mbstd32": [*ROUND5, "train.max_iterations=4300"],
         # and half the weight of MSGAN's mode-seeking term (1: recall 0.44, class accuracy 0.69)
-        "acgan_mbstd32_ms05": [
-            *PREVIOUS_SG2,
-            *CIFAR_LIKE,
-            *ACGAN,
-            *MBSTD32,
-            "loss.mode_seeking=0.5",
-            "train.max_iterations=4300",
-        ],
+        "acgan_mbstd32_ms05": [*ROUND5, "loss.mode_seeking=0.5", "train.max_iterations=4300"],
         # between the two above (0.5: recall 0.15 -> 0.33, class accuracy 0.89 -> 0.77, the doctor
         # silent): a quarter of the term (shipped since 2026-12-03), or the half with twice the
         # ACGAN weight for the classes
-        "acgan_mbstd32_ms025": [
-            *PREVIOUS_SG2,
-            *CIFAR_LIKE,
-            *ACGAN,
-            *MBSTD32,
-            "loss.mode_seeking=0.25",
-            "train.max_iterations=4300",
-        ],
+        "acgan_mbstd32_ms025": [*ROUND5, "loss.mode_seeking=0.25", "train.max_iterations=4300"],
         "acgan1_mbstd32_ms05": [
-            *PREVIOUS_SG2,
-            *CIFAR_LIKE,
-            *ACGAN,
-            *MBSTD32,
+            *ROUND5,
             "loss.acgan_weight=1",
             "loss.mode_seeking=0.5",
             "train.max_iterations=4300",
