@@ -139,6 +139,11 @@ def score(run_dir: Path, overrides: list[str], args) -> dict | None:
     return judged(ckpt, overrides, args.n, args.threads)
 
 
+def checkout_relative(command: str) -> str:
+    """A printed fix or action with this checkout's path stripped: the pages render alike anywhere."""
+    return command.replace(str(ROOT) + "/", "")
+
+
 def condition_of(entry: str, entries: dict) -> str:
     """The condition an induced entry expects: its name, or the 4th item of its tuple."""
     return entries[entry][3] if len(entries[entry]) > 3 else entry
@@ -184,9 +189,9 @@ def induced(entry: str, args, out: Path, entries: dict, reference) -> dict:
             auto = auto.result()
             row["autopilot"] = score(auto, overrides, args)
             acted = [e["action"] for e in events(auto) if e.get("action")]
-            row["autopilot_actions"] = [a.replace(str(ROOT) + "/", "") for a in acted]  # as fix_run
+            row["autopilot_actions"] = [checkout_relative(a) for a in acted]
     row["fixed"] = score(fixed, overrides, args)
-    row["fix_run"] = " ".join(f.replace(str(ROOT) + "/", "") for f in first["fix"])
+    row["fix_run"] = " ".join(checkout_relative(f) for f in first["fix"])
     row["fixed_conditions"] = sorted({e["condition"] for e in events(fixed) if e["event"] == "start"})
     return row
 
