@@ -438,3 +438,37 @@ def test_an_acgan_head_beside_the_projection_is_ganlabs_own():
     assert (
         logits.shape == (4,) and classes.shape == (4, 3) and aux.aux_classes == 3 and plain.aux_classes == 0
     )
+
+
+def test_gain_and_bias_folded_into_the_convolutions_equal_the_separate_passes():
+    """ganlab's layers fold the activation gain into the weights and the bias into the last
+    convolution (or the demodulation's multiply-add): the numbers of the official order (conv,
+    bias, activation, gain as passes of their own) for every resampling case."""
+    from ganlab.models.stylegan2 import ops
+    from ganlab.models.stylegan2.layers import Conv2dLayer
+
+    torch.manual_seed(0)
+    x, f = torch.randn(2, 3, 8, 8), ops.setup_filter([1, 3, 3, 1])
+    for kernel in (1, 3):
+        w, b = torch.randn(4, 3, kernel, kernel), torch.randn(4)
+        for up, down in ((1, 1), (2, 1), (1, 2)):
+            plain = ops.conv2d_resample(x, w, f, up, down, kernel // 2, flip_weight=up == 1)
+            with_bias = ops.conv2d_resample(x, w, f, up, down, kernel // 2, flip_weight=up == 1, bias=b)
+            torch.testing.assert_close(with_bias, plain + b[None, :, None, None])
+            layer = Conv2dLayer(3, 4, kernel, activation="lrelu", up=up, down=down, conv_clamp=0.5)
+            layer.bias.data = b
+            ref = ops.conv2d_resample(
+                x, layer.weight * layer.weight_gain, f, up, down, kernel // 2, flip_weight=up == 1
+            )
+            ref = ops.bias_act(ref, b, act="lrelu", gain=layer.act_gain * 0.7, clamp=0.5 * 0.7)
+            torch.testing.assert_close(layer(x, gain=0.7), ref)
+    styles, noise, w = torch.randn(2, 3), torch.randn(2, 1, 8, 8), torch.randn(4, 3, 3, 3)
+    for fused in (True, False):
+        for demodulate in (True, False):
+            ref = ops.modulated_conv2d(
+                x, w, styles, noise, padding=1, demodulate=demodulate, fused_modconv=fused
+            )
+            got = ops.modulated_conv2d(
+                x, w, styles, noise, padding=1, demodulate=demodulate, fused_modconv=fused, gain=1.4, bias=b
+            )
+            torch.testing.assert_close(got, 1.4 * ref + b[None, :, None, None])

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.models.stylegan2.ops import (
+    POSITIVELY_HOMOGENEOUS,
     activation_gain,
     bias_act,
     conv2d_resample,
@@ -109,14 +110,18 @@ class Conv2dLayer(nn.Module):
             self.register_buffer("bias", b)
 
     def forward(self, x: Tensor, gain: float = 1) -> Tensor:
-        w = (self.weight * self.weight_gain).to(x.dtype)
-        b = None if self.bias is None else self.bias.to(x.dtype)
+        g = self.act_gain * gain
+        # act(g * (conv + b)) = g * act(conv + b): the gain in the weights and bias, tiny tensors,
+        # not a pass over the (B, C, H, W) output
+        fold = g if self.activation in POSITIVELY_HOMOGENEOUS else 1.0
+        w = (self.weight * (self.weight_gain * fold)).to(x.dtype)
+        b = None if self.bias is None else (self.bias * fold).to(x.dtype)
         # a plain layer correlates (as conv2d); an upsampling one convolves (as the transpose)
         x = conv2d_resample(
-            x, w, self.resample_filter, self.up, self.down, self.padding, flip_weight=self.up == 1
+            x, w, self.resample_filter, self.up, self.down, self.padding, flip_weight=self.up == 1, bias=b
         )
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, act=self.activation, gain=g / fold, clamp=clamp)
 
 
 class MappingNetwork(nn.Module):

@@ -8,6 +8,10 @@ Limited Data", NeurIPS 2020 (the StyleGAN2-ADA code whose numbers these reproduc
 An independent implementation: no custom CUDA plugin, nothing compiled. Every op is built from
 ``torch.nn.functional`` (conv2d, conv_transpose2d, pad), so autograd differentiates it to any
 order: the path-length penalty's double backward goes through the modulated convolution.
+Where the official layers add the bias, apply the activation and multiply by its gain as passes of
+their own over the (B, C, H, W) activations, ganlab's fold the gain into the weights (the
+activations used are positively homogeneous) and the bias into the last convolution or the
+demodulation's multiply-add: the same numbers up to float rounding, fewer passes.
 """
 
 from __future__ import annotations
@@ -122,14 +126,15 @@ def _conv(
     padding: Padding = 0,
     groups: int = 1,
     transposed: bool = False,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """``correlate=False`` reverses the kernel: a true convolution. conv2d correlates, while
     conv_transpose2d scatters each input pixel times the kernel, a true convolution already."""
     if correlate == transposed:
         w = w.flip([2, 3])
     if transposed:
-        return F.conv_transpose2d(x, w, stride=stride, groups=groups)
-    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+        return F.conv_transpose2d(x, w, bias, stride=stride, groups=groups)
+    return F.conv2d(x, w, bias, stride=stride, padding=padding, groups=groups)
 
 
 def _for_transposed(w: Tensor, groups: int) -> Tensor:
@@ -148,10 +153,16 @@ def conv2d_resample(
     groups: int = 1,
     flip_weight: bool = True,
     flip_filter: bool = False,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """The convolution of ``w`` (a correlation with ``flip_weight``, as conv2d) on the image
-    upsampled by ``up`` (zeros, then the FIR ``f``) and low-passed and decimated by ``down``.
-    ``padding`` counts on the upsampled image. Each case takes the cheapest exact order."""
+    upsampled by ``up`` (zeros, then the FIR ``f``) and low-passed and decimated by ``down``,
+    plus ``bias`` (O,) per output channel. ``padding`` counts on the upsampled image. Each case
+    takes the cheapest exact order; where a convolution is the last step it adds the bias (one
+    pass over the output fewer, forward and backward)."""
+    if bias is not None and up > 1:  # the FIR comes last: add the bias after it
+        x = conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
+        return x + bias.reshape(1, -1, 1, 1)
     kh, kw = w.shape[2:]
     fh, fw = filter_size(f)
     px0, px1, py0, py1 = _pads(padding)
@@ -175,12 +186,12 @@ def conv2d_resample(
     if down > 1:
         if kh == kw == 1:  # decimate first: the 1x1 kernel then sees a quarter of the pixels
             x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-            return _conv(x, w, flip_weight, groups=groups)
+            return _conv(x, w, flip_weight, groups=groups, bias=bias)
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv(x, w, flip_weight, stride=down, groups=groups)
+        return _conv(x, w, flip_weight, stride=down, groups=groups, bias=bias)
     if px0 == px1 and py0 == py1 and min(px0, py0) >= 0:
-        return _conv(x, w, flip_weight, padding=(py0, px0), groups=groups)
-    return _conv(F.pad(x, [px0, px1, py0, py1]), w, flip_weight, groups=groups)
+        return _conv(x, w, flip_weight, padding=(py0, px0), groups=groups, bias=bias)
+    return _conv(F.pad(x, [px0, px1, py0, py1]), w, flip_weight, groups=groups, bias=bias)
 
 
 # name -> (function of (x, alpha), default alpha, default gain). The gains keep unit variance
@@ -196,6 +207,11 @@ ACTIVATIONS: dict[str, tuple[Callable[[Tensor, float], Tensor], float, float]] =
     "softplus": (lambda x, a: F.softplus(x), 0.0, 1.0),
     "swish": (lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2)),
 }
+
+
+# act(g * x) = g * act(x) for every g > 0: a layer can fold its gain (and clamp scale) into its
+# weights and bias, tiny tensors, instead of multiplying the (B, C, H, W) output
+POSITIVELY_HOMOGENEOUS = frozenset({"linear", "relu", "lrelu"})
 
 
 def activation_gain(act: str) -> float:
@@ -242,13 +258,18 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,
     fused_modconv: bool = True,
+    gain: float = 1,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """StyleGAN2's style convolution: ``weight`` (O, I, kh, kw) scaled per sample by ``styles``
     (B, I) along its inputs and, with ``demodulate``, each output filter renormalised to unit L2
     norm; x (B, I, H, W) -> (B, O, H', W'), plus ``noise`` ((B, 1, H', W') or (H', W')).
     ``fused_modconv``: one grouped convolution with per-sample kernels; otherwise the styles
     scale the activations around one shared convolution (the same numbers, cheaper for big
-    batches in training)."""
+    batches in training). ganlab's ``gain`` and ``bias`` (O,): the output is ``gain * (conv +
+    noise) + bias``, the scale folded into the demodulation's (B, O) coefficients and the bias
+    added by the same multiply-add (the official code multiplies and adds in passes of their own
+    over the (B, O, H, W) output)."""
     b = x.shape[0]
     o, i, kh, kw = weight.shape
     if demodulate and x.dtype == torch.float16:
@@ -263,16 +284,25 @@ def modulated_conv2d(
         norms = styles.float().square() @ weight.float().square().sum(dim=[2, 3]).T
         dcoefs = (norms + 1e-8).rsqrt().to(weight.dtype)
     resample = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+    # (B, O) output scale: demodulation times gain; without demodulation the gain goes in the kernel
+    scale = None if dcoefs is None else dcoefs * gain
+    bias = None if bias is None else bias.to(x.dtype)
     if not fused_modconv:
         x = x * styles.to(x.dtype)[:, :, None, None]
-        x = conv2d_resample(x, weight.to(x.dtype), **resample)
-        if dcoefs is not None:
-            x = x * dcoefs.to(x.dtype)[:, :, None, None]
+        kernel = weight if scale is not None or gain == 1 else weight * gain
+        x = conv2d_resample(x, kernel.to(x.dtype), bias=bias if scale is None else None, **resample)
+        if scale is not None:
+            scale = scale.to(x.dtype)[:, :, None, None]
+            x = x * scale if bias is None else torch.addcmul(bias[None, :, None, None], x, scale)
     else:
-        if dcoefs is not None:
-            per_sample = per_sample * dcoefs[:, :, None, None, None]
+        per_sample = per_sample * (gain if scale is None else scale[:, :, None, None, None])
         # the batch folded into channels: (1, B*I, H, W) against B groups of (O, I, kh, kw)
         kernels = per_sample.reshape(b * o, i, kh, kw).to(x.dtype)
         x = conv2d_resample(x.reshape(1, b * i, *x.shape[2:]), kernels, groups=b, **resample)
         x = x.reshape(b, o, *x.shape[2:])
-    return x if noise is None else x + noise.to(x.dtype)
+        if bias is not None:
+            x = x + bias[None, :, None, None]
+    if noise is None:
+        return x
+    # in place: no backward above needs its output
+    return x.add_(noise.to(x.dtype) if gain == 1 else noise.to(x.dtype) * gain)

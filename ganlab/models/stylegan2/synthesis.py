@@ -22,7 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.models.stylegan2.layers import Conv2dLayer, FullyConnectedLayer, ReducedPrecision
-from ganlab.models.stylegan2.ops import activation_gain, bias_act, modulated_conv2d, setup_filter, upsample2d
+from ganlab.models.stylegan2.ops import (
+    POSITIVELY_HOMOGENEOUS,
+    activation_gain,
+    bias_act,
+    modulated_conv2d,
+    setup_filter,
+    upsample2d,
+)
 
 NOISE_MODES = ("random", "const", "none")
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -78,6 +85,9 @@ class SynthesisLayer(nn.Module):
         self, x: Tensor, w: Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1
     ) -> Tensor:
         styles = self.affine(w)  # (B, in_channels)
+        g, fold = self.act_gain * gain, self.activation in POSITIVELY_HOMOGENEOUS
+        # act(g * (conv + noise + bias)) = g * act(conv + noise + bias): the gain in the (B, O)
+        # demodulation coefficients and the bias, not a pass over the output
         x = modulated_conv2d(
             x,
             self.weight,
@@ -88,9 +98,11 @@ class SynthesisLayer(nn.Module):
             resample_filter=self.resample_filter,
             flip_weight=self.up == 1,
             fused_modconv=fused_modconv,
+            gain=g if fold else 1,
+            bias=self.bias * g if fold else self.bias,
         )
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, act=self.activation, gain=1 if fold else g, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):
@@ -117,8 +129,10 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, fused_modconv: bool = True) -> Tensor:
         # equalised lr on the styles: without demodulation nothing else rescales the kernel
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        x = modulated_conv2d(
+            x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv, bias=self.bias
+        )
+        return bias_act(x, clamp=self.conv_clamp)
 
 
 class SynthesisBlock(ReducedPrecision, nn.Module):
