@@ -161,6 +161,17 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         # its weakest figure is class accuracy (shirt, pullover, coat): twice the ACGAN weight (lost:
         # cFID 3.6 / 3.7, recall down, accuracy 0.89 / 0.91)
         "lr1e-2_acgan1": ["loss.acgan_weight=1"],
+        # -- seventh round: seed 1's judge stopped falling over the last 500 iterations (3.1 at
+        # 3,000, 3.2 at 3,500) at the full rate: both rates decayed linearly to 0 over the last
+        # quarter (what SNGAN and BigGAN do over the whole run; from half the run, the conditional
+        # DCGAN recipe lost recall)
+        "lr1e-2_decay075": [*DECAY[:2], "optimizer.decay_start=0.75"],
+        # the decay moved cFID both ways (3.0 / 1.8) and lost class accuracy on both (0.85 / 0.88):
+        # the class enters G's w through the mapping layers, which learn at 1/100 of the rate (the
+        # official multiplier, made for runs of thousands of kimg): at 1/10 in a run of 112 kimg
+        # (lost: cFID 3.7 / 3.9, recall 0.48, class accuracy 0.88 / 0.88; the first candidate run
+        # with the gain and bias folded into the convolutions, the same numbers to float rounding)
+        "lr1e-2_map01": ["model.generator.mapping_kwargs.lr_multiplier=0.1"],
     },
     "quickstart_cpu": {
         "shipped": [],  # 64 filters in G, 32 in D
