@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganlab.models.stylegan2.ops import (
-    POSITIVELY_HOMOGENEOUS,
     activation_gain,
     bias_act,
     conv2d_resample,
+    folded_gain,
     normalize_2nd_moment,
     setup_filter,
 )
@@ -110,10 +110,8 @@ class Conv2dLayer(nn.Module):
             self.register_buffer("bias", b)
 
     def forward(self, x: Tensor, gain: float = 1) -> Tensor:
-        g = self.act_gain * gain
-        # act(g * (conv + b)) = g * act(conv + b): the gain in the weights and bias, tiny tensors,
-        # not a pass over the (B, C, H, W) output
-        fold = g if self.activation in POSITIVELY_HOMOGENEOUS else 1.0
+        # act(g * (conv + b)) = g * act(conv + b): the gain in the weights and bias where it can be
+        fold, rest = folded_gain(self.activation, self.act_gain * gain)
         w = (self.weight * (self.weight_gain * fold)).to(x.dtype)
         b = None if self.bias is None else (self.bias * fold).to(x.dtype)
         # a plain layer correlates (as conv2d); an upsampling one convolves (as the transpose)
@@ -121,7 +119,7 @@ class Conv2dLayer(nn.Module):
             x, w, self.resample_filter, self.up, self.down, self.padding, flip_weight=self.up == 1, bias=b
         )
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, act=self.activation, gain=g / fold, clamp=clamp)
+        return bias_act(x, act=self.activation, gain=rest, clamp=clamp)
 
 
 class MappingNetwork(nn.Module):

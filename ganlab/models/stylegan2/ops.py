@@ -209,9 +209,15 @@ ACTIVATIONS: dict[str, tuple[Callable[[Tensor, float], Tensor], float, float]] =
 }
 
 
-# act(g * x) = g * act(x) for every g > 0: a layer can fold its gain (and clamp scale) into its
-# weights and bias, tiny tensors, instead of multiplying the (B, C, H, W) output
-POSITIVELY_HOMOGENEOUS = frozenset({"linear", "relu", "lrelu"})
+# act(g * x) = g * act(x) for every g > 0
+_POSITIVELY_HOMOGENEOUS = frozenset({"linear", "relu", "lrelu"})
+
+
+def folded_gain(act: str, gain: float) -> tuple[float, float]:
+    """``gain`` (> 0) split into (the part a layer folds into its weights and bias, tiny tensors;
+    the part ``bias_act`` multiplies the (B, C, H, W) output by): all of it is folded when ``act``
+    is positively homogeneous, none otherwise."""
+    return (gain, 1.0) if act in _POSITIVELY_HOMOGENEOUS else (1.0, gain)
 
 
 def activation_gain(act: str) -> float:

@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from ganlab.models.stylegan2.layers import Conv2dLayer, FullyConnectedLayer, ReducedPrecision
 from ganlab.models.stylegan2.ops import (
-    POSITIVELY_HOMOGENEOUS,
     activation_gain,
     bias_act,
+    folded_gain,
     modulated_conv2d,
     setup_filter,
     upsample2d,
@@ -85,9 +85,9 @@ class SynthesisLayer(nn.Module):
         self, x: Tensor, w: Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1
     ) -> Tensor:
         styles = self.affine(w)  # (B, in_channels)
-        g, fold = self.act_gain * gain, self.activation in POSITIVELY_HOMOGENEOUS
         # act(g * (conv + noise + bias)) = g * act(conv + noise + bias): the gain in the (B, O)
-        # demodulation coefficients and the bias, not a pass over the output
+        # demodulation coefficients and the bias where it can be, not a pass over the output
+        fold, rest = folded_gain(self.activation, self.act_gain * gain)
         x = modulated_conv2d(
             x,
             self.weight,
@@ -98,11 +98,11 @@ class SynthesisLayer(nn.Module):
             resample_filter=self.resample_filter,
             flip_weight=self.up == 1,
             fused_modconv=fused_modconv,
-            gain=g if fold else 1,
-            bias=self.bias * g if fold else self.bias,
+            gain=fold,
+            bias=self.bias * fold,
         )
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, act=self.activation, gain=1 if fold else g, clamp=clamp)
+        return bias_act(x, act=self.activation, gain=rest, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):
