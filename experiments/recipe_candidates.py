@@ -181,6 +181,11 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         # the longer average gained on seed 1 (cFID 2.9, class accuracy 0.906, against 3.2 and
         # 0.8985), G's decay alone lost (3.6, 0.872): the average on seed 0, and twice as long again
         # (20 kimg, reached at 100 kimg) on seed 1
+        # (both lost: the 10 kimg average on seed 0, cFID 3.5 and class accuracy 0.891 against the
+        # shipped 2.1 and 0.905; 20 kimg on seed 1, 4.3 and 0.888. Across the candidates on top of
+        # lr1e-2 a seed's cFID spans 2.1-3.7 (seed 0) and 1.8-4.3 (seed 1), and one seed with one
+        # setting moved by a quarter at 2,000 iterations with the thread count alone (the seventh
+        # round's snapshots): one run per seed cannot rank settings this close)
         "lr1e-2_ema20": ["model.ema_half_life_kimg=20", "model.ema_rampup=0.2"],
     },
     "quickstart_cpu": {
