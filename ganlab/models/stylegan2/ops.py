@@ -273,9 +273,9 @@ def modulated_conv2d(
     ``fused_modconv``: one grouped convolution with per-sample kernels; otherwise the styles
     scale the activations around one shared convolution (the same numbers, cheaper for big
     batches in training). ganlab's ``gain`` and ``bias`` (O,): the output is ``gain * (conv +
-    noise) + bias``, the scale folded into the demodulation's (B, O) coefficients and the bias
-    added by the same multiply-add (the official code multiplies and adds in passes of their own
-    over the (B, O, H, W) output)."""
+    noise) + bias``, the scale folded into the demodulation's (B, O) coefficients (or the kernel)
+    and the bias added by the demodulation's multiply-add or by the convolution itself (the
+    official code multiplies and adds in passes of their own over the (B, O, H, W) output)."""
     b = x.shape[0]
     o, i, kh, kw = weight.shape
     if demodulate and x.dtype == torch.float16:
@@ -304,10 +304,9 @@ def modulated_conv2d(
         per_sample = per_sample * (gain if scale is None else scale[:, :, None, None, None])
         # the batch folded into channels: (1, B*I, H, W) against B groups of (O, I, kh, kw)
         kernels = per_sample.reshape(b * o, i, kh, kw).to(x.dtype)
-        x = conv2d_resample(x.reshape(1, b * i, *x.shape[2:]), kernels, groups=b, **resample)
+        group_bias = None if bias is None else bias.repeat(b)  # (B*O,): the same bias for each sample
+        x = conv2d_resample(x.reshape(1, b * i, *x.shape[2:]), kernels, groups=b, bias=group_bias, **resample)
         x = x.reshape(b, o, *x.shape[2:])
-        if bias is not None:
-            x = x + bias[None, :, None, None]
     if noise is None:
         return x
     # in place: no backward above needs its output
