@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The GPU figures (python -m ganlab.gpu_report) on a machine lent for minutes, which has torch,
-# lightning, torchmetrics and torchvision but not hydra-core/omegaconf, and no network:
+# lightning, torchmetrics, torchvision and pytest but not hydra-core/omegaconf, and no network:
 #
 #   bash experiments/gpu_report.sh prepare   # here: .whl/ (hydra-core, omegaconf, antlr4: pure Python)
 #                                            # and .fid/a, .fid/b: fid-helper's default_1.pt in halves
-#   device run 1: carry [".fid/a"]           command: bash experiments/gpu_report.sh stage
+#   device run 1: carry [".whl", ".fid/a"]   command: bash experiments/gpu_report.sh stage
 #   device run 2: carry [".whl", ".fid/b"]   command: bash experiments/gpu_report.sh run
 #
-# Two runs because one carries at most 64 MiB and the FID network is 87 MB. Run 2 joins the
-# halves (sha1 checked), installs the wheels into /tmp/site and writes gpu_report.{json,md}
-# under $OUT/gpu_report (about 2-3 minutes on an H100; the issue's limit is 8).
+# Two runs because one carries at most 64 MiB and the FID network is 87 MB. Run 1 keeps its half
+# in /tmp, installs the wheels into /tmp/site and runs the tests that need CUDA (a minute).
+# Run 2 joins the halves (sha1 checked) and writes gpu_report.{json,md,log} into $OUT; each row
+# is saved as it finishes, so a run stopped by its time limit (GPU_REPORT_LIMIT_S, default 470)
+# still returns the rows before it. The working files (4,096 PNGs, runs) stay in /tmp/gpu_report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHA1=a16e4d89c0ecbc17a915dd76ea9e41211aa82562
@@ -24,14 +26,24 @@ print(*(f"{p}=={v(p)}" for p in ("hydra-core", "omegaconf", "antlr4-python3-runt
     grep -qxF /.fid/ .git/info/exclude 2>/dev/null || echo /.fid/ >> .git/info/exclude
     ls -l .whl .fid ;;
   stage)
-    mkdir -p /tmp/fid && cp .fid/a /tmp/fid/a && ls -l /tmp/fid ;;
-  run)
-    cat /tmp/fid/a .fid/b > /tmp/fid/default_1.pt
-    echo "$SHA1  /tmp/fid/default_1.pt" | sha1sum -c -
+    mkdir -p /tmp/fid && cp .fid/a /tmp/fid/a && ls -l /tmp/fid
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    python3 -m ganlab.gpu_report --out "${OUT:-outputs}/gpu_report" --feature /tmp/fid/default_1.pt ;;
+    timeout "${GPU_TESTS_LIMIT_S:-120}" python3 -m pytest -q -p no:cacheprovider tests/unit/test_stylegan2.py -k cuda ;;
+  run)
+    cat /tmp/fid/a .fid/b > /tmp/fid/default_1.pt
+    echo "$SHA1  /tmp/fid/default_1.pt" | sha1sum -c -
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    out=${OUT:-outputs}
+    mkdir -p "$out"
+    rc=0
+    timeout "${GPU_REPORT_LIMIT_S:-470}" python3 -m ganlab.gpu_report --out /tmp/gpu_report \
+      --feature /tmp/fid/default_1.pt > "$out/gpu_report.log" 2>&1 || rc=$?
+    cp /tmp/gpu_report/gpu_report.json /tmp/gpu_report/gpu_report.md "$out/" || true
+    tail -c 6000 "$out/gpu_report.log"
+    cat "$out/gpu_report.md" 2>/dev/null || true
+    exit "$rc" ;;
   *)
     echo "usage: bash experiments/gpu_report.sh prepare|stage|run" >&2; exit 2 ;;
 esac

@@ -12,7 +12,8 @@ device, one D and one G update per iteration:
   evaluation (``callbacks.evaluation``: generate 10k images, InceptionV3 features, FID/KID/
   precision/recall; the real statistics are computed before and timed apart);
 - StyleGAN2 (``experiment=stylegan2_cifar`` and ``stylegan2_paper256``, the official networks,
-  loss and lazy terms) at the official total batch (64) on one GPU, bf16, eager and compiled, in
+  loss and lazy terms) at the official total batch (64) on one GPU, bf16, eager, replayed as CUDA
+  graphs (one per plan: the lazy R1 and path-length iterations have their own) and compiled, in
   sec/kimg beside the official code's own table (one V100 with its CUDA plugins: 128 px 12.8-13.7
   sec/kimg, 256 px 21.6-24.2).
 
@@ -32,6 +33,7 @@ import argparse
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,17 @@ def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: boo
     return result
 
 
+def ganlab_row(args, batch: int, graphed: bool, data: Path, fid: bool) -> dict[str, Any]:
+    """One row of ganlab's path: speed and memory (and the FID's seconds where ``fid``)."""
+    tag = f"ganlab_{'graph' if graphed else 'eager'}_b{batch}"
+    r = ganlab_case(args, batch, graphed, data, args.out / tag, fid)
+    found = {"img_per_s": r["ganlab_img_per_s"], "ms_per_iter": r["ganlab_ms_per_iter"],
+             "peak_gpu_mem_gb": r["peak_gpu_mem_gb"]}  # fmt: skip
+    return dict(found, fid_seconds=r["fid_seconds"]) if fid else found
+
+
 STYLEGAN2 = {"stylegan2_cifar": 32, "stylegan2_paper256": 256}  # experiment -> its resolution
+SG2_MODES = ("eager", "cuda_graph", "compiled")
 OFFICIAL_SEC_PER_KIMG = {"128 px": "12.8-13.7", "256 px": "21.6-24.2"}  # one V100, the official code
 
 
@@ -117,7 +129,7 @@ def synthetic_cifar(root: Path, n: int) -> Path:
     return root
 
 
-def stylegan2_case(args, name: str, compiled: bool, out: Path) -> dict[str, Any]:
+def stylegan2_case(args, name: str, mode: str, out: Path) -> dict[str, Any]:
     """``ganlab.bench`` of an official StyleGAN2 configuration on one device, its total batch."""
     from ganlab import api
     from ganlab.bench.training import bench
@@ -130,7 +142,9 @@ def stylegan2_case(args, name: str, compiled: bool, out: Path) -> dict[str, Any]
     overrides = [
         f"experiment={name}", *data, "data.cache=true", "data.device_resident=true", "data.num_workers=0",
         f"data.cache_dir={args.out / 'cache'}", f"data.batch_size={args.sg2_batch}", "trainer.devices=1",
-        f"model.compile={str(compiled).lower()}", f"trainer.precision={args.precision}", "logger=csv",
+        f"model.compile={str(mode == 'compiled').lower()}",
+        f"model.cuda_graph={str(mode == 'cuda_graph').lower()}", f"trainer.precision={args.precision}",
+        "logger=csv",
         "trainer.enable_progress_bar=false", "reference=false", f"warmup={args.warmup}",
         f"iters={args.sg2_iters}", *args.sg2_model,
     ]  # fmt: skip
@@ -180,8 +194,9 @@ def table(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        if "skipped" in r:
-            lines.append(f"| {r['case']} | {r['batch']} | skipped: {r['skipped']} | | |")
+        if "skipped" in r or "failed" in r:
+            why = f"skipped: {r['skipped']}" if "skipped" in r else f"failed: {r['failed']}"
+            lines.append(f"| {r['case']} | {r['batch']} | {why} | | |")
             continue
         mem = "" if r["peak_gpu_mem_gb"] is None else f"{r['peak_gpu_mem_gb']:.2f}"
         lines.append(
@@ -204,16 +219,15 @@ def table(report: dict[str, Any]) -> str:
     official = ", ".join(f"{px} {s}" for px, s in OFFICIAL_SEC_PER_KIMG.items())
     lines += ["", f"StyleGAN2, one device, total batch {report['sg2_batch']}, {report['precision']} (the "
               f"official code on one V100 with its CUDA plugins, sec/kimg: {official}):", "",
-              "| configuration | px | compiled | sec/kimg | images/s | ms/iteration | peak GPU memory GiB |",
+              "| configuration | px | mode | sec/kimg | images/s | ms/iteration | peak GPU memory GiB |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in report.get("stylegan2", []):
-        if "skipped" in r:
-            lines.append(
-                f"| {r['experiment']} | {r['px']} | {r['compiled']} | skipped: {r['skipped']} | | | |"
-            )
+        if "skipped" in r or "failed" in r:
+            why = f"skipped: {r['skipped']}" if "skipped" in r else f"failed: {r['failed']}"
+            lines.append(f"| {r['experiment']} | {r['px']} | {r['mode']} | {why} | | | |")
             continue
         mem = "" if r["peak_gpu_mem_gb"] is None else f"{r['peak_gpu_mem_gb']:.2f}"
-        lines.append(f"| {r['experiment']} | {r['px']} | {r['compiled']} | {r['sec_per_kimg']} | "
+        lines.append(f"| {r['experiment']} | {r['px']} | {r['mode']} | {r['sec_per_kimg']} | "
                      f"{r['img_per_s']:,.0f} | {r['ms_per_iter']:.1f} | {mem} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -238,53 +252,65 @@ def goals(cases: list[dict[str, Any]], fid_seconds: float | None) -> dict[str, t
     }
 
 
-def dcgan_cases(args, batches, cuda: bool, data: Path) -> list[dict[str, Any]]:
-    """The plain step and ganlab's path, eager and graphed, at each batch (DCGAN 64 px)."""
-    cases: list[dict[str, Any]] = []
+def attempt(row: dict[str, Any], case, save) -> dict[str, Any]:
+    """``row`` updated with what ``case()`` returns, and its wall time (compilation and capture
+    included); an exception becomes ``row["failed"]`` (its type and first line, the traceback in
+    the log) so that one broken case costs its row, not the lent machine's other figures. ``save``
+    writes the report so far: a run stopped at its time limit still leaves every finished row."""
+    start = time.perf_counter()
+    try:
+        row.update(case())
+    except Exception as e:  # noqa: BLE001 - reported in the row and the log, never swallowed
+        log.exception("%s failed", row)
+        row["failed"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
+    finally:
+        row["wall_s"] = round(time.perf_counter() - start, 1)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    log.info("%s", row)
+    save()
+    return row
+
+
+def dcgan_cases(args, batches, cuda: bool, data: Path, save) -> list[dict[str, Any]]:
+    """The plain step and ganlab's path, eager and graphed, at each batch (DCGAN 64 px); each row
+    joins ``cases`` (which ``save`` writes) as it finishes."""
+    cases: list[dict[str, Any]] = args.report["cases"]
     for batch in batches:
         for graphed in (False, True):
             name = "plain step, CUDA graph" if graphed else "plain step, eager"
             row = {"case": name, "batch": batch}
+            cases.append(row)
             if graphed and not cuda:
                 row["skipped"] = "needs CUDA"
             else:
-                row.update(reference_case(args, batch, graphed))
-            cases.append(row)
-            log.info("%s", row)
+                attempt(row, partial(reference_case, args, batch, graphed), save)
         for graphed in (False, True):
             name = "ganlab cuda_graph" if graphed else "ganlab eager"
             row = {"case": name, "batch": batch}
+            cases.append(row)
             fid = batch == batches[0] and not graphed
             if graphed and not cuda:
                 row["skipped"] = "needs CUDA"
-            else:
-                tag = f"ganlab_{'graph' if graphed else 'eager'}_b{batch}"
-                r = ganlab_case(args, batch, graphed, data, args.out / tag, fid)
-                row.update(img_per_s=r["ganlab_img_per_s"], ms_per_iter=r["ganlab_ms_per_iter"],
-                           peak_gpu_mem_gb=r["peak_gpu_mem_gb"])  # fmt: skip
-                if fid:
-                    row["fid_seconds"] = r["fid_seconds"]
-            cases.append(row)
-            log.info("%s", row)
+                continue
+            attempt(row, partial(ganlab_row, args, batch, graphed, data, fid), save)
     return cases
 
 
-def stylegan2_cases(args, cuda: bool) -> list[dict[str, Any]]:
-    """Each official StyleGAN2 configuration, eager and compiled."""
-    stylegan2 = []
+def stylegan2_cases(args, cuda: bool, save) -> list[dict[str, Any]]:
+    """Each official StyleGAN2 configuration eager, CUDA-graphed and compiled (the slowest to start
+    last); rows join the report as they finish."""
+    stylegan2: list[dict[str, Any]] = args.report["stylegan2"]
     for name, size in STYLEGAN2.items():
-        for compiled in (False, True):
-            row: dict[str, Any] = {"experiment": name, "px": size, "compiled": compiled}
-            if compiled and not cuda:
-                row["skipped"] = "compiling takes minutes on a CPU; measured on a GPU"
-            else:
-                row.update(
-                    stylegan2_case(
-                        args, name, compiled, args.out / f"{name}_{'compiled' if compiled else 'eager'}"
-                    )
-                )
+        for mode in SG2_MODES:
+            row: dict[str, Any] = {"experiment": name, "px": size, "mode": mode}
             stylegan2.append(row)
-            log.info("%s", row)
+            if mode == "compiled" and not cuda:
+                row["skipped"] = "compiling takes minutes on a CPU; measured on a GPU"
+            elif mode == "cuda_graph" and not cuda:
+                row["skipped"] = "needs CUDA"
+            else:
+                attempt(row, partial(stylegan2_case, args, name, mode, args.out / f"{name}_{mode}"), save)
     return stylegan2
 
 
@@ -319,10 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "model.discriminator.epilogue_kwargs.mbstd_group_size=4"]  # fmt: skip
     cuda = torch.cuda.is_available()
     data = args.data or synthetic_folder(args.out / "images", 256 if args.dry_run else 4096)
-    cases = dcgan_cases(args, batches, cuda, data)
-    fid_seconds = next((r["fid_seconds"] for r in cases if "fid_seconds" in r), None)
-    stylegan2 = stylegan2_cases(args, cuda)
-    report = {
+    report: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
@@ -331,14 +354,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "dry_run": args.dry_run,
         "feature": args.feature,
         "fid_n": args.fid_n,
-        "fid_seconds": fid_seconds,
-        "cases": cases,
-        "goals": goals(cases, fid_seconds),
+        "fid_seconds": None,
+        "cases": [],
+        "goals": {},
         "sg2_batch": args.sg2_batch,
-        "stylegan2": stylegan2,
+        "stylegan2": [],
     }
-    (args.out / "gpu_report.json").write_text(json.dumps(report, indent=2))
-    (args.out / "gpu_report.md").write_text(table(report))
+    args.report = report
+
+    def save() -> None:
+        """The report as it stands (the goals from the rows so far) to ``--out``."""
+        report["fid_seconds"] = next((r["fid_seconds"] for r in report["cases"] if "fid_seconds" in r), None)
+        report["goals"] = goals(report["cases"], report["fid_seconds"])
+        (args.out / "gpu_report.json").write_text(json.dumps(report, indent=2))
+        (args.out / "gpu_report.md").write_text(table(report))
+
+    dcgan_cases(args, batches, cuda, data, save)
+    stylegan2_cases(args, cuda, save)
+    save()
     print(table(report))
     return report
 

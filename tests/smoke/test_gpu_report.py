@@ -29,6 +29,7 @@ def test_gpu_report_dry_run_writes_the_json_and_table(tmp_path):
     import torch
 
     for (name, _), c in cases.items():
+        assert "failed" not in c, c
         if ("CUDA graph" in name or "cuda_graph" in name) and not torch.cuda.is_available():
             assert c["skipped"] == "needs CUDA"  # the CPU dry run says why it skipped the graphs
         else:
@@ -38,14 +39,33 @@ def test_gpu_report_dry_run_writes_the_json_and_table(tmp_path):
     table = (out / "gpu_report.md").read_text()
     assert table in r.stdout and "| ganlab eager | 4 |" in table and "n/a (dry run)" in table
     assert (out / "ganlab_eager_b4" / "bench.json").is_file()
-    # StyleGAN2's official configurations beside DCGAN: sec/kimg, eager here (compiled on a GPU)
-    sg2 = {(r["experiment"], r["compiled"]): r for r in report["stylegan2"]}
-    assert set(sg2) == {(e, c) for e in ("stylegan2_cifar", "stylegan2_paper256") for c in (False, True)}
-    for (_, compiled), r in sg2.items():
-        if compiled and not torch.cuda.is_available():
-            assert "on a GPU" in r["skipped"]
+    # StyleGAN2's official configurations beside DCGAN: sec/kimg, eager here (graphed, compiled on a GPU)
+    sg2 = {(r["experiment"], r["mode"]): r for r in report["stylegan2"]}
+    modes = ("eager", "cuda_graph", "compiled")
+    assert set(sg2) == {(e, m) for e in ("stylegan2_cifar", "stylegan2_paper256") for m in modes}
+    for (_, mode), r in sg2.items():
+        assert "failed" not in r, r
+        if mode != "eager" and not torch.cuda.is_available():
+            assert "on a GPU" in r["skipped"] or r["skipped"] == "needs CUDA"
         else:
             assert (
                 r["sec_per_kimg"] == pytest.approx(1000 / r["img_per_s"], rel=0.01) and r["ms_per_iter"] > 0
             )
-    assert "| stylegan2_paper256 | 256 | False |" in table and "21.6-24.2" in table
+    assert "| stylegan2_paper256 | 256 | eager |" in table and "21.6-24.2" in table
+
+
+def test_a_failing_case_costs_its_row_and_the_report_so_far_is_saved(tmp_path):
+    """On a lent GPU one broken case must not cost the other figures: ``attempt`` records the
+    error in the row, and ``save`` has written every row before it."""
+    from ganlab.bench.gpu import attempt
+
+    saved = []
+
+    def broken():
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+    row = attempt({"case": "ganlab cuda_graph", "batch": 128}, broken, lambda: saved.append(1))
+    assert row["failed"] == "RuntimeError: CUDA error: operation not permitted when stream is capturing"
+    assert row["wall_s"] >= 0 and saved == [1]
+    ok = attempt({"case": "ganlab eager"}, lambda: {"img_per_s": 1.0}, lambda: saved.append(2))
+    assert ok["img_per_s"] == 1.0 and "failed" not in ok and saved == [1, 2]
