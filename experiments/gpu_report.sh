@@ -12,6 +12,8 @@
 # Run 2 joins the halves (sha1 checked) and writes gpu_report.{json,md,log} into $OUT; each row
 # is saved as it finishes, so a run stopped by its time limit (GPU_REPORT_LIMIT_S, default 470)
 # still returns the rows before it. The working files (4,096 PNGs, runs) stay in /tmp/gpu_report.
+# `bash experiments/gpu_report.sh stylegan2` (carry [".whl"], one run) measures the StyleGAN2 rows
+# alone, keeping the DCGAN rows of the committed experiments/gpu_report.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHA1=a16e4d89c0ecbc17a915dd76ea9e41211aa82562
@@ -44,6 +46,19 @@ print(*(f"{p}=={v(p)}" for p in ("hydra-core", "omegaconf", "antlr4-python3-runt
     tail -c 6000 "$out/gpu_report.log"
     cat "$out/gpu_report.md" 2>/dev/null || true
     exit "$rc" ;;
+  stylegan2)  # the StyleGAN2 rows again (no FID network: carry [".whl"]); the DCGAN rows are kept
+    # from the committed experiments/gpu_report.json, with their date
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    out=${OUT:-outputs}
+    mkdir -p "$out" /tmp/gpu_report && cp experiments/gpu_report.json /tmp/gpu_report/
+    rc=0
+    timeout "${GPU_REPORT_LIMIT_S:-400}" python3 -m ganlab.gpu_report --out /tmp/gpu_report --only stylegan2 \
+      > "$out/gpu_report.log" 2>&1 || rc=$?
+    cp /tmp/gpu_report/gpu_report.json /tmp/gpu_report/gpu_report.md "$out/" || true
+    tail -c 4000 "$out/gpu_report.log"
+    cat "$out/gpu_report.md" 2>/dev/null || true
+    exit "$rc" ;;
   *)
-    echo "usage: bash experiments/gpu_report.sh prepare|stage|run" >&2; exit 2 ;;
+    echo "usage: bash experiments/gpu_report.sh prepare|stage|run|stylegan2" >&2; exit 2 ;;
 esac

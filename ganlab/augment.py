@@ -262,12 +262,9 @@ class ADA(Augment):
         bi = torch.arange(b, device=x.device)[:, None, None, None]
         ci = torch.arange(c, device=x.device)[None, :, None, None]
         x = x[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
-        # isotropic scaling by 2^N(0, scale_std), bilinear, reflected
+        # isotropic scaling by 2^N(0, scale_std) about the centre, bilinear, reflected
         s = torch.exp2(torch.randn(b, device=x.device) * self.scale_std * self._chosen(x))
-        theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        x = _scale_bilinear(x, s)
         # colour: brightness, contrast, then saturation (colour images)
         x = (
             x
@@ -291,6 +288,43 @@ class ADA(Augment):
             )
             x = (x - luma) * sat + luma
         return x
+
+
+def _scale_bilinear(x: Tensor, s: Tensor) -> Tensor:
+    """(B, C, H, W) images each scaled by ``s`` (B,) about its centre: what ``F.grid_sample``
+    (bilinear, ``padding_mode="reflection"``, ``align_corners=False``) gives on the grid of
+    ``affine_grid(diag(1/s, 1/s))``, up to float rounding.
+
+    Built from ``gather`` because R1 differentiates D's gradient with respect to the reals through
+    this augmentation: CUDA's ``grid_sampler_2d_backward`` has no derivative ("derivative for
+    aten::grid_sampler_2d_backward is not implemented", seen on an H200 with torch 2.11; the CPU's
+    kernel has one, so CPU runs never showed it). An isotropic scaling moves rows and columns
+    independently, so the bilinear sample is a linear interpolation along H, then along W."""
+    for dim in (2, 3):
+        n = x.shape[dim]
+        # output pixel j's centre at u = (2j + 1)/n - 1 in [-1, 1] reads the input at u / s, in
+        # pixel units ((u / s + 1) n - 1) / 2 (align_corners=False: -0.5 and n - 0.5 are the borders)
+        u = (2 * torch.arange(n, device=x.device, dtype=torch.float32) + 1) / n - 1
+        pos = ((u[None] / s[:, None] + 1) * n - 1) / 2  # (B, n)
+        pos = _reflect_continuous(pos, n).clamp(0, n - 1)
+        i0 = pos.floor().long()
+        frac = (pos - i0).to(x.dtype)
+        i1 = (i0 + 1).clamp(max=n - 1)  # frac is 0 where i0 is the last pixel
+        shape = [x.shape[0], 1, 1, 1]
+        shape[dim] = n
+        i0, i1, frac = i0.view(shape), i1.view(shape), frac.view(shape)
+        a, c = x.gather(dim, i0.expand(x.shape)), x.gather(dim, i1.expand(x.shape))
+        x = a + (c - a) * frac
+    return x
+
+
+def _reflect_continuous(pos: Tensor, n: int) -> Tensor:
+    """Pixel coordinates folded into [-0.5, n - 0.5] by mirrors at those borders (grid_sample's
+    reflection padding with align_corners=False)."""
+    t = (pos + 0.5).abs()
+    flips = torch.div(t, n, rounding_mode="floor")
+    extra = t - flips * n
+    return torch.where(flips.remainder(2) == 0, extra, n - extra) - 0.5
 
 
 def _reflect(index: Tensor, n: int) -> Tensor:

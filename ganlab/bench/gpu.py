@@ -104,6 +104,8 @@ def ganlab_row(args, batch: int, graphed: bool, data: Path, fid: bool) -> dict[s
     return dict(found, fid_seconds=r["fid_seconds"]) if fid else found
 
 
+SECTIONS = ("dcgan", "stylegan2")
+SECTION_ROWS = {"dcgan": "cases", "stylegan2": "stylegan2"}  # where each section's rows live in the report
 STYLEGAN2 = {"stylegan2_cifar": 32, "stylegan2_paper256": 256}  # experiment -> its resolution
 SG2_MODES = ("eager", "cuda_graph", "compiled")
 OFFICIAL_SEC_PER_KIMG = {"128 px": "12.8-13.7", "256 px": "21.6-24.2"}  # one V100, the official code
@@ -184,11 +186,15 @@ def reference_case(args, batch: int, graphed: bool) -> dict[str, Any]:
     }
 
 
+def dates(report: dict[str, Any], section: str) -> str:
+    return report.get("dates", {}).get(section, report["date"])
+
+
 def table(report: dict[str, Any]) -> str:
     rows = report["cases"]
     lines = [
         f"GPU report: {report['device']}, torch {report['torch']}, DCGAN {report['image_size']} px, "
-        f"{report['precision']}, channels_last, device-resident data ({report['date']})",
+        f"{report['precision']}, channels_last, device-resident data ({dates(report, 'dcgan')})",
         "",
         "| case | batch | images/s | ms/iteration | peak GPU memory GiB |",
         "|---|---|---|---|---|",
@@ -217,7 +223,8 @@ def table(report: dict[str, Any]) -> str:
             f"{report['fid_seconds']} s (generate, features, FID/KID/precision/recall; real stats apart)",
         ]
     official = ", ".join(f"{px} {s}" for px, s in OFFICIAL_SEC_PER_KIMG.items())
-    lines += ["", f"StyleGAN2, one device, total batch {report['sg2_batch']}, {report['precision']} (the "
+    lines += ["", f"StyleGAN2, one device, total batch {report['sg2_batch']}, {report['precision']}, "
+              f"{dates(report, 'stylegan2')} (the "
               f"official code on one V100 with its CUDA plugins, sec/kimg: {official}):", "",
               "| configuration | px | mode | sec/kimg | images/s | ms/iteration | peak GPU memory GiB |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -320,6 +327,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--data", type=Path, default=None, help="an image folder (default: synthetic PNGs)")
     p.add_argument("--feature", default="auto", help="FID network: auto | fid_helper | a TorchScript file")
     p.add_argument("--dry-run", action="store_true", help="tiny and quick: checks the command, not the GPU")
+    p.add_argument(
+        "--only", choices=SECTIONS, default=None,
+        help="run one section; the other's rows (and date) are kept from --out's gpu_report.json",
+    )  # fmt: skip
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -344,11 +355,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "model.generator.w_dim=16", "loss.pl_every=2",
                           "model.discriminator.epilogue_kwargs.mbstd_group_size=4"]  # fmt: skip
     cuda = torch.cuda.is_available()
-    data = args.data or synthetic_folder(args.out / "images", 256 if args.dry_run else 4096)
+    sections = [args.only] if args.only else list(SECTIONS)
+    today = time.strftime("%Y-%m-%d")
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
+        "date": today,
+        "dates": dict.fromkeys(sections, today),  # the day each section was measured
         "image_size": 64,
         "precision": args.precision,
         "dry_run": args.dry_run,
@@ -360,6 +373,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sg2_batch": args.sg2_batch,
         "stylegan2": [],
     }
+    earlier = args.out / "gpu_report.json"
+    if args.only and earlier.is_file():  # the section not run now: as an earlier run measured it
+        kept = json.loads(earlier.read_text())
+        if kept["device"] != report["device"] or kept["dry_run"] != args.dry_run:
+            p.error(
+                f"{earlier} is from {kept['device']} (dry run: {kept['dry_run']}); --only keeps rows "
+                "from the same kind of run: remove it or choose another --out"
+            )
+        for other in SECTIONS:
+            if other != args.only:
+                report[SECTION_ROWS[other]] = kept[SECTION_ROWS[other]]
+                report["dates"][other] = kept.get("dates", {}).get(other, kept["date"])
     args.report = report
 
     def save() -> None:
@@ -369,8 +394,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (args.out / "gpu_report.json").write_text(json.dumps(report, indent=2))
         (args.out / "gpu_report.md").write_text(table(report))
 
-    dcgan_cases(args, batches, cuda, data, save)
-    stylegan2_cases(args, cuda, save)
+    if "dcgan" in sections:
+        data = args.data or synthetic_folder(args.out / "images", 256 if args.dry_run else 4096)
+        report["cases"].clear()
+        dcgan_cases(args, batches, cuda, data, save)
+    if "stylegan2" in sections:
+        report["stylegan2"].clear()
+        stylegan2_cases(args, cuda, save)
     save()
     print(table(report))
     return report

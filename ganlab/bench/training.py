@@ -53,6 +53,7 @@ class Throughput(L.Callback):
         self.done = False
         self._t0 = self._host0 = 0.0
         self.updates: dict[str, int] = {}
+        self.device = torch.device("cpu")  # the training device, read during the timed window
         self.comm: dict[str, Any] | None = None
 
     def _start(self) -> None:
@@ -67,6 +68,7 @@ class Throughput(L.Callback):
         it = module.progress.iterations
         counter = trainer.strategy.comm if isinstance(trainer.strategy, GANDDPStrategy) else None
         if it == self.warmup:
+            self.device = module.device  # Lightning's teardown moves the module back to the CPU after fit
             _sync(module.device)
             if module.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(module.device)
@@ -219,7 +221,7 @@ class ReferenceStep:
 
 def figures(cfg: DictConfig, model, trainer, timer: Throughput) -> dict[str, Any]:
     """ganlab's figures of the timed window: images/s (all ranks), ms and host ms per iteration."""
-    device = model.device
+    device = timer.device  # not model.device: after fit the module is back on the CPU
     batch, world = cfg.data.batch_size, trainer.world_size
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

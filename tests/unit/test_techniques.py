@@ -153,6 +153,47 @@ def test_ada_is_differentiable_and_p_controls_the_augmentation():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+def test_ada_scaling_is_grid_sample_and_twice_differentiable_without_it():
+    """ADA's scaling gives what ``grid_sample`` (bilinear, reflection) gives on the scaled grid,
+    for zooms in and out (out reads the mirrored border), on square and non-square images; it
+    never calls ``grid_sampler_2d``, whose backward CUDA cannot differentiate, so R1's gradient
+    of D's gradient through ADA runs (it did not on an H200: 'derivative for
+    aten::grid_sampler_2d_backward is not implemented')."""
+    import torch.nn.functional as F
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from ganlab.augment import _scale_bilinear
+
+    torch.manual_seed(0)
+    for h, w in ((32, 32), (16, 24)):
+        x = torch.randn(6, 3, h, w)
+        s = torch.tensor([1.0, 0.5, 0.3, 1.7, 2.0, 0.8])  # 0.3: the grid reaches past one mirror
+        theta = torch.zeros(6, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        assert torch.allclose(_scale_bilinear(x, s), ref, atol=1e-4)  # float rounding of the grid
+
+    class Ops(TorchDispatchMode):
+        seen: set = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    real = torch.randn(4, 3, 16, 16, requires_grad=True)
+    D = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(), torch.nn.LazyLinear(1)
+    )
+    D(real)  # materialise the lazy layer
+    with Ops() as ops:  # R1 as the StyleGAN2 loss computes it: the gradient of D(aug(real)) w.r.t. real
+        (grad,) = torch.autograd.grad(D(ADA(p=1.0)(real)).sum(), real, create_graph=True)
+        grad.square().sum().backward()
+    assert not any("grid_sampler" in op for op in ops.seen) and "gather" in ops.seen
+    # the weights (not the biases, which leave the input gradient alone) get R1's gradient
+    assert D[0].weight.grad.abs().sum() > 0 and torch.isfinite(D[0].weight.grad).all()
+
+
 def test_standing_statistics_keep_the_scale_of_truncated_samples():
     """BatchNorm's running statistics from full-size z shrink the activations of truncated z in
     eval mode (dim images); recomputed over truncated z (BigGAN's standing statistics) the output's
