@@ -415,6 +415,17 @@ def throughput() -> str:
     return out + table(head, rows) + "\n" + source("experiments/throughput.json")
 
 
+def gpu_report() -> str:
+    """The GPU report's table as ``python -m ganlab.gpu_report`` writes it (``ganlab.bench.gpu.table``)."""
+    from ganlab.bench.gpu import table as gpu_table
+
+    r = load("gpu_report.json")
+    notes = "".join(f"\n{note}.\n" for note in r.get("notes", []))
+    if "stylegan2_source" in r:
+        notes += f"\nStyleGAN2 rows: {r['stylegan2_source']}.\n"
+    return gpu_table(r) + notes + "\n" + source("experiments/gpu_report.json")
+
+
 def startup() -> str:
     s = load("startup.json")
     first, rss = s["first_iteration_quickstart"], s["peak_rss_64px"]
@@ -630,6 +641,7 @@ FRAGMENTS = {
     "overhead.md": overhead,
     "throughput.md": throughput,
     "startup.md": startup,
+    "gpu_report.md": gpu_report,
     "technique_comparison.md": technique_comparison,
     "limited_data.md": limited_data,
     "truncation.md": truncation,

@@ -11,7 +11,9 @@
 # in /tmp, installs the wheels into /tmp/site and runs the tests that need CUDA (a minute).
 # Run 2 joins the halves (sha1 checked) and writes gpu_report.{json,md,log} into $OUT; each row
 # is saved as it finishes, so a run stopped by its time limit (GPU_REPORT_LIMIT_S, default 470)
-# still returns the rows before it. The working files (4,096 PNGs, runs) stay in /tmp/gpu_report.
+# still returns the rows before it (timeout -k: ganlab takes the first SIGTERM as a preemption, saves
+# a checkpoint and stops that run, and the report would go on to the next). The working files
+# (4,096 PNGs, runs) stay in /tmp/gpu_report, out of $OUT.
 # `bash experiments/gpu_report.sh stylegan2` (carry [".whl"], one run) measures the StyleGAN2 rows
 # alone, keeping the DCGAN rows of the committed experiments/gpu_report.json.
 set -euo pipefail
@@ -40,9 +42,9 @@ print(*(f"{p}=={v(p)}" for p in ("hydra-core", "omegaconf", "antlr4-python3-runt
     out=${OUT:-outputs}
     mkdir -p "$out"
     rc=0
-    timeout "${GPU_REPORT_LIMIT_S:-470}" python3 -m ganlab.gpu_report --out /tmp/gpu_report \
+    # -k: a run's first SIGTERM is a preemption to ganlab (checkpoint, stop); the report would go on
+    timeout -k 20 "${GPU_REPORT_LIMIT_S:-470}" python3 -m ganlab.gpu_report --out "$out" --work /tmp/gpu_report \
       --feature /tmp/fid/default_1.pt > "$out/gpu_report.log" 2>&1 || rc=$?
-    cp /tmp/gpu_report/gpu_report.json /tmp/gpu_report/gpu_report.md "$out/" || true
     tail -c 6000 "$out/gpu_report.log"
     cat "$out/gpu_report.md" 2>/dev/null || true
     exit "$rc" ;;
@@ -51,11 +53,10 @@ print(*(f"{p}=={v(p)}" for p in ("hydra-core", "omegaconf", "antlr4-python3-runt
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     out=${OUT:-outputs}
-    mkdir -p "$out" /tmp/gpu_report && cp experiments/gpu_report.json /tmp/gpu_report/
+    mkdir -p "$out" && cp experiments/gpu_report.json "$out/"
     rc=0
-    timeout "${GPU_REPORT_LIMIT_S:-400}" python3 -m ganlab.gpu_report --out /tmp/gpu_report --only stylegan2 \
-      > "$out/gpu_report.log" 2>&1 || rc=$?
-    cp /tmp/gpu_report/gpu_report.json /tmp/gpu_report/gpu_report.md "$out/" || true
+    timeout -k 20 "${GPU_REPORT_LIMIT_S:-400}" python3 -m ganlab.gpu_report --out "$out" --work /tmp/gpu_report \
+      --only stylegan2 > "$out/gpu_report.log" 2>&1 || rc=$?
     tail -c 4000 "$out/gpu_report.log"
     cat "$out/gpu_report.md" 2>/dev/null || true
     exit "$rc" ;;

@@ -17,7 +17,10 @@ device, one D and one G update per iteration:
   sec/kimg beside the official code's own table (one V100 with its CUDA plugins: 128 px 12.8-13.7
   sec/kimg, 256 px 21.6-24.2).
 
-Writes ``gpu_report.json`` and ``gpu_report.md`` (the table, with the goals) into ``--out``.
+Writes ``gpu_report.json`` and ``gpu_report.md`` (the table, with the goals) into ``--out``, after
+each case (a run stopped by a time limit keeps its finished rows); ``--work``: where the runs, caches
+and synthetic images go (default ``--out``); ``--only dcgan|stylegan2``: one section, the other's rows
+kept from ``--out``'s earlier report.
 Without ``--data`` the images are a synthetic folder of 4,096 PNGs written there (throughput and
 the FID's time do not depend on what the pictures show). ``--feature``: the FID network, e.g.
 fid-helper's ``default_1.pt`` (offline); default ``auto``.
@@ -73,7 +76,7 @@ def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: boo
 
     overrides = [
         "data=image_folder", f"data.root={data}", "data.image_size=64", "data.channels=3",
-        "data.cache=true", "data.device_resident=true", f"data.cache_dir={args.out / 'cache'}",
+        "data.cache=true", "data.device_resident=true", f"data.cache_dir={args.work / 'cache'}",
         "data.num_workers=0", f"data.batch_size={batch}", "model.channels_last=true",
         f"model.cuda_graph={str(graphed).lower()}", f"trainer.precision={args.precision}", "logger=csv",
         "trainer.enable_progress_bar=false", "reference=false", f"warmup={args.warmup}",
@@ -83,7 +86,7 @@ def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: boo
         overrides += [
             "callbacks.evaluation.at_end=true", f"callbacks.evaluation.n={args.fid_n}",
             f"callbacks.evaluation.feature={args.feature}", "callbacks.evaluation.inception_score=false",
-            f"callbacks.evaluation.cache_dir={args.out / 'fid_cache'}",
+            f"callbacks.evaluation.cache_dir={args.work / 'fid_cache'}",
             f"callbacks.evaluation.batch_size={args.fid_batch}",
         ]  # fmt: skip
     cfg = api.compose(overrides, out, config_name="bench")
@@ -98,7 +101,7 @@ def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: boo
 def ganlab_row(args, batch: int, graphed: bool, data: Path, fid: bool) -> dict[str, Any]:
     """One row of ganlab's path: speed and memory (and the FID's seconds where ``fid``)."""
     tag = f"ganlab_{'graph' if graphed else 'eager'}_b{batch}"
-    r = ganlab_case(args, batch, graphed, data, args.out / tag, fid)
+    r = ganlab_case(args, batch, graphed, data, args.work / tag, fid)
     found = {"img_per_s": r["ganlab_img_per_s"], "ms_per_iter": r["ganlab_ms_per_iter"],
              "peak_gpu_mem_gb": r["peak_gpu_mem_gb"]}  # fmt: skip
     return dict(found, fid_seconds=r["fid_seconds"]) if fid else found
@@ -138,12 +141,12 @@ def stylegan2_case(args, name: str, mode: str, out: Path) -> dict[str, Any]:
 
     size = STYLEGAN2[name]
     if size == 32:
-        data = [f"data.root={synthetic_cifar(args.out / 'cifar', 2000 if args.dry_run else 10_000)}"]
+        data = [f"data.root={synthetic_cifar(args.work / 'cifar', 2000 if args.dry_run else 10_000)}"]
     else:
-        data = [f"data.root={synthetic_folder(args.out / f'images{size}', 256, size)}"]
+        data = [f"data.root={synthetic_folder(args.work / f'images{size}', 256, size)}"]
     overrides = [
         f"experiment={name}", *data, "data.cache=true", "data.device_resident=true", "data.num_workers=0",
-        f"data.cache_dir={args.out / 'cache'}", f"data.batch_size={args.sg2_batch}", "trainer.devices=1",
+        f"data.cache_dir={args.work / 'cache'}", f"data.batch_size={args.sg2_batch}", "trainer.devices=1",
         f"model.compile={str(mode == 'compiled').lower()}",
         f"model.cuda_graph={str(mode == 'cuda_graph').lower()}", f"trainer.precision={args.precision}",
         "logger=csv",
@@ -167,7 +170,7 @@ def reference_case(args, batch: int, graphed: bool) -> dict[str, Any]:
     from ganlab import api
     from ganlab.bench.training import ReferenceStep
 
-    cfg = api.compose([*args.model], args.out / "reference", config_name="bench")
+    cfg = api.compose([*args.model], args.work / "reference", config_name="bench")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     step = ReferenceStep(
         hydra.utils.instantiate(cfg.model.generator), hydra.utils.instantiate(cfg.model.discriminator),
@@ -317,13 +320,17 @@ def stylegan2_cases(args, cuda: bool, save) -> list[dict[str, Any]]:
             elif mode == "cuda_graph" and not cuda:
                 row["skipped"] = "needs CUDA"
             else:
-                attempt(row, partial(stylegan2_case, args, name, mode, args.out / f"{name}_{mode}"), save)
+                attempt(row, partial(stylegan2_case, args, name, mode, args.work / f"{name}_{mode}"), save)
     return stylegan2
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m ganlab.gpu_report", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("outputs/gpu_report"))
+    p.add_argument(
+        "--work", type=Path, default=None,
+        help="the working files (synthetic images, caches, runs; default --out), apart from the report",
+    )  # fmt: skip
     p.add_argument("--data", type=Path, default=None, help="an image folder (default: synthetic PNGs)")
     p.add_argument("--feature", default="auto", help="FID network: auto | fid_helper | a TorchScript file")
     p.add_argument("--dry-run", action="store_true", help="tiny and quick: checks the command, not the GPU")
@@ -333,7 +340,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     args = p.parse_args(argv)
     args.out = args.out.resolve()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.work = (args.work or args.out).resolve()
+    for folder in (args.out, args.work):
+        folder.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     log.setLevel(logging.INFO)
     args.precision = "bf16-mixed"
@@ -395,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (args.out / "gpu_report.md").write_text(table(report))
 
     if "dcgan" in sections:
-        data = args.data or synthetic_folder(args.out / "images", 256 if args.dry_run else 4096)
+        data = args.data or synthetic_folder(args.work / "images", 256 if args.dry_run else 4096)
         report["cases"].clear()
         dcgan_cases(args, batches, cuda, data, save)
     if "stylegan2" in sections:
