@@ -52,6 +52,18 @@ def test_gpu_report_dry_run_writes_the_json_and_table(tmp_path):
                 r["sec_per_kimg"] == pytest.approx(1000 / r["img_per_s"], rel=0.01) and r["ms_per_iter"] > 0
             )
     assert "| stylegan2_paper256 | 256 | eager |" in table and "21.6-24.2" in table
+    # --only stylegan2 (a second lease, without the FID network): the StyleGAN2 rows anew, the DCGAN
+    # rows and their date kept from the report in --out; the runs go to --work, not beside the report
+    work = tmp_path / "work"
+    r = subprocess.run(
+        [sys.executable, "-c", NO_WANDB, "--dry-run", "--out", str(out), "--only", "stylegan2",
+         "--work", str(work)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = json.loads((out / "gpu_report.json").read_text())
+    assert again["cases"] == report["cases"] and set(again["dates"]) == {"dcgan", "stylegan2"}
+    assert len(again["stylegan2"]) == len(report["stylegan2"]) and (work / "stylegan2_cifar_eager").is_dir()
 
 
 def test_a_failing_case_costs_its_row_and_the_report_so_far_is_saved(tmp_path):
