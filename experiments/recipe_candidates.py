@@ -198,8 +198,9 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         # 0.845 / 0.834, both below seed 1's 3.2 / 0.8985; seed 0's pass is the lucky draw)
         # -- ninth round: more iterations in the same time instead of another setting. Half the
         # channel_base in G and D (16 channels at 32 px, 32 at 16 px; G 0.19M, D 0.25M parameters)
-        # halves the step (0.096 against 0.19 s per iteration alone at 2 threads, 2026-12-04), so
-        # twice the iterations fit in the time of the shipped 3,500
+        # halves the step (0.096 against 0.19 s per iteration alone at 2 threads, 2026-12-04: the
+        # difference between ganlab.train runs of 100 and 20 iterations, timed by hand, not in the
+        # JSON), so twice the iterations fit in the time of the shipped 3,500
         "lr1e-2_cb512_7k": [
             f"{SYNTHESIS}.channel_base=512",
             "model.discriminator.channel_base=512",
@@ -208,8 +209,8 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         ],  # fmt: skip
         # cFID 2.6 / 1.6, class accuracy 0.913 / 0.900, truncation monotone on both seeds: seed 0's
         # cFID a hair above 2x DCGAN's (2.58), its snapshots still falling from 4.0 at 5,500 to
-        # 2.4-2.7 over the last 1,000 iterations: 8,000 iterations (alone at 2 threads about 13 min
-        # at 2026-12-04's speed)
+        # 2.4-2.7 over the last 1,000 iterations: 8,000 iterations (alone at 2 threads 12-15 min at
+        # the speeds of the shipped setting's seeds 3 and 2)
         "lr1e-2_cb512_8k": [
             f"{SYNTHESIS}.channel_base=512",
             "model.discriminator.channel_base=512",
@@ -220,9 +221,10 @@ CANDIDATES = {  # each: the overrides of the recipe as it ships now
         # seeds and class accuracy sits at 0.90 (0.913 / 0.900 at 7,000). G_ema as the official cifar
         # configuration averages it (half-life 500 kimg capped by the ramp-up at 5% of the images
         # seen: 11 kimg at the end of 7,000 iterations, against the shipped 5), at 7,000 iterations
-        # (the time to spare: 8,000 would take about 14 of the 15 minutes alone)
+        # (the time to spare: 8,000 would take 12-15 of the 15 minutes alone)
         # (cFID 2.4 / 1.6, class accuracy 0.9145 / 0.9005, truncation monotone on both seeds, the
-        # doctor silent: every criterion met on seeds 0 and 1, two at once at 1 thread, 953 / 955 s;
+        # doctor silent: every criterion but the time met on seeds 0 and 1, which trained two at
+        # once at 1 thread (953 / 955 s; the time alone is seeds 2 and 3's);
         # ships 2026-12-04. Seeds 2 and 3 alone at 2 threads, the time alone and two more draws:
         # cFID 1.6 / 1.5, class accuracy 0.909 / 0.912, 782 / 626 s, the doctor silent; truncation
         # monotone on seed 3, on seed 2 but for precision at 0.4, 0.928 after 0.938 at 0.6)

@@ -69,7 +69,7 @@ def test_gpu_report_dry_run_writes_the_json_and_table(tmp_path):
 def test_a_failing_case_costs_its_row_and_the_report_so_far_is_saved(tmp_path):
     """On a lent GPU one broken case must not cost the other figures: ``attempt`` records the
     error in the row, and ``save`` has written every row before it."""
-    from ganlab.bench.gpu import attempt
+    from ganlab.bench.gpu_cases import attempt
 
     saved = []
 
