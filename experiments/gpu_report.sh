@@ -19,6 +19,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHA1=a16e4d89c0ecbc17a915dd76ea9e41211aa82562
+out=${OUT:-outputs}
+
+wheels() {  # hydra-core, omegaconf, antlr4 from .whl into /tmp/site, ganlab from this checkout
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+}
+
+report() {  # LIMIT_S ARGS...: the report into $out under a time limit, then its log's end and table
+  local limit=$1 rc=0
+  shift
+  mkdir -p "$out"
+  # -k: a run's first SIGTERM is a preemption to ganlab (checkpoint, stop); the report would go on
+  timeout -k 20 "$limit" python3 -m ganlab.gpu_report --out "$out" --work /tmp/gpu_report "$@" \
+    > "$out/gpu_report.log" 2>&1 || rc=$?
+  tail -c 6000 "$out/gpu_report.log"
+  cat "$out/gpu_report.md" 2>/dev/null || true
+  return "$rc"
+}
 case "${1:-}" in
   prepare)
     py=${PYTHON:-.venv/bin/python}
@@ -31,35 +49,19 @@ print(*(f"{p}=={v(p)}" for p in ("hydra-core", "omegaconf", "antlr4-python3-runt
     ls -l .whl .fid ;;
   stage)
     mkdir -p /tmp/fid && cp .fid/a /tmp/fid/a && ls -l /tmp/fid
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    wheels
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     timeout "${GPU_TESTS_LIMIT_S:-120}" python3 -m pytest -q -p no:cacheprovider tests/unit/test_stylegan2.py -k cuda ;;
   run)
     cat /tmp/fid/a .fid/b > /tmp/fid/default_1.pt
     echo "$SHA1  /tmp/fid/default_1.pt" | sha1sum -c -
-    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
-    out=${OUT:-outputs}
-    mkdir -p "$out"
-    rc=0
-    # -k: a run's first SIGTERM is a preemption to ganlab (checkpoint, stop); the report would go on
-    timeout -k 20 "${GPU_REPORT_LIMIT_S:-470}" python3 -m ganlab.gpu_report --out "$out" --work /tmp/gpu_report \
-      --feature /tmp/fid/default_1.pt > "$out/gpu_report.log" 2>&1 || rc=$?
-    tail -c 6000 "$out/gpu_report.log"
-    cat "$out/gpu_report.md" 2>/dev/null || true
-    exit "$rc" ;;
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1  # the wheels: installed by stage
+    report "${GPU_REPORT_LIMIT_S:-470}" --feature /tmp/fid/default_1.pt ;;
   stylegan2)  # the StyleGAN2 rows again (no FID network: carry [".whl"]); the DCGAN rows are kept
     # from the committed experiments/gpu_report.json, with their date
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
-    out=${OUT:-outputs}
+    wheels
     mkdir -p "$out" && cp experiments/gpu_report.json "$out/"
-    rc=0
-    timeout -k 20 "${GPU_REPORT_LIMIT_S:-400}" python3 -m ganlab.gpu_report --out "$out" --work /tmp/gpu_report \
-      --only stylegan2 > "$out/gpu_report.log" 2>&1 || rc=$?
-    tail -c 4000 "$out/gpu_report.log"
-    cat "$out/gpu_report.md" 2>/dev/null || true
-    exit "$rc" ;;
+    report "${GPU_REPORT_LIMIT_S:-400}" --only stylegan2 ;;
   *)
     echo "usage: bash experiments/gpu_report.sh prepare|stage|run|stylegan2" >&2; exit 2 ;;
 esac

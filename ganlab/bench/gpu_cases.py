@@ -32,11 +32,19 @@ def synthetic_folder(root: Path, n: int, size: int = 64) -> Path:
     return root
 
 
-def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: bool) -> dict[str, Any]:
-    """``ganlab.bench`` in this process on the composed bench configuration."""
+def speed(result: dict[str, Any]) -> dict[str, Any]:
+    """A row's figures from ``ganlab.bench``'s result: images/s, ms per iteration, peak memory."""
+    return {"img_per_s": result["ganlab_img_per_s"], "ms_per_iter": result["ganlab_ms_per_iter"],
+            "peak_gpu_mem_gb": result["peak_gpu_mem_gb"]}  # fmt: skip
+
+
+def ganlab_case(args, batch: int, graphed: bool, data: Path, fid: bool) -> dict[str, Any]:
+    """``ganlab.bench`` in this process on the composed bench configuration: one row of ganlab's
+    path (and the FID's seconds where ``fid``)."""
     from ganlab import api
     from ganlab.bench.training import bench
 
+    out = args.work / f"ganlab_{'graph' if graphed else 'eager'}_b{batch}"
     overrides = [
         "data=image_folder", f"data.root={data}", "data.image_size=64", "data.channels=3",
         "data.cache=true", "data.device_resident=true", f"data.cache_dir={args.work / 'cache'}",
@@ -52,22 +60,11 @@ def ganlab_case(args, batch: int, graphed: bool, data: Path, out: Path, fid: boo
             f"callbacks.evaluation.cache_dir={args.work / 'fid_cache'}",
             f"callbacks.evaluation.batch_size={args.fid_batch}",
         ]  # fmt: skip
-    cfg = api.compose(overrides, out, config_name="bench")
-    result = bench(cfg)
+    row = speed(bench(api.compose(overrides, out, config_name="bench")))
     if fid:
         (evaluation,) = [json.loads(p.read_text()) for p in (out / "eval").glob("it*.json")]
-        result["fid_seconds"] = round(evaluation["seconds"], 3)
-        result["fid_n"] = args.fid_n
-    return result
-
-
-def ganlab_row(args, batch: int, graphed: bool, data: Path, fid: bool) -> dict[str, Any]:
-    """One row of ganlab's path: speed and memory (and the FID's seconds where ``fid``)."""
-    tag = f"ganlab_{'graph' if graphed else 'eager'}_b{batch}"
-    r = ganlab_case(args, batch, graphed, data, args.work / tag, fid)
-    found = {"img_per_s": r["ganlab_img_per_s"], "ms_per_iter": r["ganlab_ms_per_iter"],
-             "peak_gpu_mem_gb": r["peak_gpu_mem_gb"]}  # fmt: skip
-    return dict(found, fid_seconds=r["fid_seconds"]) if fid else found
+        row["fid_seconds"] = round(evaluation["seconds"], 3)
+    return row
 
 
 STYLEGAN2 = {"stylegan2_cifar": 32, "stylegan2_paper256": 256}  # experiment -> its resolution
@@ -113,14 +110,8 @@ def stylegan2_case(args, name: str, mode: str, out: Path) -> dict[str, Any]:
         "trainer.enable_progress_bar=false", "reference=false", f"warmup={args.warmup}",
         f"iters={args.sg2_iters}", *args.sg2_model,
     ]  # fmt: skip
-    result = bench(api.compose(overrides, out, config_name="bench"))
-    speed = result["ganlab_img_per_s"]
-    return {
-        "img_per_s": speed,
-        "sec_per_kimg": round(1000 / speed, 2),
-        "ms_per_iter": result["ganlab_ms_per_iter"],
-        "peak_gpu_mem_gb": result["peak_gpu_mem_gb"],
-    }
+    row = speed(bench(api.compose(overrides, out, config_name="bench")))
+    return dict(row, sec_per_kimg=round(1000 / row["img_per_s"], 2))
 
 
 def reference_case(args, batch: int, graphed: bool) -> dict[str, Any]:
@@ -190,7 +181,7 @@ def dcgan_cases(args, batches, cuda: bool, data: Path, save) -> list[dict[str, A
             if graphed and not cuda:
                 row["skipped"] = "needs CUDA"
                 continue
-            attempt(row, partial(ganlab_row, args, batch, graphed, data, fid), save)
+            attempt(row, partial(ganlab_case, args, batch, graphed, data, fid), save)
     return cases
 
 

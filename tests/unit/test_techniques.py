@@ -175,7 +175,9 @@ def test_ada_scaling_is_grid_sample_and_twice_differentiable_without_it():
         assert torch.allclose(_scale_bilinear(x, s), ref, atol=1e-4)  # float rounding of the grid
 
     class Ops(TorchDispatchMode):
-        seen: set = set()
+        def __init__(self):
+            super().__init__()
+            self.seen: set[str] = set()
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             self.seen.add(func.overloadpacket.__name__)
